@@ -1,0 +1,57 @@
+# cython: language_level=3
+"""The contract of the candle bank: ticks -> OHLCV candles -> indicator state.
+
+All state lives in one C struct (``Bank``) with flat arrays indexed by
+symbol id and timeframe, so the per-tick entry and the nogil batch entry share
+``bank_trade`` and no Python object exists per tick.
+"""
+
+from hftcore_ext.indicators cimport BarIndicators, VwapState
+
+cdef enum:
+    MAX_TIMEFRAMES = 8
+
+
+cdef struct Candle:
+    long long start       # bucket start, ns since epoch (UTC); -1 when no candle is forming
+    double open
+    double high
+    double low
+    double close
+    double volume
+
+
+cdef struct Series:       # one symbol on one timeframe
+    Candle forming
+    BarIndicators ind     # updated once per closed candle
+    Py_ssize_t hist_len   # closed candles stored, <= Bank.hist
+    Py_ssize_t hist_next  # ring slot the next closed candle goes to
+    long long closed      # candles closed since start
+
+
+cdef struct SymbolState:
+    VwapState vwap        # session VWAP, fed by every tick / bar
+    long long session     # IST calendar day of the VWAP session; -1 before the first tick
+    long long last_ts     # ns of the newest accepted tick
+    double ltp            # newest accepted price
+
+
+cdef struct Bank:
+    Py_ssize_t n_sym
+    Py_ssize_t n_tf
+    Py_ssize_t hist                       # candles kept per symbol and timeframe
+    long long tf_ns[MAX_TIMEFRAMES]       # ascending
+    Py_ssize_t ema_fast, ema_slow, rsi, atr, slope
+    Series* series                        # [n_sym * n_tf]
+    SymbolState* syms                     # [n_sym]
+    long long* h_ts                       # [n_sym * n_tf * hist]
+    double* h_bar                         # [n_sym * n_tf * hist * 5]: o, h, l, c, v
+    long long accepted
+    long long dropped                     # bad symbol id, price or volume
+    long long late                        # older than the symbol's newest tick
+
+
+cdef class CandleBank:
+    cdef Bank bank
+    cdef int _check(self, Py_ssize_t sym, Py_ssize_t tf) except -1
+    cpdef int on_tick(self, Py_ssize_t sym, long long ts_ns, double price, double volume)

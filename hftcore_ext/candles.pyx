@@ -1,0 +1,404 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Candle bank: the compiled core of the market-data engine.
+
+Ticks ``(symbol id, ts_ns, price, volume)`` aggregate into OHLCV candles on
+several timeframes at once.  When a candle closes it is written to a bounded
+ring of history and fed to that series' indicators (EMA fast/slow, RSI, ATR,
+slope); every tick also feeds the symbol's session VWAP, reset at each new
+IST calendar day.
+
+Candle buckets are aligned to the NSE session open (09:15 IST), so 1m/5m/15m
+candles start at :15, :20, ... exactly as Kite's do, and 60m candles start at
+09:15, 10:15, ...  A candle closes when the first tick of a later bucket
+arrives, when a bar covering its end is ingested, or when ``flush(ts)`` is
+called with a time at or past its end (use it at the session close).
+
+Input rules (checked in the kernel, counted, never raised):
+
+* a symbol id outside ``[0, n_symbols)``, a price that is NaN or <= 0, a
+  volume that is NaN or < 0, or high < low -> dropped (``dropped``);
+* a tick older than the symbol's newest accepted tick -> dropped (``late``);
+* zero volume is accepted: it moves the candle's prices but not the VWAP.
+"""
+
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from libc.string cimport memset, memcpy
+from libc.math cimport NAN
+
+import numpy as np
+cimport numpy as cnp
+
+from hftcore_ext.indicators cimport (
+    BarIndicators, VwapState, SLOPE_MAX, bar_indicators_init, bar_indicators_update,
+    vwap_init, vwap_update,
+)
+
+cnp.import_array()
+
+cdef long long NS = 1_000_000_000
+cdef long long IST_OFFSET_NS = 19_800 * NS        # UTC+05:30
+cdef long long DAY_NS = 86_400 * NS
+cdef long long SESSION_ANCHOR_NS = 13_500 * NS    # 09:15 IST is 03:45 UTC
+
+IST_OFFSET_SECONDS = 19_800
+
+
+cdef inline long long _floormod(long long a, long long m) noexcept nogil:
+    cdef long long r = a % m
+    if r < 0:
+        r += m
+    return r
+
+
+cdef inline void _close_candle(Bank* b, Py_ssize_t sym, Py_ssize_t tf, Series* s) noexcept nogil:
+    cdef Py_ssize_t slot = (sym * b.n_tf + tf) * b.hist + s.hist_next
+    cdef double* bar = &b.h_bar[5 * slot]
+    b.h_ts[slot] = s.forming.start
+    bar[0] = s.forming.open
+    bar[1] = s.forming.high
+    bar[2] = s.forming.low
+    bar[3] = s.forming.close
+    bar[4] = s.forming.volume
+    s.hist_next += 1
+    if s.hist_next == b.hist:
+        s.hist_next = 0
+    if s.hist_len < b.hist:
+        s.hist_len += 1
+    s.closed += 1
+    bar_indicators_update(&s.ind, s.forming.high, s.forming.low, s.forming.close)
+    s.forming.start = -1
+
+
+cdef inline int bank_trade(Bank* b, Py_ssize_t sym, long long ts, double o, double h,
+                           double l, double c, double v, long long span) noexcept nogil:
+    """Apply one tick (span == 0) or one bar of ``span`` ns starting at ``ts``.
+
+    Returns a bit mask of the timeframes whose candle closed (bit j for
+    ``tf_ns[j]``), or -1 if the input was dropped.
+    """
+    cdef SymbolState* ss
+    cdef Series* s
+    cdef Py_ssize_t j
+    cdef long long tf, start, session
+    cdef int mask = 0
+    if sym < 0 or sym >= b.n_sym or not (c > 0.0) or not (v >= 0.0) or not (h >= l) \
+            or not (l > 0.0) or not (o > 0.0):
+        b.dropped += 1
+        return -1
+    ss = &b.syms[sym]
+    if ts < ss.last_ts:
+        b.late += 1
+        return -1
+    session = (ts + IST_OFFSET_NS) // DAY_NS
+    if session != ss.session:
+        vwap_init(&ss.vwap)
+        ss.session = session
+    # A tick's typical price is its price; (p + p + p) / 3 would not round-trip.
+    vwap_update(&ss.vwap, c if span == 0 else (h + l + c) / 3.0, v)
+    ss.last_ts = ts
+    ss.ltp = c
+    b.accepted += 1
+    for j in range(b.n_tf):
+        tf = b.tf_ns[j]
+        if span > tf:
+            continue                    # a bar coarser than this timeframe says nothing about it
+        s = &b.series[sym * b.n_tf + j]
+        start = ts - _floormod(ts - SESSION_ANCHOR_NS, tf)
+        if s.forming.start != start:
+            if s.forming.start >= 0:
+                _close_candle(b, sym, j, s)
+                mask |= 1 << j
+            s.forming.start = start
+            s.forming.open = o
+            s.forming.high = h
+            s.forming.low = l
+            s.forming.close = c
+            s.forming.volume = v
+        else:
+            if h > s.forming.high:
+                s.forming.high = h
+            if l < s.forming.low:
+                s.forming.low = l
+            s.forming.close = c
+            s.forming.volume += v
+        if span > 0 and ts + span >= start + tf:
+            _close_candle(b, sym, j, s)
+            mask |= 1 << j
+    return mask
+
+
+cdef inline void _init_symbols(Bank* b, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef Series* s
+    for i in range(lo, hi):
+        b.syms[i].session = -1
+        b.syms[i].last_ts = -9223372036854775807
+        b.syms[i].ltp = NAN
+        vwap_init(&b.syms[i].vwap)
+        for j in range(b.n_tf):
+            s = &b.series[i * b.n_tf + j]
+            s.forming.start = -1
+            s.hist_len = 0
+            s.hist_next = 0
+            s.closed = 0
+            bar_indicators_init(&s.ind, b.ema_fast, b.ema_slow, b.rsi, b.atr, b.slope)
+
+
+cdef class CandleBank:
+    """Candles and indicators for ``n_symbols`` symbols on several timeframes.
+
+    Parameters
+    ----------
+    n_symbols : int
+        Symbol ids are ``0 .. n_symbols - 1``; ``grow`` adds more.
+    timeframes : sequence of int
+        Candle lengths in seconds, e.g. ``(60, 300, 900)`` (at most 8).
+    history : int
+        Closed candles kept per symbol and timeframe.
+    ema_fast, ema_slow, rsi, atr, slope : int
+        Indicator periods, in candles.
+    """
+
+    def __cinit__(self, n_symbols, timeframes=(60, 300, 900), history=200, ema_fast=20,
+                  ema_slow=50, rsi=14, atr=14, slope=20):
+        memset(&self.bank, 0, sizeof(Bank))
+        tfs = [int(t) for t in timeframes]
+        if not 1 <= len(tfs) <= MAX_TIMEFRAMES:
+            raise ValueError(f"between 1 and {MAX_TIMEFRAMES} timeframes are supported, got {len(tfs)}")
+        if any(t <= 0 for t in tfs) or len(set(tfs)) != len(tfs):
+            raise ValueError(f"timeframes must be distinct positive seconds, got {tuple(timeframes)}")
+        if int(n_symbols) < 0:
+            raise ValueError(f"n_symbols must be >= 0, got {n_symbols}")
+        if int(history) < 1:
+            raise ValueError(f"history must be >= 1, got {history}")
+        for name, p in (("ema_fast", ema_fast), ("ema_slow", ema_slow), ("rsi", rsi), ("atr", atr)):
+            if int(p) < 1:
+                raise ValueError(f"{name} period must be >= 1, got {p}")
+        if not 2 <= int(slope) <= SLOPE_MAX:
+            raise ValueError(f"slope period must be in [2, {SLOPE_MAX}], got {slope}")
+        tfs.sort()
+        self.bank.n_tf = len(tfs)
+        for j, t in enumerate(tfs):
+            self.bank.tf_ns[j] = t * NS
+        self.bank.hist = history
+        self.bank.ema_fast, self.bank.ema_slow = ema_fast, ema_slow
+        self.bank.rsi, self.bank.atr, self.bank.slope = rsi, atr, slope
+        self.grow(n_symbols)
+
+    def __dealloc__(self):
+        PyMem_Free(self.bank.series)
+        PyMem_Free(self.bank.syms)
+        PyMem_Free(self.bank.h_ts)
+        PyMem_Free(self.bank.h_bar)
+
+    def grow(self, Py_ssize_t n_symbols):
+        """Make room for symbol ids up to ``n_symbols - 1``; existing state is kept."""
+        cdef Bank* b = &self.bank
+        cdef Py_ssize_t old = b.n_sym, n = n_symbols, cells
+        if n <= old:
+            return
+        cells = n * b.n_tf
+        series = <Series*> PyMem_Realloc(b.series, max(cells, 1) * sizeof(Series))
+        if series == NULL:
+            raise MemoryError()
+        b.series = series
+        syms = <SymbolState*> PyMem_Realloc(b.syms, max(n, 1) * sizeof(SymbolState))
+        if syms == NULL:
+            raise MemoryError()
+        b.syms = syms
+        h_ts = <long long*> PyMem_Realloc(b.h_ts, max(cells * b.hist, 1) * sizeof(long long))
+        if h_ts == NULL:
+            raise MemoryError()
+        b.h_ts = h_ts
+        h_bar = <double*> PyMem_Realloc(b.h_bar, max(cells * b.hist * 5, 1) * sizeof(double))
+        if h_bar == NULL:
+            raise MemoryError()
+        b.h_bar = h_bar
+        _init_symbols(b, old, n)
+        b.n_sym = n
+
+    # ------------------------------------------------------------ ingest
+
+    cpdef int on_tick(self, Py_ssize_t sym, long long ts_ns, double price, double volume):
+        """Apply one tick.  Returns the mask of timeframes whose candle closed
+        (bit j for ``timeframes[j]``), or -1 if the tick was dropped."""
+        return bank_trade(&self.bank, sym, ts_ns, price, price, price, price, volume, 0)
+
+    def on_bar(self, Py_ssize_t sym, long long ts_ns, double open, double high, double low,
+               double close, double volume, long long span_seconds):
+        """Apply one bar of ``span_seconds`` starting at ``ts_ns`` (e.g. a Kite
+        1-minute candle).  Timeframes shorter than the bar are not touched."""
+        return bank_trade(&self.bank, sym, ts_ns, open, high, low, close, volume,
+                          span_seconds * NS)
+
+    def ingest_ticks(self, const int[:] sym, const long long[:] ts_ns, const double[:] price,
+                     const double[:] volume):
+        """Apply arrays of ticks in order, without the GIL.  Returns the number
+        of candles closed.  Arrays: int32 ids, int64 ns, float64, float64."""
+        cdef Py_ssize_t i, n = sym.shape[0]
+        cdef long long closed = 0
+        cdef int mask
+        cdef Bank* b = &self.bank
+        if ts_ns.shape[0] != n or price.shape[0] != n or volume.shape[0] != n:
+            raise ValueError("sym, ts_ns, price and volume must have the same length")
+        with nogil:
+            for i in range(n):
+                mask = bank_trade(b, sym[i], ts_ns[i], price[i], price[i], price[i], price[i],
+                                  volume[i], 0)
+                while mask > 0:
+                    closed += mask & 1
+                    mask >>= 1
+        return closed
+
+    def ingest_bars(self, const int[:] sym, const long long[:] ts_ns, const double[:] open,
+                    const double[:] high, const double[:] low, const double[:] close,
+                    const double[:] volume, long long span_seconds):
+        """Apply arrays of bars in order, without the GIL.  Returns candles closed."""
+        cdef Py_ssize_t i, n = sym.shape[0]
+        cdef long long closed = 0, span = span_seconds * NS
+        cdef int mask
+        cdef Bank* b = &self.bank
+        if not (ts_ns.shape[0] == open.shape[0] == high.shape[0] == low.shape[0]
+                == close.shape[0] == volume.shape[0] == n):
+            raise ValueError("all bar arrays must have the same length")
+        with nogil:
+            for i in range(n):
+                mask = bank_trade(b, sym[i], ts_ns[i], open[i], high[i], low[i], close[i],
+                                  volume[i], span)
+                while mask > 0:
+                    closed += mask & 1
+                    mask >>= 1
+        return closed
+
+    def flush(self, long long ts_ns):
+        """Close every forming candle whose bucket ends at or before ``ts_ns``.
+        Returns the number closed."""
+        cdef Bank* b = &self.bank
+        cdef Py_ssize_t i, j
+        cdef long long closed = 0
+        cdef Series* s
+        with nogil:
+            for i in range(b.n_sym):
+                for j in range(b.n_tf):
+                    s = &b.series[i * b.n_tf + j]
+                    if s.forming.start >= 0 and s.forming.start + b.tf_ns[j] <= ts_ns:
+                        _close_candle(b, i, j, s)
+                        closed += 1
+        return closed
+
+    def reset_session(self, Py_ssize_t sym):
+        """Start a new VWAP session for ``sym`` now (sessions also roll at IST midnight)."""
+        self._check(sym, 0)
+        vwap_init(&self.bank.syms[sym].vwap)
+
+    # ------------------------------------------------------------ read
+
+    cdef int _check(self, Py_ssize_t sym, Py_ssize_t tf) except -1:
+        if not 0 <= sym < self.bank.n_sym:
+            raise IndexError(f"symbol id {sym} out of range [0, {self.bank.n_sym})")
+        if not 0 <= tf < self.bank.n_tf:
+            raise IndexError(f"timeframe index {tf} out of range [0, {self.bank.n_tf})")
+        return 0
+
+    def timeframe_index(self, long long seconds):
+        """Index of the timeframe of ``seconds``; -1 if the bank does not keep it."""
+        cdef Py_ssize_t j
+        for j in range(self.bank.n_tf):
+            if self.bank.tf_ns[j] == seconds * NS:
+                return j
+        return -1
+
+    def bundle(self, Py_ssize_t sym, Py_ssize_t tf, bint live=False):
+        """(ema_fast, ema_slow, rsi, atr, vwap, slope) for a symbol/timeframe.
+
+        ``live=False`` gives the values as of the last closed candle (they do not
+        repaint); ``live=True`` also counts the forming candle as if it closed now.
+        VWAP is the session VWAP to the newest tick either way.  NaN = not warmed up.
+        """
+        self._check(sym, tf)
+        cdef Series* s = &self.bank.series[sym * self.bank.n_tf + tf]
+        cdef BarIndicators tmp
+        cdef BarIndicators* ind = &s.ind
+        if live and s.forming.start >= 0:
+            memcpy(&tmp, ind, sizeof(BarIndicators))
+            bar_indicators_update(&tmp, s.forming.high, s.forming.low, s.forming.close)
+            ind = &tmp
+        return (ind.ema_fast.value, ind.ema_slow.value, ind.rsi.value, ind.atr.value,
+                self.bank.syms[sym].vwap.value, ind.slope.value)
+
+    def history(self, Py_ssize_t sym, Py_ssize_t tf, Py_ssize_t n=-1):
+        """The newest ``n`` closed candles (all kept if n < 0), oldest first, as a
+        dict of numpy arrays: ts (int64 ns, candle start), open, high, low, close, volume."""
+        self._check(sym, tf)
+        cdef Series* s = &self.bank.series[sym * self.bank.n_tf + tf]
+        cdef Py_ssize_t count = s.hist_len if n < 0 or n > s.hist_len else n
+        cdef Py_ssize_t base = (sym * self.bank.n_tf + tf) * self.bank.hist
+        cdef Py_ssize_t k, slot
+        cdef cnp.ndarray[cnp.int64_t, ndim=1] ts = np.empty(count, dtype=np.int64)
+        cdef cnp.ndarray[cnp.float64_t, ndim=2] bars = np.empty((count, 5), dtype=np.float64)
+        for k in range(count):
+            slot = s.hist_next - count + k
+            if slot < 0:
+                slot += self.bank.hist
+            ts[k] = self.bank.h_ts[base + slot]
+            memcpy(&(<double*> bars.data)[5 * k], &self.bank.h_bar[5 * (base + slot)],
+                   5 * sizeof(double))
+        return {"ts": ts, "open": bars[:, 0].copy(), "high": bars[:, 1].copy(),
+                "low": bars[:, 2].copy(), "close": bars[:, 3].copy(),
+                "volume": bars[:, 4].copy()}
+
+    def forming(self, Py_ssize_t sym, Py_ssize_t tf):
+        """The forming candle as (ts, open, high, low, close, volume), or None."""
+        self._check(sym, tf)
+        cdef Candle* c = &self.bank.series[sym * self.bank.n_tf + tf].forming
+        if c.start < 0:
+            return None
+        return (c.start, c.open, c.high, c.low, c.close, c.volume)
+
+    def closed_count(self, Py_ssize_t sym, Py_ssize_t tf):
+        """Candles closed so far for this symbol/timeframe."""
+        self._check(sym, tf)
+        return self.bank.series[sym * self.bank.n_tf + tf].closed
+
+    def ltp(self, Py_ssize_t sym):
+        """Newest accepted price of ``sym`` (NaN before its first tick)."""
+        self._check(sym, 0)
+        return self.bank.syms[sym].ltp
+
+    def last_ts(self, Py_ssize_t sym):
+        """ns of the newest accepted tick of ``sym`` (None before its first tick)."""
+        self._check(sym, 0)
+        cdef long long t = self.bank.syms[sym].last_ts
+        return None if t == -9223372036854775807 else t
+
+    @property
+    def n_symbols(self):
+        return self.bank.n_sym
+
+    @property
+    def timeframes(self):
+        """Candle lengths in seconds, ascending."""
+        return tuple(self.bank.tf_ns[j] // NS for j in range(self.bank.n_tf))
+
+    @property
+    def history_length(self):
+        return self.bank.hist
+
+    @property
+    def accepted(self):
+        return self.bank.accepted
+
+    @property
+    def dropped(self):
+        return self.bank.dropped
+
+    @property
+    def late(self):
+        return self.bank.late
+
+    @property
+    def nbytes(self):
+        """Bytes of C state held (all symbols)."""
+        cdef Py_ssize_t cells = self.bank.n_sym * self.bank.n_tf
+        return (cells * sizeof(Series) + self.bank.n_sym * sizeof(SymbolState)
+                + cells * self.bank.hist * (sizeof(long long) + 5 * sizeof(double)))

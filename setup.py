@@ -1,0 +1,60 @@
+"""Build the compiled core.  ``pip install .`` / ``pip wheel .`` run this.
+
+HFTCORE_DEBUG=1 builds with bounds checks, line tracing and Cython's HTML
+annotation (``hftcore_ext/*.html``); the normal build is -O3 with checks off.
+A compile error fails the build: there is no pure-Python fallback.
+"""
+import os
+import sys
+
+from setuptools import Extension, setup
+
+try:
+    import Cython
+    from Cython.Build import cythonize
+    import numpy
+except ImportError as exc:  # pragma: no cover - pip installs build deps from pyproject
+    sys.exit(f"hftcore needs Cython>=3 and numpy to build: {exc}")
+
+if int(Cython.__version__.split(".")[0]) < 3:
+    sys.exit(f"hftcore needs Cython>=3,<4 to build, found {Cython.__version__}")
+
+DEBUG = os.environ.get("HFTCORE_DEBUG", "") not in ("", "0")
+MODULES = ["bus", "indicators", "candles", "ledger"]
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "cdivision": True,
+    "initializedcheck": DEBUG,
+    "nonecheck": False,
+    "embedsignature": True,
+    "linetrace": DEBUG,
+    "profile": False,
+}
+macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if DEBUG:
+    macros.append(("CYTHON_TRACE_NOGIL", "1"))
+compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-strict-aliasing"]
+
+extensions = [
+    Extension(
+        f"hftcore_ext.{name}",
+        [f"hftcore_ext/{name}.pyx"],
+        include_dirs=[numpy.get_include()],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+    )
+    for name in MODULES
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        annotate=DEBUG,
+        # A build that changed a directive must recompile.
+        force=DEBUG,
+    ),
+)
