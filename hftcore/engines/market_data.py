@@ -1,0 +1,184 @@
+"""MarketDataEngine: named symbols and timeframes over the compiled CandleBank.
+
+This is the ``market_data_engine`` the MarketDataService wraps.  Its interface
+(any object with these methods can stand in for it):
+
+* ``get_indicators(symbol, timeframe, live=False) -> dict | None``
+* ``get_candles(symbol, timeframe, n) -> list[dict]``
+* ``get_ltp(symbol) -> float | None``
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+
+import numpy as np
+
+from hftcore_ext.candles import CandleBank
+
+from ..feeds import IST, NS, Bars, Ticks
+from ..instruments import InstrumentTable
+
+logger = logging.getLogger(__name__)
+
+_TF_RE = re.compile(r"^(\d+)\s*(s|m|min|minute|h|hour|d|day)?$")
+_UNIT = {None: 60, "s": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
+         "d": 86400, "day": 86400}
+
+
+def parse_timeframe(tf) -> int:
+    """Seconds in a timeframe: "5m", "15m", "1h", Kite's "5minute"/"minute", or an int.
+
+    Raises ValueError for anything else.
+    """
+    if isinstance(tf, bool):
+        raise ValueError(f"bad timeframe {tf!r}")
+    if isinstance(tf, (int, np.integer)):
+        if tf <= 0:
+            raise ValueError(f"timeframe must be > 0 seconds, got {tf}")
+        return int(tf)
+    if not isinstance(tf, str):
+        raise ValueError(f"bad timeframe {tf!r}")
+    text = tf.strip().lower()
+    if text in ("minute", "day"):
+        text = "1" + text
+    m = _TF_RE.match(text)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"bad timeframe {tf!r}; use e.g. '1m', '5m', '15m', '1h'")
+    return int(m.group(1)) * _UNIT[m.group(2)]
+
+
+BUNDLE_KEYS = ("ema20", "ema50", "rsi", "atr", "vwap", "slope")
+
+
+class MarketDataEngine:
+    """Candles and indicators for every instrument on several timeframes.
+
+    Parameters
+    ----------
+    instruments : InstrumentTable
+        Symbol names <-> dense ids (default: the embedded NSE table).  Symbols
+        added to the table later are picked up automatically.
+    timeframes : sequence
+        E.g. ``("1m", "5m", "15m")``.
+    history : int
+        Closed candles kept per symbol and timeframe.
+    ema_fast, ema_slow, rsi, atr, slope : int
+        Indicator periods in candles.  The bundle keys stay ``ema20``/``ema50``
+        as documented, whatever the periods.
+    """
+
+    def __init__(self, instruments: InstrumentTable | None = None,
+                 timeframes=("1m", "5m", "15m"), history: int = 200, ema_fast: int = 20,
+                 ema_slow: int = 50, rsi: int = 14, atr: int = 14, slope: int = 20):
+        self.instruments = instruments if instruments is not None else InstrumentTable.nse_default()
+        seconds = [parse_timeframe(t) for t in timeframes]
+        self.bank = CandleBank(max(len(self.instruments), 1), seconds, history, ema_fast,
+                               ema_slow, rsi, atr, slope)
+        self._tf_index = {s: self.bank.timeframe_index(s) for s in seconds}
+
+    # ------------------------------------------------------------ ingest
+
+    def _sync(self) -> None:
+        if len(self.instruments) > self.bank.n_symbols:
+            self.bank.grow(len(self.instruments))
+
+    def on_tick(self, symbol, ts_ns: int, price: float, volume: float = 0.0) -> int:
+        """One live tick.  Returns the mask of timeframes whose candle closed
+        (bit j for ``timeframes[j]``), 0 if none, -1 if the tick was dropped."""
+        sym = self.instruments.id_of(symbol)
+        if sym < 0:
+            logger.warning("on_tick: unknown symbol %r", symbol)
+            return -1
+        self._sync()
+        try:
+            return self.bank.on_tick(sym, int(ts_ns), float(price), float(volume))
+        except (TypeError, ValueError, OverflowError) as exc:
+            logger.warning("on_tick: bad tick for %s: %s", symbol, exc)
+            return -1
+
+    def ingest(self, data) -> int:
+        """Apply a ``Ticks`` or ``Bars`` batch in one nogil pass; returns candles closed."""
+        self._sync()
+        if isinstance(data, Bars):
+            return self.bank.ingest_bars(
+                np.ascontiguousarray(data.sym, np.int32), np.ascontiguousarray(data.ts_ns, np.int64),
+                *(np.ascontiguousarray(a, np.float64)
+                  for a in (data.open, data.high, data.low, data.close, data.volume)),
+                int(data.span_s))
+        return self.bank.ingest_ticks(
+            np.ascontiguousarray(data.sym, np.int32), np.ascontiguousarray(data.ts_ns, np.int64),
+            np.ascontiguousarray(data.price, np.float64),
+            np.ascontiguousarray(data.volume, np.float64))
+
+    def flush(self, ts_ns: int) -> int:
+        """Close candles whose period ended by ``ts_ns`` (call at the session close)."""
+        return self.bank.flush(int(ts_ns))
+
+    # ------------------------------------------------------------ read
+
+    @property
+    def timeframes(self) -> tuple[int, ...]:
+        """Kept timeframes, in seconds."""
+        return self.bank.timeframes
+
+    def _locate(self, symbol, timeframe):
+        sym = self.instruments.id_of(symbol)
+        if sym < 0 or sym >= self.bank.n_symbols:
+            return None
+        try:
+            tf = self._tf_index.get(parse_timeframe(timeframe), -1)
+        except ValueError:
+            return None
+        return None if tf < 0 else (sym, tf)
+
+    def get_indicators(self, symbol, timeframe, live: bool = False) -> dict | None:
+        """``{"ema20", "ema50", "rsi", "atr", "vwap", "slope"}`` (None where not
+        warmed up) as of the last closed candle (``live=True``: counting the
+        forming one).  None for an unknown symbol or timeframe."""
+        where = self._locate(symbol, timeframe)
+        if where is None:
+            return None
+        values = self.bank.bundle(where[0], where[1], live)
+        return {k: (None if math.isnan(v) else v) for k, v in zip(BUNDLE_KEYS, values)}
+
+    def get_candles(self, symbol, timeframe, n: int = 100) -> list[dict]:
+        """The newest ``n`` closed candles, oldest first, as Kite-style dicts
+        (``date`` is an IST datetime).  [] for an unknown symbol/timeframe."""
+        where = self._locate(symbol, timeframe)
+        if where is None:
+            return []
+        h = self.bank.history(where[0], where[1], int(n))
+        return [{"date": dt.datetime.fromtimestamp(t / NS, IST), "open": o, "high": hi,
+                 "low": lo, "close": c, "volume": v}
+                for t, o, hi, lo, c, v in zip(h["ts"].tolist(), h["open"].tolist(),
+                                              h["high"].tolist(), h["low"].tolist(),
+                                              h["close"].tolist(), h["volume"].tolist())]
+
+    def get_candle_arrays(self, symbol, timeframe, n: int = -1) -> dict | None:
+        """Like ``get_candles`` but numpy arrays (ts in ns), for vectorised work."""
+        where = self._locate(symbol, timeframe)
+        return None if where is None else self.bank.history(where[0], where[1], int(n))
+
+    def get_ltp(self, symbol) -> float | None:
+        """Newest tick price seen for ``symbol``; None if unknown or never traded."""
+        sym = self.instruments.id_of(symbol)
+        if sym < 0 or sym >= self.bank.n_symbols:
+            return None
+        v = self.bank.ltp(sym)
+        return None if math.isnan(v) else v
+
+    def last_ts(self, symbol) -> int | None:
+        sym = self.instruments.id_of(symbol)
+        if sym < 0 or sym >= self.bank.n_symbols:
+            return None
+        return self.bank.last_ts(sym)
+
+    @property
+    def stats(self) -> dict:
+        return {"accepted": self.bank.accepted, "dropped": self.bank.dropped,
+                "late": self.bank.late, "symbols": self.bank.n_symbols,
+                "state_bytes": self.bank.nbytes}

@@ -1,0 +1,237 @@
+"""StrategyEngineV3: named strategies over indicator bundles, and their fusion.
+
+A strategy is any object with a ``name`` and
+``evaluate(symbol, timeframe, bundle, ltp) -> Signal | None``, where ``bundle``
+is the MarketDataService bundle (``ema20, ema50, rsi, atr, vwap, slope,
+trend_signal``; values None until warmed up).  Return None when it has no
+opinion because data is missing; a HOLD signal when it looked and sees nothing.
+
+Fusion rule (``StrategyEngineV3.fuse``)
+---------------------------------------
+Every signal gets the weight ``strategy weight x timeframe weight`` (primary
+timeframe 2, secondary 1 by default).  With ``direction`` +1 BUY, -1 SELL,
+0 HOLD::
+
+    net        = sum(weight * direction * confidence)
+    active     = sum(weight over signals with a direction)
+    confidence = |net| / active          (0 if no signal has a direction)
+    action     = BUY if net > 0, SELL if net < 0, else HOLD
+
+so confidence is the weighted conviction of the strategies that hold a view,
+with opposing views cancelling.  Two vetoes turn the result into HOLD: the
+secondary timeframe's own net points the other way ("timeframes disagree"),
+or confidence is below ``min_confidence``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from ..orders import Signal
+
+logger = logging.getLogger(__name__)
+
+
+class Strategy(Protocol):
+    name: str
+
+    def evaluate(self, symbol: str, timeframe: str, bundle: dict,
+                 ltp: float | None) -> Signal | None: ...
+
+
+STRATEGY_REGISTRY: dict[str, type] = {}
+
+
+def register_strategy(cls):
+    """Class decorator: make a strategy class available by its ``name`` (for the
+    config file and the CLI's ``--strategy``)."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"strategy class {cls!r} needs a non-empty str 'name'")
+    STRATEGY_REGISTRY[name] = cls
+    return cls
+
+
+def _clip01(x: float) -> float:
+    return 0.0 if x < 0 else 1.0 if x > 1 else x
+
+
+@register_strategy
+class EmaTrend:
+    """Trend following: BUY when EMA20 is above EMA50 by more than
+    ``min_gap_atr`` ATRs, SELL when below.  Confidence grows with the gap (1.0 at
+    ``full_gap_atr`` ATRs) and is halved when the slope disagrees."""
+
+    name = "ema_trend"
+
+    def __init__(self, min_gap_atr: float = 0.1, full_gap_atr: float = 1.0):
+        if not 0 <= min_gap_atr < full_gap_atr:
+            raise ValueError("need 0 <= min_gap_atr < full_gap_atr")
+        self.min_gap_atr, self.full_gap_atr = min_gap_atr, full_gap_atr
+
+    def evaluate(self, symbol, timeframe, bundle, ltp):
+        fast, slow, atr = bundle.get("ema20"), bundle.get("ema50"), bundle.get("atr")
+        if fast is None or slow is None or not atr:
+            return None
+        gap = (fast - slow) / atr
+        if abs(gap) < self.min_gap_atr:
+            return Signal(self.name, symbol, timeframe, "HOLD", 0.0,
+                          f"EMA gap {gap:+.2f} ATR inside {self.min_gap_atr}")
+        conf = _clip01(abs(gap) / self.full_gap_atr)
+        slope = bundle.get("slope")
+        if slope is not None and slope * gap < 0:
+            conf *= 0.5
+        action = "BUY" if gap > 0 else "SELL"
+        return Signal(self.name, symbol, timeframe, action, conf,
+                      f"EMA20 {'above' if gap > 0 else 'below'} EMA50 by {abs(gap):.2f} ATR")
+
+
+@register_strategy
+class RsiReversion:
+    """Mean reversion on RSI: BUY below ``oversold``, SELL above ``overbought``;
+    confidence reaches 1.0 ``span`` points past the threshold."""
+
+    name = "rsi_reversion"
+
+    def __init__(self, oversold: float = 30.0, overbought: float = 70.0, span: float = 15.0):
+        if not 0 < oversold < overbought < 100 or span <= 0:
+            raise ValueError("need 0 < oversold < overbought < 100 and span > 0")
+        self.oversold, self.overbought, self.span = oversold, overbought, span
+
+    def evaluate(self, symbol, timeframe, bundle, ltp):
+        rsi = bundle.get("rsi")
+        if rsi is None:
+            return None
+        if rsi < self.oversold:
+            return Signal(self.name, symbol, timeframe, "BUY",
+                          _clip01((self.oversold - rsi) / self.span), f"RSI {rsi:.1f} oversold")
+        if rsi > self.overbought:
+            return Signal(self.name, symbol, timeframe, "SELL",
+                          _clip01((rsi - self.overbought) / self.span),
+                          f"RSI {rsi:.1f} overbought")
+        return Signal(self.name, symbol, timeframe, "HOLD", 0.0, f"RSI {rsi:.1f} neutral")
+
+
+@register_strategy
+class VwapReversion:
+    """Reversion to VWAP: SELL when the price is more than ``band_atr`` ATRs
+    above the session VWAP, BUY when as far below; full confidence at twice
+    the band."""
+
+    name = "vwap_reversion"
+
+    def __init__(self, band_atr: float = 1.0):
+        if not band_atr > 0:
+            raise ValueError("band_atr must be > 0")
+        self.band_atr = band_atr
+
+    def evaluate(self, symbol, timeframe, bundle, ltp):
+        vwap, atr = bundle.get("vwap"), bundle.get("atr")
+        if vwap is None or not atr or ltp is None:
+            return None
+        dev = (ltp - vwap) / atr
+        if abs(dev) <= self.band_atr:
+            return Signal(self.name, symbol, timeframe, "HOLD", 0.0,
+                          f"price {dev:+.2f} ATR from VWAP")
+        conf = _clip01((abs(dev) - self.band_atr) / self.band_atr)
+        action = "SELL" if dev > 0 else "BUY"
+        return Signal(self.name, symbol, timeframe, action, conf,
+                      f"price {dev:+.2f} ATR from VWAP")
+
+
+class StrategyEngineV3:
+    """Runs every registered strategy on both timeframes and fuses the signals.
+
+    Parameters
+    ----------
+    strategies : list, optional
+        Strategy objects (default: EmaTrend, RsiReversion, VwapReversion).
+    weights : dict, optional
+        Strategy name -> weight (default 1.0 each).
+    primary_weight, secondary_weight : float
+        Timeframe weights in the fusion.
+    min_confidence : float
+        Fused confidence below this is HOLD.
+    quantity : int
+        Suggested order size in units (ExecutionService caps it).
+    """
+
+    def __init__(self, strategies=None, weights: dict | None = None,
+                 primary_weight: float = 2.0, secondary_weight: float = 1.0,
+                 min_confidence: float = 0.0, quantity: int = 10):
+        if not (primary_weight > 0 and secondary_weight >= 0):
+            raise ValueError("timeframe weights must be primary > 0, secondary >= 0")
+        if not 0 <= min_confidence <= 1:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise ValueError(f"quantity must be an int >= 1, got {quantity!r}")
+        self.strategies: list = []
+        self.weights: dict[str, float] = {}
+        self.primary_weight, self.secondary_weight = primary_weight, secondary_weight
+        self.min_confidence = min_confidence
+        self.quantity = quantity
+        for s in (strategies if strategies is not None
+                  else (EmaTrend(), RsiReversion(), VwapReversion())):
+            self.register(s, (weights or {}).get(getattr(s, "name", ""), 1.0))
+
+    def register(self, strategy, weight: float = 1.0) -> None:
+        """Add a strategy object (anything with ``name`` and ``evaluate``)."""
+        name = getattr(strategy, "name", None)
+        if not isinstance(name, str) or not name or not callable(getattr(strategy, "evaluate", None)):
+            raise ValueError(f"{strategy!r} is not a strategy: needs 'name' and 'evaluate'")
+        if name in self.weights:
+            raise ValueError(f"a strategy named {name!r} is already registered")
+        if not weight >= 0:
+            raise ValueError(f"weight must be >= 0, got {weight}")
+        self.strategies.append(strategy)
+        self.weights[name] = float(weight)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.strategies]
+
+    def evaluate(self, symbol: str, bundles: dict, ltp: float | None) -> list[Signal]:
+        """Signals of every strategy on every timeframe in ``bundles``
+        (timeframe -> bundle).  A strategy that raises is logged and skipped."""
+        out = []
+        for tf, bundle in bundles.items():
+            if not bundle:
+                continue
+            for s in self.strategies:
+                try:
+                    sig = s.evaluate(symbol, tf, bundle, ltp)
+                except Exception:
+                    logger.exception("strategy %s failed on %s %s", s.name, symbol, tf)
+                    continue
+                if sig is not None:
+                    sig.confidence = _clip01(float(sig.confidence))
+                    out.append(sig)
+        return out
+
+    def fuse(self, signals: list[Signal], primary_tf: str,
+             secondary_tf: str) -> tuple[str, float, str]:
+        """(action, confidence, reason) by the rule in the module doc."""
+        nets = {primary_tf: 0.0, secondary_tf: 0.0}
+        net = active = 0.0
+        for s in signals:
+            tf_w = self.primary_weight if s.timeframe == primary_tf else self.secondary_weight
+            w = self.weights.get(s.strategy, 1.0) * tf_w
+            if s.direction:
+                net += w * s.direction * s.confidence
+                active += w
+                nets[s.timeframe] = nets.get(s.timeframe, 0.0) + s.direction * s.confidence
+        if active == 0 or net == 0:
+            return "HOLD", 0.0, "no strategy has a view"
+        conf = abs(net) / active
+        action = "BUY" if net > 0 else "SELL"
+        if primary_tf != secondary_tf and nets[secondary_tf] * net < 0:
+            return "HOLD", 0.0, f"timeframes disagree ({primary_tf} vs {secondary_tf})"
+        if conf < self.min_confidence:
+            return "HOLD", conf, f"{action} confidence {conf:.2f} below {self.min_confidence}"
+        views = [f"{s.strategy}@{s.timeframe}:{s.action}" for s in signals if s.direction]
+        return action, conf, f"{action} {conf:.2f} from " + ", ".join(views)
+
+    def size(self, symbol: str, action: str, confidence: float, ltp: float | None) -> int:
+        """Suggested quantity for an intent (fixed ``quantity``; override to size by risk)."""
+        return self.quantity if action in ("BUY", "SELL") else 0

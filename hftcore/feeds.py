@@ -1,0 +1,369 @@
+"""Market data feeds: where ticks enter.
+
+Both feeds hold their data as numpy arrays (the numeric lane) and play it back
+in time order.  They implement the ``broker_feed`` interface the services use:
+
+* ``get_ltp(symbol) -> float | None`` -- the last price played back so far;
+* ``batches(seconds)`` -- consecutive slices of ``Ticks`` (or ``Bars``) arrays,
+  for the nogil batch ingest;
+* ``stream()`` -- one ``(symbol, ts_ns, price, volume)`` at a time, for code that
+  wants the per-tick path.
+
+``SyntheticFeed`` makes a seeded geometric random walk on each symbol's NSE
+tick grid; ``ReplayFeed`` reads CSV ticks or Kite-format candles.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import math
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from .instruments import InstrumentTable, NSE_EQ_TICK_BANDS, NSE_EQ_TOP_TICK
+
+logger = logging.getLogger(__name__)
+
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
+NS = 1_000_000_000
+SESSION_OPEN = dt.time(9, 15)
+SESSION_CLOSE = dt.time(15, 30)
+SESSION_SECONDS = 6 * 3600 + 15 * 60        # 09:15 -> 15:30
+
+
+class Ticks(NamedTuple):
+    """Ticks as parallel arrays: int32 symbol ids, int64 ns (UTC epoch), float64 rupees, float64 units."""
+    sym: np.ndarray
+    ts_ns: np.ndarray
+    price: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self):  # type: ignore[override]
+        return len(self.sym)
+
+
+class Bars(NamedTuple):
+    """Candles as parallel arrays; ``span_s`` is each bar's length in seconds."""
+    sym: np.ndarray
+    ts_ns: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    span_s: int
+
+    def __len__(self):  # type: ignore[override]
+        return len(self.sym)
+
+    @property
+    def price(self):
+        return self.close
+
+
+def session_open_ns(day: dt.date) -> int:
+    """09:15 IST on ``day`` as ns since the epoch."""
+    return int(dt.datetime.combine(day, SESSION_OPEN, IST).timestamp()) * NS
+
+
+def snap_to_nse_grid(price: np.ndarray) -> np.ndarray:
+    """Round rupee prices to the NSE cash-equity tick grid (vectorised)."""
+    paise = np.rint(np.asarray(price, dtype=np.float64) * 100).astype(np.int64)
+    tick = np.full(paise.shape, NSE_EQ_TOP_TICK, dtype=np.int64)
+    for upper, t in reversed(NSE_EQ_TICK_BANDS):
+        tick[paise < upper] = t
+    snapped = ((paise + tick // 2) // tick) * tick
+    return np.maximum(snapped, tick) / 100.0
+
+
+def parse_timestamp(text: str) -> int:
+    """ns since epoch from an ISO / Kite timestamp (naive times are IST) or epoch
+    seconds/ms/ns digits.  Raises ValueError."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        v = int(text)
+        if v < 10**11:
+            return v * NS
+        if v < 10**14:
+            return v * 1_000_000
+        return v
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=IST)
+    return int(t.timestamp()) * NS + t.microsecond * 1000
+
+
+class _PlaybackFeed:
+    """Plays arrays back in time order and remembers each symbol's last price."""
+
+    def __init__(self, instruments: InstrumentTable):
+        self.instruments = instruments
+        self._ltp: dict[str, float] = {}
+        self._data: Ticks | Bars | None = None
+
+    # the broker_feed interface
+    def get_ltp(self, symbol) -> float | None:
+        """Last price played back for ``symbol``; None if unknown or not traded yet."""
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            return None
+        return self._ltp.get(inst.symbol)
+
+    def data(self):
+        """All data as one ``Ticks`` / ``Bars``, time-ordered."""
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def _load(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _remember(self, chunk) -> None:
+        # Last price per symbol in this chunk: the last occurrence of each id.
+        rev = chunk.sym[::-1]
+        ids, first = np.unique(rev, return_index=True)
+        prices = chunk.price[::-1][first]
+        for i, p in zip(ids.tolist(), prices.tolist()):
+            self._ltp[self.instruments.by_id(i).symbol] = p
+
+    def batches(self, seconds: float = 60.0) -> Iterator:
+        """Yield consecutive time slices of ``seconds`` (bucketed from the first
+        timestamp); after each yield ``get_ltp`` reflects the slice."""
+        data = self.data()
+        if len(data) == 0:
+            return
+        width = int(seconds * NS)
+        if width <= 0:
+            raise ValueError(f"seconds must be > 0, got {seconds}")
+        bucket = (data.ts_ns - data.ts_ns[0]) // width
+        cuts = np.flatnonzero(np.diff(bucket)) + 1
+        bounds = np.concatenate(([0], cuts, [len(data)]))
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            chunk = type(data)(*(f[a:b] if isinstance(f, np.ndarray) else f for f in data))
+            self._remember(chunk)
+            yield chunk
+
+    def stream(self) -> Iterator[tuple[str, int, float, float]]:
+        """Yield ``(symbol, ts_ns, price, volume)`` one at a time (the close for bars)."""
+        data = self.data()
+        names = self.instruments.symbols
+        for i, t, p, v in zip(data.sym.tolist(), data.ts_ns.tolist(), data.price.tolist(),
+                              data.volume.tolist()):
+            sym = names[i]
+            self._ltp[sym] = p
+            yield sym, t, p, v
+
+    def rewind(self) -> None:
+        """Forget played-back prices (play the data again from the start)."""
+        self._ltp.clear()
+
+
+class SyntheticFeed(_PlaybackFeed):
+    """A deterministic synthetic NSE session for several symbols.
+
+    Each symbol follows a geometric random walk with slowly changing drift,
+    sampled once a second from 09:15:00 to 15:29:59 IST (a tick in a given
+    second with probability ``tick_prob``), rounded to its NSE tick grid.
+    Volumes are lognormal with the usual U-shaped intraday profile.
+
+    Parameters
+    ----------
+    symbols : sequence of str
+        Symbols from ``instruments`` (default: five liquid NSE names).
+    seed : int
+        Same seed, same ticks, byte for byte.
+    start : datetime.date or "YYYY-MM-DD"
+        First session date; ``days`` weekdays are generated from it.
+    annual_vol : float
+        Annualised volatility of the walk.
+    """
+
+    DEFAULT_SYMBOLS = ("RELIANCE", "TCS", "INFY", "HDFCBANK", "SBIN")
+
+    def __init__(self, symbols=DEFAULT_SYMBOLS, instruments: InstrumentTable | None = None,
+                 seed: int = 42, start: dt.date | str = "2026-11-26", days: int = 1,
+                 tick_prob: float = 0.8, annual_vol: float = 0.30, mean_volume: float = 40.0):
+        super().__init__(instruments or InstrumentTable.nse_default())
+        symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+        if not symbols:
+            raise ValueError("SyntheticFeed needs at least one symbol")
+        missing = [s for s in symbols if s not in self.instruments]
+        if missing:
+            raise ValueError(f"unknown symbols (not in the instrument table): {missing}")
+        if not isinstance(days, int) or days < 1:
+            raise ValueError(f"days must be an int >= 1, got {days!r}")
+        if not 0 < tick_prob <= 1:
+            raise ValueError(f"tick_prob must be in (0, 1], got {tick_prob}")
+        if not (annual_vol > 0 and math.isfinite(annual_vol)):
+            raise ValueError(f"annual_vol must be > 0, got {annual_vol}")
+        if not mean_volume > 0:
+            raise ValueError(f"mean_volume must be > 0, got {mean_volume}")
+        self.symbols = [self.instruments.get(s).symbol for s in symbols]
+        self.seed = int(seed)
+        self.start = dt.date.fromisoformat(start) if isinstance(start, str) else start
+        self.days = days
+        self.tick_prob = tick_prob
+        self.annual_vol = annual_vol
+        self.mean_volume = mean_volume
+
+    def session_days(self) -> list[dt.date]:
+        out, d = [], self.start
+        while len(out) < self.days:
+            if d.weekday() < 5:
+                out.append(d)
+            d += dt.timedelta(days=1)
+        return out
+
+    def _load(self) -> Ticks:
+        rng = np.random.default_rng(self.seed)
+        sigma = self.annual_vol / math.sqrt(252 * SESSION_SECONDS)
+        secs = np.arange(SESSION_SECONDS)
+        # U-shaped intraday volume: heavy at the open and the close.
+        x = (secs - SESSION_SECONDS / 2) / (SESSION_SECONDS / 2)
+        profile = 0.6 + 1.2 * x * x
+        parts = []
+        for k, sym in enumerate(self.symbols):
+            inst = self.instruments.get(sym)
+            price = inst.last_price or 1000.0
+            for day in self.session_days():
+                # drift changes every 15 minutes: trends for the strategies to find
+                drift = np.repeat(rng.normal(0.0, 0.05 * sigma, SESSION_SECONDS // 900 + 1),
+                                  900)[:SESSION_SECONDS]
+                path = price * np.exp(np.cumsum(drift + rng.normal(0.0, sigma, SESSION_SECONDS)))
+                price = float(path[-1])
+                traded = rng.random(SESSION_SECONDS) < self.tick_prob
+                n = int(traded.sum())
+                vol = np.maximum(1.0, np.rint(rng.lognormal(math.log(self.mean_volume), 0.9, n)
+                                              * profile[traded]))
+                ts = (session_open_ns(day) + secs[traded].astype(np.int64) * NS
+                      + rng.integers(0, 1000, n, dtype=np.int64) * 1_000_000)
+                parts.append((np.full(n, inst.id, np.int32), ts, snap_to_nse_grid(path[traded]),
+                              vol))
+        sym, ts, price, vol = (np.concatenate(c) for c in zip(*parts))
+        order = np.lexsort((sym, ts))
+        return Ticks(sym[order], ts[order], price[order], vol[order])
+
+
+_TS_COLS = ("timestamp", "ts", "date", "datetime", "time")
+_SYM_COLS = ("symbol", "tradingsymbol")
+_PRICE_COLS = ("price", "last_price", "ltp")
+_VOL_COLS = ("volume", "qty", "quantity", "last_quantity")
+
+
+def _pick(header, names):
+    for n in names:
+        if n in header:
+            return n
+    return None
+
+
+class ReplayFeed(_PlaybackFeed):
+    """Replays CSV files of ticks or of candles in Kite's historical format.
+
+    * Candles: columns ``date, open, high, low, close, volume`` (Kite's
+      ``historical_data``), plus an optional ``symbol`` column; otherwise the
+      symbol is ``symbol=`` or the file name (``RELIANCE.csv``).  The bar length
+      is the most common gap between consecutive dates of a symbol.
+    * Ticks: columns ``timestamp, symbol, price, volume`` (aliases: ts/date,
+      tradingsymbol, last_price/ltp, qty/quantity).
+
+    ``path`` may be a file or a folder of CSVs.  Naive timestamps are IST.
+    Malformed rows (unparseable numbers, non-positive or non-finite prices,
+    negative volume, high < low, unknown symbols) are skipped with a warning and
+    counted in ``rows_skipped``; ValueError if nothing usable is left or the
+    header is not recognised.  Symbols not in ``instruments`` are added to it.
+    """
+
+    def __init__(self, path, instruments: InstrumentTable | None = None,
+                 symbol: str | None = None):
+        super().__init__(instruments or InstrumentTable.nse_default())
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ValueError(f"no such file or folder: {self.path}")
+        files = sorted(self.path.glob("*.csv")) if self.path.is_dir() else [self.path]
+        if not files:
+            raise ValueError(f"no CSV files in {self.path}")
+        self.files = files
+        self.symbol = symbol
+        self.rows_skipped = 0
+        self.kind = None            # "ticks" or "bars" once loaded
+        self._data = self._load()   # parse eagerly: bad input is reported at construction
+
+    def _skip(self, where, why):
+        self.rows_skipped += 1
+        if self.rows_skipped <= 20:
+            logger.warning("%s: skipped row (%s)", where, why)
+
+    def _load(self):
+        rows_t, rows_b = [], []
+        for f in self.files:
+            with open(f, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                header = [h.strip().lower() for h in (reader.fieldnames or [])]
+                reader.fieldnames = header
+                is_bar = all(c in header for c in ("open", "high", "low", "close"))
+                tcol, scol = _pick(header, _TS_COLS), _pick(header, _SYM_COLS)
+                pcol, vcol = _pick(header, _PRICE_COLS), _pick(header, _VOL_COLS)
+                if tcol is None or (not is_bar and pcol is None):
+                    raise ValueError(f"{f}: unrecognised header {header}; expected Kite candles "
+                                     "(date,open,high,low,close,volume) or ticks "
+                                     "(timestamp,symbol,price,volume)")
+                default_sym = self.symbol or f.stem.upper()
+                for lineno, row in enumerate(reader, start=2):
+                    where = f"{f.name}:{lineno}"
+                    try:
+                        sym = (row.get(scol) if scol else None) or default_sym
+                        inst = self.instruments.add(sym)
+                        ts = parse_timestamp(row[tcol])
+                        v = float(row[vcol]) if vcol and row.get(vcol) not in (None, "") else 0.0
+                        if is_bar:
+                            o, h, l, c = (float(row[k]) for k in ("open", "high", "low", "close"))
+                            vals = (o, h, l, c)
+                        else:
+                            c = float(row[pcol])
+                            vals = (c,)
+                    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                        self._skip(where, exc)
+                        continue
+                    if not all(math.isfinite(x) and x > 0 for x in vals):
+                        self._skip(where, f"price must be finite and > 0: {vals}")
+                        continue
+                    if not (math.isfinite(v) and v >= 0):
+                        self._skip(where, f"volume must be finite and >= 0: {v}")
+                        continue
+                    if is_bar:
+                        if not (h >= max(o, c) and l <= min(o, c)):
+                            self._skip(where, f"inconsistent candle o={o} h={h} l={l} c={c}")
+                            continue
+                        rows_b.append((inst.id, ts, o, h, l, c, v))
+                    else:
+                        rows_t.append((inst.id, ts, c, v))
+        if rows_b and rows_t:
+            raise ValueError("mixed tick and candle files in one replay; replay them separately")
+        if not rows_b and not rows_t:
+            raise ValueError(f"{self.path}: no usable rows ({self.rows_skipped} skipped)")
+        if self.rows_skipped:
+            logger.warning("%s: %d malformed rows skipped", self.path, self.rows_skipped)
+        if rows_t:
+            self.kind = "ticks"
+            arr = np.array(rows_t, dtype=object)
+            sym = arr[:, 0].astype(np.int32)
+            ts = arr[:, 1].astype(np.int64)
+            order = np.lexsort((sym, ts))   # stable time order across files
+            return Ticks(sym[order], ts[order], arr[order, 2].astype(np.float64),
+                         arr[order, 3].astype(np.float64))
+        self.kind = "bars"
+        arr = np.array(rows_b, dtype=object)
+        sym = arr[:, 0].astype(np.int32)
+        ts = arr[:, 1].astype(np.int64)
+        order = np.lexsort((ts, sym))
+        gaps = np.diff(ts[order])[np.diff(sym[order]) == 0]
+        gaps = gaps[gaps > 0]
+        span = int(np.bincount((gaps // NS).astype(np.int64)).argmax()) if len(gaps) else 60
+        order = np.lexsort((sym, ts))
+        return Bars(sym[order], ts[order], *(arr[order, k].astype(np.float64) for k in range(2, 7)),
+                    span_s=max(span, 1))

@@ -1,0 +1,134 @@
+"""DashboardFeed: one JSON-ready view of everything the services publish.
+
+Subscribes to every event (``"*"``) and keeps:
+
+* ``signals`` -- the newest ``max_signals`` ``signals.raw`` / ``signals.fused``
+  payloads (each with its ``type``);
+* ``orders`` -- the newest ``max_orders`` ``order.*`` payloads (filled, placed,
+  rejected);
+* ``positions`` and ``portfolio`` -- from the newest ``portfolio.updated``;
+* ``system`` -- ``update_system_state`` keys plus event counters and alerts
+  (``risk.*`` events).
+
+``get_snapshot()`` returns plain dicts, lists, str, int, float, bool and None
+only (NaN/inf become None, numpy scalars Python numbers), so ``json.dumps``
+works on it with no custom encoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import math
+import threading
+from collections import deque
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def jsonable(obj, _depth: int = 0):
+    """A copy of ``obj`` that ``json.dumps`` accepts without a custom encoder."""
+    if _depth > 20:
+        return repr(obj)
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item(), _depth + 1)
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v, _depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset, deque, np.ndarray)):
+        return [jsonable(v, _depth + 1) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(dataclasses.asdict(obj), _depth + 1)
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    return repr(obj)
+
+
+class DashboardFeed:
+    """Aggregated, thread-safe dashboard state.
+
+    Parameters
+    ----------
+    event_bus : EventBus or None (then call ``on_event`` yourself)
+    max_signals, max_orders : int, default 100 (ValueError if < 1)
+    """
+
+    def __init__(self, event_bus=None, max_signals: int = 100, max_orders: int = 100):
+        for name, v in (("max_signals", max_signals), ("max_orders", max_orders)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        self.event_bus = event_bus
+        self.max_signals = max_signals
+        self.max_orders = max_orders
+        self._lock = threading.Lock()
+        self._signals: deque = deque(maxlen=max_signals)
+        self._orders: deque = deque(maxlen=max_orders)
+        self._alerts: deque = deque(maxlen=20)
+        self._positions: list = []
+        self._portfolio: dict = {}
+        self._system: dict = {"status": "initialized"}
+        self._counts: dict[str, int] = {}
+        self._last_event_ts: float | None = None
+        self._equity_curve: deque = deque(maxlen=2000)
+        if event_bus is not None:
+            event_bus.subscribe("*", self.on_event)
+
+    def on_event(self, event) -> None:
+        """Take one bus event (called by the bus for every event)."""
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            logger.warning("DashboardFeed: ignored malformed event %r", event)
+            return
+        etype = event["type"]
+        payload = event.get("payload")
+        with self._lock:
+            self._counts[etype] = self._counts.get(etype, 0) + 1
+            self._last_event_ts = event.get("timestamp")
+            if etype.startswith("signals."):
+                row = jsonable(payload) if isinstance(payload, dict) else {"value": jsonable(payload)}
+                row["type"] = etype
+                self._signals.append(row)
+            elif etype.startswith("order."):
+                row = jsonable(payload) if isinstance(payload, dict) else {"value": jsonable(payload)}
+                row["type"] = etype
+                self._orders.append(row)
+            elif etype == "portfolio.updated" and isinstance(payload, dict):
+                snap = jsonable(payload)
+                self._positions = snap.get("positions") or []
+                self._portfolio = {k: v for k, v in snap.items() if k != "positions"}
+                if isinstance(snap.get("equity"), (int, float)):
+                    self._equity_curve.append([event.get("timestamp"), snap["equity"]])
+            elif etype.startswith("risk."):
+                self._alerts.append({"type": etype, "payload": jsonable(payload),
+                                     "timestamp": event.get("timestamp")})
+
+    def update_system_state(self, key, value) -> None:
+        """Set ``system[key] = value`` (e.g. ("status", "running")); a non-str key
+        is logged and ignored."""
+        if not isinstance(key, str) or not key:
+            logger.warning("update_system_state: key must be a non-empty str, got %r", key)
+            return
+        with self._lock:
+            self._system[key] = jsonable(value)
+
+    def get_snapshot(self) -> dict:
+        """``{"signals", "orders", "positions", "portfolio", "system"}``, newest last."""
+        with self._lock:
+            system = dict(self._system)
+            system["events"] = dict(self._counts)
+            system["last_event_ts"] = self._last_event_ts
+            system["alerts"] = list(self._alerts)
+            return {"signals": [dict(r) for r in self._signals],
+                    "orders": [dict(r) for r in self._orders],
+                    "positions": list(self._positions), "portfolio": dict(self._portfolio),
+                    "system": system}
+
+    def get_equity_curve(self) -> list:
+        """[[timestamp, equity], ...] from portfolio updates (newest 2000)."""
+        with self._lock:
+            return list(self._equity_curve)

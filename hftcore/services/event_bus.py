@@ -1,0 +1,51 @@
+"""EventBus: the documented publish/subscribe service, compiled.
+
+``EventBus`` is the compiled ``hftcore_ext.bus.BusCore`` under its service
+name, so ``publish`` is a C call with no Python frame in between.
+
+Events are dicts::
+
+    {"type": "order.filled", "payload": {...}, "timestamp": 1764201600.123,
+     "ts_ns": 1764201600123456789, "seq": 42}
+
+``timestamp`` is seconds since the epoch (float), ``ts_ns`` the same in
+integer ns, ``seq`` a per-bus sequence number starting at 1.
+
+Subscription patterns: an exact type (``"order.filled"``), ``"*"`` for every
+event, or ``"prefix.*"`` for every type under a prefix (``"signals.*"``).
+"""
+
+from hftcore_ext.bus import BusCore, matches
+
+__all__ = ["EventBus", "matches", "SIGNALS_RAW", "SIGNALS_FUSED", "ORDER_FILLED",
+           "ORDER_PLACED", "ORDER_REJECTED", "PORTFOLIO_UPDATED", "RISK_HALTED", "EVENT_TYPES"]
+
+SIGNALS_RAW = "signals.raw"              # one per strategy signal
+SIGNALS_FUSED = "signals.fused"          # the fused decision per run_symbol
+ORDER_FILLED = "order.filled"            # one per fill
+ORDER_PLACED = "order.placed"            # accepted, resting or partly filled
+ORDER_REJECTED = "order.rejected"        # refused, with the rule that fired
+PORTFOLIO_UPDATED = "portfolio.updated"  # a portfolio snapshot after a change
+RISK_HALTED = "risk.halted"              # trading halted by a risk limit
+EVENT_TYPES = (SIGNALS_RAW, SIGNALS_FUSED, ORDER_FILLED, ORDER_PLACED, ORDER_REJECTED,
+               PORTFOLIO_UPDATED, RISK_HALTED)
+
+
+class EventBus(BusCore):
+    """Synchronous, thread-safe publish/subscribe with a ring buffer of history.
+
+    Parameters
+    ----------
+    buffer_size : int, default 1000
+        Recent events kept for ``get_recent_events`` (0 keeps none).  ValueError
+        if negative or not an int.
+
+    Methods
+    -------
+    subscribe(event_type, handler) -> bool
+    unsubscribe(event_type, handler) -> bool
+    publish(event_type, payload) -> event dict | None
+    get_recent_events(event_type=None, limit=100) -> list of events, oldest first
+    """
+
+    __slots__ = ()

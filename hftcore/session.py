@@ -1,0 +1,208 @@
+"""PaperSession: the six services wired together and driven by a feed.
+
+The whole data path, in order, for each slice of market time:
+
+1. the feed yields a slice of ticks (numpy arrays);
+2. ``MarketDataService.ingest`` runs the compiled candle bank over it (nogil):
+   candles close, indicators update;
+3. for every symbol whose primary-timeframe candle closed,
+   ``StrategyService.run_symbol`` turns bundles into signals and an OrderIntent;
+4. an actionable intent goes to ``ExecutionService.execute`` -> PaperBroker ->
+   ``order.filled`` -> ``PortfolioService.on_fill`` (compiled ledger);
+5. positions are marked at the LTP; DashboardFeed has seen every event.
+
+Time is the feed's: the LTP cache, the order-rate window and fill timestamps
+all run on the simulated clock, so a replay is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engines import MarketDataEngine, PaperBroker, StrategyEngineV3
+from .engines.charges import ChargeSchedule
+from .engines.market_data import parse_timeframe
+from .feeds import NS, IST
+from .instruments import InstrumentTable
+from .orders import OrderIntent
+from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
+                       PortfolioService, RiskLimits, StrategyService)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionReport:
+    ticks: int = 0
+    candles: int = 0
+    decisions: int = 0
+    intents: int = 0
+    orders: int = 0
+    fills: int = 0
+    rejected: int = 0
+    square_offs: int = 0
+    wall_seconds: float = 0.0
+    decision_ns: list = field(default_factory=list)   # run_symbol + execute, per decision
+
+    def latency_us(self, q: float) -> float:
+        return float(np.percentile(self.decision_ns, q)) / 1000 if self.decision_ns else 0.0
+
+
+class PaperSession:
+    """A paper-trading session over any feed with ``batches()`` and ``get_ltp()``.
+
+    Parameters
+    ----------
+    feed : SyntheticFeed or ReplayFeed (shares its InstrumentTable)
+    capital : float -- initial capital in rupees
+    primary_tf, secondary_tf : str -- strategy timeframes
+    strategy_engine : StrategyEngineV3 or compatible (default: the three built-ins)
+    min_confidence : float -- intents below this are not executed (the spec's 0.5)
+    max_position_size : int -- units per symbol, long or short
+    square_off : bool -- flatten every position at the end (intraday MIS)
+    charges : ChargeSchedule -- NSE costs (default: Zerodha intraday)
+    checkpoint_dir : path -- enables the portfolio journal/checkpoints
+    """
+
+    def __init__(self, feed, capital: float = 1_000_000.0, primary_tf: str = "5m",
+                 secondary_tf: str = "15m", strategy_engine=None, min_confidence: float = 0.5,
+                 max_position_size: int = 100, square_off: bool = True,
+                 charges: ChargeSchedule | None = None, slippage_ticks: int = 0,
+                 checkpoint_dir=None, risk: RiskLimits | None = None, history: int = 200,
+                 buffer_size: int = 1000):
+        self.feed = feed
+        self.instruments: InstrumentTable = feed.instruments
+        self.min_confidence = min_confidence
+        self.square_off = square_off
+        self.now_ns = 0
+        tfs = sorted({parse_timeframe("1m"), parse_timeframe(primary_tf),
+                      parse_timeframe(secondary_tf)})
+        self.primary_tf, self.secondary_tf = primary_tf, secondary_tf
+        self.bus = EventBus(buffer_size)
+        self.engine = MarketDataEngine(self.instruments, tfs, history=history)
+        self.market_data = MarketDataService(feed, self.engine, cache_ttl_seconds=1.0,
+                                             clock=lambda: self.now_ns / NS)
+        self.strategy = StrategyService(strategy_engine or StrategyEngineV3(), self.market_data,
+                                        self.bus, primary_tf, secondary_tf)
+        self.portfolio = PortfolioService(capital, self.bus, checkpoint_dir)
+        self.bus.subscribe("order.filled", self.portfolio.on_fill)
+        self.broker = PaperBroker(self.market_data, self.instruments, slippage_ticks, charges,
+                                  clock=lambda: self.now_ns)
+        self.execution = ExecutionService(self.broker, self.portfolio, self.bus, "paper",
+                                          max_position_size, risk, clock=lambda: self.now_ns)
+        self.dashboard = DashboardFeed(self.bus)
+        self._primary_idx = self.engine.bank.timeframe_index(parse_timeframe(primary_tf))
+        self.report = SessionReport()
+
+    # ------------------------------------------------------------ steps
+
+    def _decide(self, symbol: str) -> None:
+        t0 = time.perf_counter_ns()
+        intent = self.strategy.run_symbol(symbol, ts=self.now_ns)
+        self.report.decisions += 1
+        if intent.action in ("BUY", "SELL") and intent.confidence >= self.min_confidence:
+            self.report.intents += 1
+            result = self.execution.execute(intent)
+            self.report.orders += 1
+            if result.status == "REJECTED":
+                self.report.rejected += 1
+        self.report.decision_ns.append(time.perf_counter_ns() - t0)
+
+    def step(self, batch) -> None:
+        """Process one slice of ticks (or bars) through every stage."""
+        if len(batch) == 0:
+            return
+        self.now_ns = int(batch.ts_ns[-1])
+        bank = self.engine.bank
+        ids = np.unique(batch.sym).tolist()
+        before = [bank.closed_count(i, self._primary_idx) for i in ids]
+        self.report.candles += self.market_data.ingest(batch)
+        self.report.ticks += len(batch)
+        for i, b in zip(ids, before):
+            symbol = self.instruments.by_id(i).symbol
+            ltp = self.engine.get_ltp(symbol)
+            if self.broker.open_orders(symbol):
+                self.broker.on_price(symbol, ltp)
+            if bank.closed_count(i, self._primary_idx) != b:
+                self._decide(symbol)
+            self.portfolio.update_price(symbol, ltp)
+
+    def flatten(self) -> None:
+        """Square off every open position at market (intraday close-out)."""
+        for pos in self.portfolio.get_snapshot()["positions"]:
+            qty = pos["quantity"]
+            intent = OrderIntent(pos["symbol"], "SELL" if qty > 0 else "BUY", 1.0,
+                                 "square-off at session end", quantity=abs(qty), ts=self.now_ns)
+            result = self.execution.execute(intent)
+            self.report.square_offs += 1
+            if result.status == "REJECTED":
+                logger.warning("square-off of %s rejected: %s", pos["symbol"], result.message)
+
+    def run(self, batch_seconds: float = 60.0, progress=None) -> SessionReport:
+        """Play the whole feed; returns the report.  ``progress(done, total)`` is
+        called after each slice if given."""
+        t0 = time.perf_counter()
+        self.dashboard.update_system_state("status", "running")
+        self.dashboard.update_system_state("mode", "paper")
+        total = len(self.feed.data())
+        done = 0
+        for batch in self.feed.batches(batch_seconds):
+            self.step(batch)
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
+        if self.square_off:
+            self.flatten()
+        self.report.fills = self.portfolio.get_totals()["fills"]
+        self.report.wall_seconds = time.perf_counter() - t0
+        self.dashboard.update_system_state("status", "finished")
+        return self.report
+
+    def summary(self) -> str:
+        """A readable end-of-session summary."""
+        r = self.report
+        t = self.portfolio.get_totals()
+        snap = self.dashboard.get_snapshot()
+        lines = [
+            f"ticks {r.ticks:,}  candles closed {r.candles:,}  decisions {r.decisions:,}  "
+            f"in {r.wall_seconds:.2f}s ({r.ticks / max(r.wall_seconds, 1e-9):,.0f} ticks/s)",
+            f"intents {r.intents}  orders {r.orders}  rejected {r.rejected}  fills {t['fills']}  "
+            f"square-offs {r.square_offs}",
+            f"decision latency (run_symbol + execute): p50 {r.latency_us(50):.1f} us, "
+            f"p99 {r.latency_us(99):.1f} us",
+            "",
+            f"{'capital':>16} {t['initial_capital']:>14,.2f}",
+            f"{'realized PnL':>16} {t['realized_pnl']:>14,.2f}",
+            f"{'unrealized PnL':>16} {t['unrealized_pnl']:>14,.2f}",
+            f"{'charges':>16} {t['fees']:>14,.2f}",
+            f"{'net PnL':>16} {t['net_pnl']:>14,.2f}",
+            f"{'equity':>16} {t['equity']:>14,.2f}",
+            f"{'ledger balanced':>16} {str(t['balanced']):>14}",
+            "",
+            "per symbol:",
+            f"  {'symbol':<12}{'qty':>6}{'realized':>12}{'charges':>10}{'last':>10}",
+        ]
+        for s in self.instruments.symbols:
+            pos = self.portfolio.get_position(s)
+            if pos:
+                lines.append(f"  {s:<12}{pos['quantity']:>6}{pos['realized_pnl']:>12,.2f}"
+                             f"{pos['fees']:>10,.2f}{pos['last_price']:>10,.2f}")
+        events = snap["system"]["events"]
+        lines += ["", "events: " + ", ".join(f"{k} {v}" for k, v in sorted(events.items()))]
+        last = [o for o in snap["orders"] if o.get("type") == "order.filled"][-3:]
+        for o in last:
+            ts = _fmt_ts(o.get("ts"))
+            lines.append(f"  last fill {ts} {o['side']:<4} {o['quantity']:>4} {o['symbol']:<10} "
+                         f"@ {o['price']:,.2f}  charges {o['fees']:.2f}")
+        return "\n".join(lines)
+
+
+def _fmt_ts(ns) -> str:
+    import datetime as dt
+    if not isinstance(ns, int) or ns <= 0:
+        return "-"
+    return dt.datetime.fromtimestamp(ns / NS, IST).strftime("%Y-%m-%d %H:%M:%S")
