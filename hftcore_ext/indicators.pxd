@@ -13,7 +13,8 @@ Definitions follow TA-Lib (default, non-Metastock settings, unstable period 0):
   of the first n inputs; then ``ema = (x - ema) * k + ema``.
 * RSI(n):  Wilder.  Needs n+1 inputs.  Average gain/loss seeded by the simple
   mean of the first n changes, then ``avg = (avg * (n-1) + x) / n``.
-  RSI = 100 * g / (g + l), and 0 when g + l is (within 1e-8 of) zero.
+  RSI = 100 * g / (g + l), and 0 when g + l is within 1e-14 of zero
+  (TA-Lib 0.6's TA_IS_ZERO).
 * ATR(n):  Wilder.  True range needs the previous close, so the first bar only
   primes it; the first ATR, at bar n+1, is the mean of the first n TRs.
 * VWAP:    sum(price * volume) / sum(volume) since the last reset.
@@ -149,7 +150,7 @@ cdef inline double ema_update(EmaState* s, double x) noexcept nogil:
 
 cdef inline double _rsi_value(double gain, double loss) noexcept nogil:
     cdef double total = gain + loss
-    if -0.00000001 < total < 0.00000001:
+    if -0.00000000000001 < total < 0.00000000000001:
         return 0.0
     return 100.0 * (gain / total)
 

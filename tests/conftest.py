@@ -1,0 +1,15 @@
+"""Test configuration: bounded hypothesis profiles.
+
+HYPOTHESIS_PROFILE=ci (default, what .ci/run uses), dev (fewer examples) or
+soak (many more; `make soak`).
+"""
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=150, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=30, deadline=None)
+settings.register_profile("soak", max_examples=5000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
