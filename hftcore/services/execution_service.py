@@ -125,10 +125,10 @@ class ExecutionService:
 
     def _check_daily_loss(self) -> None:
         limit = self.risk.max_daily_loss
-        totals = getattr(self.portfolio_service, "get_totals", None)
-        if limit is None or self.halted or not callable(totals):
+        net_pnl = getattr(self.portfolio_service, "net_pnl", None)
+        if limit is None or self.halted or not callable(net_pnl):
             return
-        pnl = totals()["net_pnl"]
+        pnl = net_pnl()
         if pnl <= -limit:
             self.halted = f"daily loss {-pnl:.2f} reached the limit {limit:.2f}"
             logger.warning("trading halted: %s", self.halted)
@@ -178,6 +178,7 @@ class ExecutionService:
         if qty % lot:
             return self._reject(intent, f"quantity {qty} is not a multiple of lot size {lot}",
                                 quantity=qty)
+        self._check_daily_loss()
         if self.halted:
             return self._reject(intent, f"trading halted: {self.halted}", quantity=qty)
 

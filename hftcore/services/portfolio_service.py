@@ -267,6 +267,11 @@ class PortfolioService:
                     "realized_pnl": led.realized / 100, "unrealized_pnl": led.unrealized / 100,
                     "exposure": led.exposure / 100, "position_count": led.open_positions}
 
+    def net_pnl(self) -> float:
+        """realized + unrealized - fees, in rupees."""
+        led = self._ledger
+        return (led.realized + led.unrealized - led.fees) / 100
+
     def get_totals(self) -> dict:
         """Exact totals: rupee floats plus ``*_paise`` ints, fees and net PnL included."""
         with self._lock:
