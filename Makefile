@@ -21,7 +21,7 @@ demo: $(VENV)/.ready
 wheel: $(VENV)/.ready
 	rm -rf dist wheelhouse build
 	$(VENV)/bin/pip wheel -q --no-deps --no-build-isolation -w dist .
-	$(VENV)/bin/auditwheel repair -w wheelhouse dist/hftcore-*.whl
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w wheelhouse dist/hftcore-*.whl
 
 test: wheel
 	rm -rf $(TESTENV)
