@@ -30,6 +30,8 @@ directives = {
     "initializedcheck": DEBUG,
     "nonecheck": False,
     "embedsignature": True,
+    # builtin-method calls (METH_FASTCALL) instead of cyfunction objects: ~10 ns less per call
+    "binding": False,
     "linetrace": DEBUG,
     "profile": False,
 }

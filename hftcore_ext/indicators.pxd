@@ -10,9 +10,9 @@ implementation of each formula.
 Definitions follow TA-Lib (default, non-Metastock settings, unstable period 0):
 
 * EMA(n):  k = 2/(n+1); the first value, at the n-th input, is the simple mean
-  of the first n inputs; then ``ema = (x - ema) * k + ema``.
+  of the first n inputs; then ``ema = x * k + ema * (1 - k)``.
 * RSI(n):  Wilder.  Needs n+1 inputs.  Average gain/loss seeded by the simple
-  mean of the first n changes, then ``avg = (avg * (n-1) + x) / n``.
+  mean of the first n changes, then ``avg = avg * (n-1)/n + x / n``.
   RSI = 100 * g / (g + l), and 0 when g + l is within 1e-14 of zero
   (TA-Lib 0.6's TA_IS_ZERO).
 * ATR(n):  Wilder.  True range needs the previous close, so the first bar only
@@ -37,6 +37,7 @@ cdef struct EmaState:
     Py_ssize_t period     # n
     Py_ssize_t count      # inputs seen
     double k              # 2 / (n + 1)
+    double k1             # 1 - k
     double seed_sum       # running sum while count < n
     double value          # NaN until count >= n
 
@@ -47,6 +48,8 @@ cdef struct RsiState:
     double prev           # previous input, NaN before the first
     double avg_gain       # a sum while count < n, then the Wilder average
     double avg_loss
+    double keep           # (n - 1) / n: Wilder's weight of the previous average
+    double inv            # 1 / n
     double value
 
 
@@ -55,6 +58,8 @@ cdef struct AtrState:
     Py_ssize_t count      # true ranges seen
     double prev_close     # NaN before the first bar
     double tr_sum         # sum of the first n true ranges
+    double keep           # (n - 1) / n
+    double inv            # 1 / n
     double value          # NaN until n true ranges are seen
 
 
@@ -87,6 +92,7 @@ cdef inline void ema_init(EmaState* s, Py_ssize_t period) noexcept nogil:
     s.period = period
     s.count = 0
     s.k = 2.0 / (period + 1.0)
+    s.k1 = 1.0 - s.k
     s.seed_sum = 0.0
     s.value = NAN
 
@@ -97,6 +103,8 @@ cdef inline void rsi_init(RsiState* s, Py_ssize_t period) noexcept nogil:
     s.prev = NAN
     s.avg_gain = 0.0
     s.avg_loss = 0.0
+    s.keep = (period - 1.0) / period
+    s.inv = 1.0 / period
     s.value = NAN
 
 
@@ -105,6 +113,8 @@ cdef inline void atr_init(AtrState* s, Py_ssize_t period) noexcept nogil:
     s.count = 0
     s.prev_close = NAN
     s.tr_sum = 0.0
+    s.keep = (period - 1.0) / period
+    s.inv = 1.0 / period
     s.value = NAN
 
 
@@ -143,8 +153,9 @@ cdef inline double ema_update(EmaState* s, double x) noexcept nogil:
         s.seed_sum += x
         s.value = s.seed_sum / s.period
     else:
-        # Same operation order as TA-Lib, so results agree bit for bit.
-        s.value = ((x - s.value) * s.k) + s.value
+        # x * k does not depend on the previous value, so the loop-carried chain is
+        # one multiply and one add (agrees with TA-Lib to ~1e-15 relative).
+        s.value = x * s.k + s.value * s.k1
     return s.value
 
 
@@ -156,7 +167,7 @@ cdef inline double _rsi_value(double gain, double loss) noexcept nogil:
 
 
 cdef inline double rsi_update(RsiState* s, double x) noexcept nogil:
-    cdef double diff
+    cdef double diff, up, down
     if x != x:
         return s.value
     if s.prev != s.prev:
@@ -175,27 +186,23 @@ cdef inline double rsi_update(RsiState* s, double x) noexcept nogil:
             s.avg_gain /= s.period
             s.value = _rsi_value(s.avg_gain, s.avg_loss)
         return s.value
-    s.avg_loss *= (s.period - 1)
-    s.avg_gain *= (s.period - 1)
-    if diff < 0:
-        s.avg_loss -= diff
-    else:
-        s.avg_gain += diff
-    s.avg_loss /= s.period
-    s.avg_gain /= s.period
+    # Wilder: avg = (avg * (n - 1) + x) / n, as multiplies off the critical path and
+    # without a branch on the sign (it is a coin flip on real prices)
+    up = diff if diff > 0.0 else 0.0
+    down = -diff if diff < 0.0 else 0.0
+    s.avg_gain = s.avg_gain * s.keep + up * s.inv
+    s.avg_loss = s.avg_loss * s.keep + down * s.inv
     s.value = _rsi_value(s.avg_gain, s.avg_loss)
     return s.value
 
 
 cdef inline double true_range(double high, double low, double prev_close) noexcept nogil:
+    # written as selects so the compiler emits maxsd, not branches
     cdef double greatest = high - low
     cdef double v = fabs(prev_close - high)
-    if v > greatest:
-        greatest = v
+    greatest = v if v > greatest else greatest
     v = fabs(prev_close - low)
-    if v > greatest:
-        greatest = v
-    return greatest
+    return v if v > greatest else greatest
 
 
 cdef inline double atr_update(AtrState* s, double high, double low, double close) noexcept nogil:
@@ -213,9 +220,7 @@ cdef inline double atr_update(AtrState* s, double high, double low, double close
         if s.count == s.period:
             s.value = s.tr_sum / s.period
         return s.value
-    s.value *= (s.period - 1)
-    s.value += tr
-    s.value /= s.period
+    s.value = s.value * s.keep + tr * s.inv
     return s.value
 
 

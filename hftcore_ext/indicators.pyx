@@ -37,9 +37,11 @@ cdef class EMA:
         cdef Py_ssize_t i, n = values.shape[0]
         cdef cnp.ndarray[cnp.float64_t, ndim=1] out = np.empty(n, dtype=np.float64)
         cdef double* o = <double*> out.data
+        cdef EmaState st = self.state      # local: cannot alias the output
         with nogil:
             for i in range(n):
-                o[i] = ema_update(&self.state, values[i])
+                o[i] = ema_update(&st, values[i])
+        self.state = st
         return out
 
     def reset(self):
@@ -78,9 +80,11 @@ cdef class RSI:
         cdef Py_ssize_t i, n = values.shape[0]
         cdef cnp.ndarray[cnp.float64_t, ndim=1] out = np.empty(n, dtype=np.float64)
         cdef double* o = <double*> out.data
+        cdef RsiState st = self.state      # local: cannot alias the output
         with nogil:
             for i in range(n):
-                o[i] = rsi_update(&self.state, values[i])
+                o[i] = rsi_update(&st, values[i])
+        self.state = st
         return out
 
     def reset(self):
@@ -120,9 +124,11 @@ cdef class ATR:
             raise ValueError("high, low and close must have the same length")
         cdef cnp.ndarray[cnp.float64_t, ndim=1] out = np.empty(n, dtype=np.float64)
         cdef double* o = <double*> out.data
+        cdef AtrState st = self.state      # local: cannot alias the output
         with nogil:
             for i in range(n):
-                o[i] = atr_update(&self.state, high[i], low[i], close[i])
+                o[i] = atr_update(&st, high[i], low[i], close[i])
+        self.state = st
         return out
 
     def reset(self):
@@ -162,9 +168,11 @@ cdef class VWAP:
             raise ValueError("price and volume must have the same length")
         cdef cnp.ndarray[cnp.float64_t, ndim=1] out = np.empty(n, dtype=np.float64)
         cdef double* o = <double*> out.data
+        cdef VwapState st = self.state      # local: cannot alias the output
         with nogil:
             for i in range(n):
-                o[i] = vwap_update(&self.state, price[i], volume[i])
+                o[i] = vwap_update(&st, price[i], volume[i])
+        self.state = st
         return out
 
     def reset(self):
@@ -199,9 +207,11 @@ cdef class Slope:
         cdef Py_ssize_t i, n = values.shape[0]
         cdef cnp.ndarray[cnp.float64_t, ndim=1] out = np.empty(n, dtype=np.float64)
         cdef double* o = <double*> out.data
+        cdef SlopeState st = self.state      # local: cannot alias the output
         with nogil:
             for i in range(n):
-                o[i] = slope_update(&self.state, values[i])
+                o[i] = slope_update(&st, values[i])
+        self.state = st
         return out
 
     def reset(self):
@@ -251,16 +261,20 @@ cdef class Bundle:
             raise ValueError("high, low, close and volume must have the same length")
         cdef cnp.ndarray[cnp.float64_t, ndim=2] out = np.empty((n, 6), dtype=np.float64)
         cdef double* o = <double*> out.data
+        cdef BarIndicators ind = self.ind   # locals: cannot alias the output
+        cdef VwapState vw = self.vwap
         with nogil:
             for i in range(n):
-                bar_indicators_update(&self.ind, high[i], low[i], close[i])
-                vwap_update(&self.vwap, (high[i] + low[i] + close[i]) / 3.0, volume[i])
-                o[6 * i] = self.ind.ema_fast.value
-                o[6 * i + 1] = self.ind.ema_slow.value
-                o[6 * i + 2] = self.ind.rsi.value
-                o[6 * i + 3] = self.ind.atr.value
-                o[6 * i + 4] = self.vwap.value
-                o[6 * i + 5] = self.ind.slope.value
+                bar_indicators_update(&ind, high[i], low[i], close[i])
+                vwap_update(&vw, (high[i] + low[i] + close[i]) / 3.0, volume[i])
+                o[6 * i] = ind.ema_fast.value
+                o[6 * i + 1] = ind.ema_slow.value
+                o[6 * i + 2] = ind.rsi.value
+                o[6 * i + 3] = ind.atr.value
+                o[6 * i + 4] = vw.value
+                o[6 * i + 5] = ind.slope.value
+        self.ind = ind
+        self.vwap = vw
         return out
 
     def reset_session(self):

@@ -23,60 +23,36 @@ def _clean(xs):
 
 # ---------------------------------------------------------------- indicators
 
+class EMA:
+    """TA-Lib EMA, one value at a time: SMA of the first n inputs, then
+    (x - prev) * k + prev.  NaN inputs skipped."""
+
+    def __init__(self, n):
+        self.n, self.k, self.seen, self.total, self.value = n, 2.0 / (n + 1), 0, 0.0, NAN
+
+    def update(self, x):
+        if x != x:
+            return self.value
+        self.seen += 1
+        if self.seen < self.n:
+            self.total += x
+        elif self.seen == self.n:
+            self.total += x
+            self.value = self.total / self.n
+        else:
+            self.value = ((x - self.value) * self.k) + self.value
+        return self.value
+
+
 def ema(values, n):
-    """TA-Lib EMA: SMA of the first n inputs, then (x - prev) * k + prev.  NaN inputs skipped."""
-    k = 2.0 / (n + 1)
-    out, seen, total, prev = [], 0, 0.0, NAN
-    for x in values:
-        if not math.isnan(x):
-            seen += 1
-            if seen < n:
-                total += x
-            elif seen == n:
-                total += x
-                prev = total / n
-            else:
-                prev = ((x - prev) * k) + prev
-        out.append(prev)
-    return out
+    e = EMA(n)
+    return [e.update(x) for x in values]
 
 
 def rsi(values, n):
     """Wilder RSI as TA-Lib computes it."""
-    out, prev, seen = [], None, 0
-    gain = loss = 0.0
-    value = NAN
-    for x in values:
-        if math.isnan(x):
-            out.append(value)
-            continue
-        if prev is None:
-            prev = x
-            out.append(value)
-            continue
-        d, prev = x - prev, x
-        seen += 1
-        if seen <= n:
-            if d < 0:
-                loss -= d
-            else:
-                gain += d
-            if seen == n:
-                gain /= n
-                loss /= n
-                value = _rsi(gain, loss)
-        else:
-            loss *= (n - 1)
-            gain *= (n - 1)
-            if d < 0:
-                loss -= d
-            else:
-                gain += d
-            loss /= n
-            gain /= n
-            value = _rsi(gain, loss)
-        out.append(value)
-    return out
+    r = RSI(n)
+    return [r.update(x) for x in values]
 
 
 def _rsi(g, l):
@@ -90,38 +66,25 @@ def true_range(h, l, prev_close):
 
 def atr(highs, lows, closes, n):
     """Wilder ATR: first value is the mean of the first n TRs (TR needs the previous close)."""
-    out, prev_close, trs, value = [], None, [], NAN
-    for h, l, c in zip(highs, lows, closes):
-        if math.isnan(h) or math.isnan(l) or math.isnan(c):
-            out.append(value)
-            continue
-        if prev_close is None:
-            prev_close = c
-            out.append(value)
-            continue
-        tr = true_range(h, l, prev_close)
-        prev_close = c
-        trs.append(tr)
-        if len(trs) == n:
-            s = 0.0
-            for t in trs:
-                s += t
-            value = s / n
-        elif len(trs) > n:
-            value = (value * (n - 1) + tr) / n
-        out.append(value)
-    return out
+    a = ATR(n)
+    return [a.update(h, l, c) for h, l, c in zip(highs, lows, closes)]
+
+
+class VWAP:
+    def __init__(self):
+        self.pv, self.vol, self.value = 0.0, 0.0, NAN
+
+    def update(self, p, v):
+        if not (p != p or v != v or v <= 0):
+            self.pv += p * v
+            self.vol += v
+            self.value = self.pv / self.vol
+        return self.value
 
 
 def vwap(prices, volumes):
-    out, pv, vol, value = [], 0.0, 0.0, NAN
-    for p, v in zip(prices, volumes):
-        if not (math.isnan(p) or math.isnan(v) or v <= 0):
-            pv += p * v
-            vol += v
-            value = pv / vol
-        out.append(value)
-    return out
+    w = VWAP()
+    return [w.update(p, v) for p, v in zip(prices, volumes)]
 
 
 def slope(values, n):
@@ -278,3 +241,58 @@ class RefBus:
     def get_recent_events(self, event_type=None, limit=100):
         evs = [e for e in (self.history or []) if event_type is None or e["type"] == event_type]
         return evs[-limit:] if limit else []
+
+
+class RSI:
+    """Wilder RSI one value at a time (the benchmarks' pure-Python baseline)."""
+
+    def __init__(self, n):
+        self.n, self.prev, self.seen, self.gain, self.loss, self.value = n, NAN, 0, 0.0, 0.0, NAN
+
+    def update(self, x):
+        if x != x:
+            return self.value
+        if self.prev != self.prev:
+            self.prev = x
+            return self.value
+        d, self.prev = x - self.prev, x
+        n = self.n
+        self.seen += 1
+        if self.seen <= n:
+            if d < 0:
+                self.loss -= d
+            else:
+                self.gain += d
+            if self.seen == n:
+                self.gain /= n
+                self.loss /= n
+                self.value = _rsi(self.gain, self.loss)
+            return self.value
+        self.gain = (self.gain * (n - 1) + (d if d > 0 else 0.0)) / n
+        self.loss = (self.loss * (n - 1) + (-d if d < 0 else 0.0)) / n
+        self.value = _rsi(self.gain, self.loss)
+        return self.value
+
+
+class ATR:
+    """Wilder ATR one bar at a time (the benchmarks' pure-Python baseline)."""
+
+    def __init__(self, n):
+        self.n, self.prev, self.seen, self.total, self.value = n, NAN, 0, 0.0, NAN
+
+    def update(self, h, l, c):
+        if h != h or l != l or c != c:
+            return self.value
+        if self.prev != self.prev:
+            self.prev = c
+            return self.value
+        tr = true_range(h, l, self.prev)
+        self.prev = c
+        self.seen += 1
+        if self.seen <= self.n:
+            self.total += tr
+            if self.seen == self.n:
+                self.value = self.total / self.n
+        else:
+            self.value = (self.value * (self.n - 1) + tr) / self.n
+        return self.value
