@@ -1,8 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Compiled event lane: a ring-buffer event log and synchronous topic dispatch.
 
-This is the one place in the core that holds Python objects: events are the
-documented dicts ``{"type", "payload", "timestamp", "ts_ns", "seq"}``.
+This is the one place in the core that holds Python objects.  An event is an
+``Event``: a small immutable record that reads like the documented dict
+``{"type", "payload", "timestamp", "ts_ns", "seq"}`` (``event["payload"]``,
+``event.get("seq")``, ``dict(event)``, ``event.to_dict()``) but costs one
+allocation from a free list instead of a dict with five boxed values; the
+timestamp and sequence number stay C integers until read.
 
 Thread safety.  ``publish`` reserves its sequence number and writes its ring
 slot in one stretch of C code that calls no Python code, so under the GIL no
@@ -18,6 +22,9 @@ that starts with ``"prefix."`` ("signals.*" gets signals.raw and signals.fused).
 
 import logging
 import threading
+from collections.abc import Mapping
+
+cimport cython
 
 from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
@@ -39,6 +46,90 @@ cdef inline bint _matches(str pattern, str event_type):
 def matches(pattern, event_type):
     """True if subscription ``pattern`` receives events of ``event_type``."""
     return _matches(pattern, event_type)
+
+
+EVENT_KEYS = ("type", "payload", "timestamp", "ts_ns", "seq")
+
+
+@cython.freelist(1024)
+@cython.final
+cdef class Event:
+    """One published event; a read-only mapping with the keys
+    ``type, payload, timestamp`` (float seconds), ``ts_ns`` (int) and ``seq``."""
+
+    cdef readonly str type
+    cdef readonly object payload
+    cdef readonly long long ts_ns
+    cdef readonly long long seq
+
+    @property
+    def timestamp(self):
+        """Seconds since the epoch (float)."""
+        return self.ts_ns * 1e-9
+
+    def __getitem__(self, key):
+        if key == "payload":
+            return self.payload
+        if key == "type":
+            return self.type
+        if key == "seq":
+            return self.seq
+        if key == "timestamp":
+            return self.ts_ns * 1e-9
+        if key == "ts_ns":
+            return self.ts_ns
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key):
+        return key in EVENT_KEYS
+
+    def __iter__(self):
+        return iter(EVENT_KEYS)
+
+    def __len__(self):
+        return 5
+
+    def keys(self):
+        return EVENT_KEYS
+
+    def values(self):
+        return (self.type, self.payload, self.ts_ns * 1e-9, self.ts_ns, self.seq)
+
+    def items(self):
+        return tuple(zip(EVENT_KEYS, self.values()))
+
+    def to_dict(self):
+        """The event as a plain dict (for json.dumps and friends)."""
+        return dict(self.items())
+
+    def __eq__(self, other):
+        if isinstance(other, Mapping):
+            return self.to_dict() == dict(other)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.type, self.seq, self.ts_ns))
+
+    def __repr__(self):
+        return f"Event({self.to_dict()!r})"
+
+    def __reduce__(self):
+        return (_event_from, (self.type, self.payload, self.ts_ns, self.seq))
+
+
+def _event_from(event_type, payload, ts_ns, seq):
+    cdef Event ev = Event.__new__(Event)
+    ev.type, ev.payload, ev.ts_ns, ev.seq = event_type, payload, ts_ns, seq
+    return ev
+
+
+Mapping.register(Event)
 
 
 cdef class BusCore:
@@ -118,28 +209,27 @@ cdef class BusCore:
         """Publish ``payload`` as an event of ``event_type``; deliver it to each
         matching handler in subscription order, synchronously, in this thread.
 
-        Returns the event dict, or None (logged) if ``event_type`` is not a
+        Returns the ``Event``, or None (logged) if ``event_type`` is not a
         non-empty str.  A handler that raises is logged and counted in
         ``errors``; the remaining handlers still get the event.
         """
-        cdef long long ts, seq
-        cdef Py_ssize_t slot
+        cdef long long seq
         cdef tuple subs
-        cdef dict ev
+        cdef Event ev
         if type(event_type) is not str or not event_type:
             if not isinstance(event_type, str) or not event_type:
                 logger.warning("publish: event_type must be a non-empty str, got %r", event_type)
                 return None
-        ts = _now_ns()
-        ev = {"type": event_type, "payload": payload, "timestamp": ts * 1e-9, "ts_ns": ts,
-              "seq": None}
+        ev = Event.__new__(Event)
+        ev.type = event_type
+        ev.payload = payload
         # -- C only from here to the ring write: no Python code runs, so the GIL is held
         seq = self._seq + 1
         self._seq = seq
-        ev["seq"] = seq
+        ev.seq = seq
+        ev.ts_ns = _now_ns()
         if self.buffer_size > 0:
-            slot = (seq - 1) % self.buffer_size
-            self._ring[slot] = ev
+            self._ring[(seq - 1) % self.buffer_size] = ev
         # --
         subs = self._resolved.get(event_type)
         if subs is None:

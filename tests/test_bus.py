@@ -146,3 +146,21 @@ def test_threads_publishing_and_churning_subscriptions_lose_nothing():
     assert bus.published == 120_000
     recent = bus.get_recent_events(limit=1000)
     assert [e["seq"] for e in recent] == list(range(119_001, 120_001))
+
+
+def test_events_read_like_the_documented_dict_and_are_read_only():
+    import json
+    import pickle
+    from collections.abc import Mapping
+    import pytest
+    bus = EventBus()
+    ev = bus.publish("order.filled", {"symbol": "SBIN"})
+    assert isinstance(ev, Mapping) and set(ev) == {"type", "payload", "timestamp", "ts_ns", "seq"}
+    assert dict(ev) == ev.to_dict() and ev == ev.to_dict()
+    assert ev.get("nope", 7) == 7 and "seq" in ev and len(ev) == 5
+    assert json.loads(json.dumps(ev.to_dict()))["payload"] == {"symbol": "SBIN"}
+    assert pickle.loads(pickle.dumps(ev)) == ev
+    with pytest.raises(KeyError):
+        ev["nope"]
+    with pytest.raises(AttributeError):
+        ev.seq = 5

@@ -23,6 +23,7 @@ import logging
 import math
 import threading
 from collections import deque
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def jsonable(obj, _depth: int = 0):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, np.generic):
         return jsonable(obj.item(), _depth + 1)
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):                # dicts and bus Events
         return {str(k): jsonable(v, _depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset, deque, np.ndarray)):
         return [jsonable(v, _depth + 1) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
@@ -81,7 +82,7 @@ class DashboardFeed:
 
     def on_event(self, event) -> None:
         """Take one bus event (called by the bus for every event)."""
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
             logger.warning("DashboardFeed: ignored malformed event %r", event)
             return
         etype = event["type"]
@@ -90,14 +91,14 @@ class DashboardFeed:
             self._counts[etype] = self._counts.get(etype, 0) + 1
             self._last_event_ts = event.get("timestamp")
             if etype.startswith("signals."):
-                row = jsonable(payload) if isinstance(payload, dict) else {"value": jsonable(payload)}
+                row = jsonable(payload) if isinstance(payload, Mapping) else {"value": jsonable(payload)}
                 row["type"] = etype
                 self._signals.append(row)
             elif etype.startswith("order."):
-                row = jsonable(payload) if isinstance(payload, dict) else {"value": jsonable(payload)}
+                row = jsonable(payload) if isinstance(payload, Mapping) else {"value": jsonable(payload)}
                 row["type"] = etype
                 self._orders.append(row)
-            elif etype == "portfolio.updated" and isinstance(payload, dict):
+            elif etype == "portfolio.updated" and isinstance(payload, Mapping):
                 snap = jsonable(payload)
                 self._positions = snap.get("positions") or []
                 self._portfolio = {k: v for k, v in snap.items() if k != "positions"}

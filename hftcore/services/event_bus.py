@@ -3,10 +3,13 @@
 ``EventBus`` is the compiled ``hftcore_ext.bus.BusCore`` under its service
 name, so ``publish`` is a C call with no Python frame in between.
 
-Events are dicts::
+Events are ``Event`` records that read like the dict::
 
     {"type": "order.filled", "payload": {...}, "timestamp": 1764201600.123,
      "ts_ns": 1764201600123456789, "seq": 42}
+
+(``event["payload"]``, ``event.get(...)``, ``dict(event)``; ``event.to_dict()``
+for ``json.dumps``).  They are read-only.
 
 ``timestamp`` is seconds since the epoch (float), ``ts_ns`` the same in
 integer ns, ``seq`` a per-bus sequence number starting at 1.
@@ -15,9 +18,9 @@ Subscription patterns: an exact type (``"order.filled"``), ``"*"`` for every
 event, or ``"prefix.*"`` for every type under a prefix (``"signals.*"``).
 """
 
-from hftcore_ext.bus import BusCore, matches
+from hftcore_ext.bus import BusCore, Event, matches
 
-__all__ = ["EventBus", "matches", "SIGNALS_RAW", "SIGNALS_FUSED", "ORDER_FILLED",
+__all__ = ["EventBus", "Event", "matches", "SIGNALS_RAW", "SIGNALS_FUSED", "ORDER_FILLED",
            "ORDER_PLACED", "ORDER_REJECTED", "PORTFOLIO_UPDATED", "RISK_HALTED", "EVENT_TYPES"]
 
 SIGNALS_RAW = "signals.raw"              # one per strategy signal

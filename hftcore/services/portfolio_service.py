@@ -37,6 +37,7 @@ import os
 import threading
 import uuid
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -138,9 +139,9 @@ class PortfolioService:
         """(fill_id or "", symbol, signed qty, price paise, fee paise); ValueError if bad."""
         if hasattr(fill, "to_payload"):
             fill = fill.to_payload()
-        if not isinstance(fill, dict):
+        if not isinstance(fill, Mapping):
             raise ValueError(f"fill must be a dict or a Fill, got {type(fill).__name__}")
-        if "payload" in fill and isinstance(fill["payload"], dict):
+        if "payload" in fill and isinstance(fill["payload"], Mapping):
             fill = fill["payload"]                      # a bus event
         symbol = fill.get("symbol")
         if not isinstance(symbol, str) or not symbol.strip():
