@@ -31,7 +31,7 @@ cdef struct Series:       # one symbol on one timeframe
 
 cdef struct SymbolState:
     VwapState vwap        # session VWAP, fed by every tick / bar
-    long long session     # IST calendar day of the VWAP session; -1 before the first tick
+    long long session_end # ns when the current VWAP session (IST calendar day) ends
     long long last_ts     # ns of the newest accepted tick
     double ltp            # newest accepted price
 

@@ -30,7 +30,7 @@ cimport numpy as cnp
 
 from hftcore_ext.indicators cimport (
     BarIndicators, VwapState, SLOPE_MAX, bar_indicators_init, bar_indicators_update,
-    vwap_init, vwap_update,
+    slope_value, vwap_init, vwap_update,
 )
 
 cnp.import_array()
@@ -89,10 +89,11 @@ cdef inline int bank_trade(Bank* b, Py_ssize_t sym, long long ts, double o, doub
     if ts < ss.last_ts:
         b.late += 1
         return -1
-    session = (ts + IST_OFFSET_NS) // DAY_NS
-    if session != ss.session:
+    if ts >= ss.session_end:
+        # Integer division only when a day boundary is crossed, not per tick.
+        session = (ts + IST_OFFSET_NS) // DAY_NS
         vwap_init(&ss.vwap)
-        ss.session = session
+        ss.session_end = (session + 1) * DAY_NS - IST_OFFSET_NS
     # A tick's typical price is its price; (p + p + p) / 3 would not round-trip.
     vwap_update(&ss.vwap, c if span == 0 else (h + l + c) / 3.0, v)
     ss.last_ts = ts
@@ -103,7 +104,12 @@ cdef inline int bank_trade(Bank* b, Py_ssize_t sym, long long ts, double o, doub
         if span > tf:
             continue                    # a bar coarser than this timeframe says nothing about it
         s = &b.series[sym * b.n_tf + j]
-        start = ts - _floormod(ts - SESSION_ANCHOR_NS, tf)
+        # Most ticks fall in the forming candle: a subtraction decides, no division.
+        # (ts >= forming.start holds because older ticks were dropped above.)
+        if s.forming.start >= 0 and ts - s.forming.start < tf:
+            start = s.forming.start
+        else:
+            start = ts - _floormod(ts - SESSION_ANCHOR_NS, tf)
         if s.forming.start != start:
             if s.forming.start >= 0:
                 _close_candle(b, sym, j, s)
@@ -131,7 +137,7 @@ cdef inline void _init_symbols(Bank* b, Py_ssize_t lo, Py_ssize_t hi) noexcept n
     cdef Py_ssize_t i, j
     cdef Series* s
     for i in range(lo, hi):
-        b.syms[i].session = -1
+        b.syms[i].session_end = -9223372036854775807
         b.syms[i].last_ts = -9223372036854775807
         b.syms[i].ltp = NAN
         vwap_init(&b.syms[i].vwap)
@@ -324,7 +330,7 @@ cdef class CandleBank:
             bar_indicators_update(&tmp, s.forming.high, s.forming.low, s.forming.close)
             ind = &tmp
         return (ind.ema_fast.value, ind.ema_slow.value, ind.rsi.value, ind.atr.value,
-                self.bank.syms[sym].vwap.value, ind.slope.value)
+                self.bank.syms[sym].vwap.value, slope_value(&ind.slope))
 
     def history(self, Py_ssize_t sym, Py_ssize_t tf, Py_ssize_t n=-1):
         """The newest ``n`` closed candles (all kept if n < 0), oldest first, as a

@@ -73,7 +73,7 @@ cdef struct SlopeState:
     Py_ssize_t period
     Py_ssize_t count
     Py_ssize_t head       # next slot to write; also the oldest value once full
-    double value
+    double value          # last slope_update result (slope_push leaves it stale)
     double ring[SLOPE_MAX]
 
 
@@ -234,18 +234,23 @@ cdef inline double vwap_update(VwapState* s, double price, double volume) noexce
     return s.value
 
 
-cdef inline double slope_update(SlopeState* s, double x) noexcept nogil:
-    cdef Py_ssize_t n = s.period, i, j
-    cdef double sx, sxx, sy = 0.0, sxy = 0.0, y
+cdef inline void slope_push(SlopeState* s, double x) noexcept nogil:
+    """Add a value to the window without evaluating the slope (O(1))."""
     if x != x:
-        return s.value
+        return
     s.ring[s.head] = x
     s.head += 1
-    if s.head == n:
+    if s.head == s.period:
         s.head = 0
     s.count += 1
+
+
+cdef inline double slope_value(const SlopeState* s) noexcept nogil:
+    """The slope over the current window; NaN until it is full.  O(n)."""
+    cdef Py_ssize_t n = s.period, i, j
+    cdef double sx, sxx, sy = 0.0, sxy = 0.0, y
     if s.count < n:
-        return s.value
+        return NAN
     # Recomputed over the window (n <= SLOPE_MAX) rather than kept as running
     # sums, so the value never drifts however long the series is.
     j = s.head
@@ -258,7 +263,13 @@ cdef inline double slope_update(SlopeState* s, double x) noexcept nogil:
             j = 0
     sx = n * (n - 1) * 0.5
     sxx = n * (n - 1) * (2.0 * n - 1) / 6.0
-    s.value = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+    return (n * sxy - sx * sy) / (n * sxx - sx * sx)
+
+
+cdef inline double slope_update(SlopeState* s, double x) noexcept nogil:
+    if x == x:
+        slope_push(s, x)
+        s.value = slope_value(s)
     return s.value
 
 
@@ -268,7 +279,8 @@ cdef inline void bar_indicators_update(BarIndicators* b, double high, double low
     ema_update(&b.ema_slow, close)
     rsi_update(&b.rsi, close)
     atr_update(&b.atr, high, low, close)
-    slope_update(&b.slope, close)
+    # the slope is evaluated when read (slope_value), not on every candle
+    slope_push(&b.slope, close)
 
 
 # ---------------------------------------------------------------- Python classes

@@ -272,7 +272,7 @@ cdef class Bundle:
                 o[6 * i + 2] = ind.rsi.value
                 o[6 * i + 3] = ind.atr.value
                 o[6 * i + 4] = vw.value
-                o[6 * i + 5] = ind.slope.value
+                o[6 * i + 5] = slope_value(&ind.slope)
         self.ind = ind
         self.vwap = vw
         return out
@@ -285,4 +285,4 @@ cdef class Bundle:
     def values(self):
         """(ema_fast, ema_slow, rsi, atr, vwap, slope); NaN where not warmed up."""
         return (self.ind.ema_fast.value, self.ind.ema_slow.value, self.ind.rsi.value,
-                self.ind.atr.value, self.vwap.value, self.ind.slope.value)
+                self.ind.atr.value, self.vwap.value, slope_value(&self.ind.slope))
