@@ -158,8 +158,9 @@ class InstrumentTable:
 
     def get(self, symbol) -> Instrument | None:
         """The instrument for ``symbol`` (case-insensitive), or None."""
-        if not isinstance(symbol, str):
-            return None
+        inst = self._by_symbol.get(symbol) if type(symbol) is str else None
+        if inst is not None or not isinstance(symbol, str):
+            return inst
         return self._by_symbol.get(symbol.strip().upper())
 
     def by_id(self, sym_id: int) -> Instrument:

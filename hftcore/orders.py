@@ -6,7 +6,7 @@ tick.  ``to_dict()`` gives the JSON-ready payload published on the EventBus.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 ACTIONS = ("BUY", "SELL", "HOLD")
@@ -29,7 +29,8 @@ class Signal:
         return 1 if self.action == "BUY" else -1 if self.action == "SELL" else 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # shallow: dataclasses.asdict deep-copies and cost ~40 us per decision
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -53,7 +54,8 @@ class OrderIntent:
     ts: int | None = None        # ns; the decision time
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # shallow: dataclasses.asdict deep-copies and cost ~40 us per decision
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -75,7 +77,8 @@ class OrderResult:
     fees: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # shallow: dataclasses.asdict deep-copies and cost ~40 us per decision
+        return dict(self.__dict__)
 
 
 @dataclass

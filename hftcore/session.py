@@ -2,11 +2,13 @@
 
 The whole data path, in order, for each slice of market time:
 
-1. the feed yields a slice of ticks (numpy arrays);
-2. ``MarketDataService.ingest`` runs the compiled candle bank over it (nogil):
-   candles close, indicators update;
-3. for every symbol whose primary-timeframe candle closed,
-   ``StrategyService.run_symbol`` turns bundles into signals and an OrderIntent;
+1. the feed yields a slice of ticks or bars (numpy arrays);
+2. the compiled candle bank ingests it without the GIL (candles close,
+   indicators update) and stops at the exact tick where a decision is due: a
+   primary-timeframe candle closed (``decide_on="close"``) or its EMA fast/slow
+   crossed (``decide_on="cross"``, for trend strategies: Python is entered
+   only at crossovers);
+3. ``StrategyService.run_symbol`` turns bundles into signals and an OrderIntent;
 4. an actionable intent goes to ``ExecutionService.execute`` -> PaperBroker ->
    ``order.filled`` -> ``PortfolioService.on_fill`` (compiled ledger);
 5. positions are marked at the LTP; DashboardFeed has seen every event.
@@ -26,7 +28,7 @@ import numpy as np
 from .engines import MarketDataEngine, PaperBroker, StrategyEngineV3
 from .engines.charges import ChargeSchedule
 from .engines.market_data import parse_timeframe
-from .feeds import NS, IST
+from .feeds import NS, IST, Bars
 from .instruments import InstrumentTable
 from .orders import OrderIntent
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
@@ -66,6 +68,8 @@ class PaperSession:
     square_off : bool -- flatten every position at the end (intraday MIS)
     charges : ChargeSchedule -- NSE costs (default: Zerodha intraday)
     checkpoint_dir : path -- enables the portfolio journal/checkpoints
+    decide_on : "close" (every primary candle close) or "cross" (EMA crossovers only)
+    ema_fast, ema_slow : int -- EMA periods of the bundle's ema20/ema50 slots
     """
 
     def __init__(self, feed, capital: float = 1_000_000.0, primary_tf: str = "5m",
@@ -73,7 +77,11 @@ class PaperSession:
                  max_position_size: int = 100, square_off: bool = True,
                  charges: ChargeSchedule | None = None, slippage_ticks: int = 0,
                  checkpoint_dir=None, risk: RiskLimits | None = None, history: int = 200,
-                 buffer_size: int = 1000):
+                 buffer_size: int = 1000, decide_on: str = "close", ema_fast: int = 20,
+                 ema_slow: int = 50):
+        if decide_on not in ("close", "cross"):
+            raise ValueError(f"decide_on must be 'close' or 'cross', got {decide_on!r}")
+        self.decide_on = decide_on
         self.feed = feed
         self.instruments: InstrumentTable = feed.instruments
         self.min_confidence = min_confidence
@@ -83,8 +91,10 @@ class PaperSession:
                       parse_timeframe(secondary_tf)})
         self.primary_tf, self.secondary_tf = primary_tf, secondary_tf
         self.bus = EventBus(buffer_size)
-        self.engine = MarketDataEngine(self.instruments, tfs, history=history)
-        self.market_data = MarketDataService(feed, self.engine, cache_ttl_seconds=1.0,
+        self.engine = MarketDataEngine(self.instruments, tfs, history=history,
+                                       ema_fast=ema_fast, ema_slow=ema_slow)
+        # In a replay the engine's LTP (the last ingested tick) is the market price.
+        self.market_data = MarketDataService(self.engine, self.engine, cache_ttl_seconds=1.0,
                                              clock=lambda: self.now_ns / NS)
         self.strategy = StrategyService(strategy_engine or StrategyEngineV3(), self.market_data,
                                         self.bus, primary_tf, secondary_tf)
@@ -114,21 +124,32 @@ class PaperSession:
 
     def step(self, batch) -> None:
         """Process one slice of ticks (or bars) through every stage."""
-        if len(batch) == 0:
+        n = len(batch)
+        if n == 0:
             return
-        self.now_ns = int(batch.ts_ns[-1])
+        self.engine._sync()
         bank = self.engine.bank
-        ids = np.unique(batch.sym).tolist()
-        before = [bank.closed_count(i, self._primary_idx) for i in ids]
-        self.report.candles += self.market_data.ingest(batch)
-        self.report.ticks += len(batch)
-        for i, b in zip(ids, before):
-            symbol = self.instruments.by_id(i).symbol
+        if isinstance(batch, Bars):
+            arrays = (batch.sym, batch.ts_ns, batch.open, batch.high, batch.low, batch.close,
+                      batch.volume, int(batch.span_s))
+            until = bank.ingest_bars_until
+        else:
+            arrays = (batch.sym, batch.ts_ns, batch.price, batch.volume)
+            until = bank.ingest_ticks_until
+        ts = batch.ts_ns
+        i = 0
+        while i < n:
+            j, sym = until(*arrays, start=i, tf=self._primary_idx, stop=self.decide_on)
+            self.now_ns = int(ts[j - 1])
+            if sym >= 0:
+                self._decide(self.instruments.by_id(sym).symbol)
+            i = j
+        self.report.ticks += n
+        for k in np.unique(batch.sym).tolist():
+            symbol = self.instruments.by_id(k).symbol
             ltp = self.engine.get_ltp(symbol)
             if self.broker.open_orders(symbol):
                 self.broker.on_price(symbol, ltp)
-            if bank.closed_count(i, self._primary_idx) != b:
-                self._decide(symbol)
             self.portfolio.update_price(symbol, ltp)
 
     def flatten(self) -> None:
@@ -157,6 +178,9 @@ class PaperSession:
                 progress(done, total)
         if self.square_off:
             self.flatten()
+        bank = self.engine.bank
+        self.report.candles = sum(bank.closed_count(i, j) for i in range(bank.n_symbols)
+                                  for j in range(len(bank.timeframes)))
         self.report.fills = self.portfolio.get_totals()["fills"]
         self.report.wall_seconds = time.perf_counter() - t0
         self.dashboard.update_system_state("status", "finished")

@@ -27,6 +27,8 @@ cdef struct Series:       # one symbol on one timeframe
     Py_ssize_t hist_len   # closed candles stored, <= Bank.hist
     Py_ssize_t hist_next  # ring slot the next closed candle goes to
     long long closed      # candles closed since start
+    int trend             # sign of EMA fast - slow at the last close; 0 before both warm
+    bint crossed          # the last close flipped ``trend`` (an EMA crossover)
 
 
 cdef struct SymbolState:
@@ -54,4 +56,8 @@ cdef struct Bank:
 cdef class CandleBank:
     cdef Bank bank
     cdef int _check(self, Py_ssize_t sym, Py_ssize_t tf) except -1
+    cdef tuple _run_until(self, const int[:] sym, const long long[:] ts_ns, const double[:] open,
+                          const double[:] high, const double[:] low, const double[:] close,
+                          const double[:] volume, long long span, Py_ssize_t start,
+                          Py_ssize_t tf, bint on_cross)
     cpdef int on_tick(self, Py_ssize_t sym, long long ts_ns, double price, double volume)

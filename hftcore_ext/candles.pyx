@@ -67,6 +67,16 @@ cdef inline void _close_candle(Bank* b, Py_ssize_t sym, Py_ssize_t tf, Series* s
     s.closed += 1
     bar_indicators_update(&s.ind, s.forming.high, s.forming.low, s.forming.close)
     s.forming.start = -1
+    # Crossover watch: the compiled lane tells Python when EMA fast/slow cross,
+    # so a trend strategy is consulted only when there is something to decide.
+    cdef double d
+    cdef int sign
+    s.crossed = False
+    if s.ind.ema_fast.count >= s.ind.ema_fast.period and s.ind.ema_slow.count >= s.ind.ema_slow.period:
+        d = s.ind.ema_fast.value - s.ind.ema_slow.value
+        sign = 1 if d > 0 else (-1 if d < 0 else s.trend)
+        s.crossed = s.trend != 0 and sign != s.trend
+        s.trend = sign
 
 
 cdef inline int bank_trade(Bank* b, Py_ssize_t sym, long long ts, double o, double h,
@@ -147,6 +157,8 @@ cdef inline void _init_symbols(Bank* b, Py_ssize_t lo, Py_ssize_t hi) noexcept n
             s.hist_len = 0
             s.hist_next = 0
             s.closed = 0
+            s.trend = 0
+            s.crossed = False
             bar_indicators_init(&s.ind, b.ema_fast, b.ema_slow, b.rsi, b.atr, b.slope)
 
 
@@ -275,6 +287,64 @@ cdef class CandleBank:
                     closed += mask & 1
                     mask >>= 1
         return closed
+
+    cdef tuple _run_until(self, const int[:] sym, const long long[:] ts_ns, const double[:] open,
+                          const double[:] high, const double[:] low, const double[:] close,
+                          const double[:] volume, long long span, Py_ssize_t start,
+                          Py_ssize_t tf, bint on_cross):
+        cdef Py_ssize_t i, n = sym.shape[0]
+        cdef int mask, bit = 1 << tf
+        cdef Bank* b = &self.bank
+        cdef Py_ssize_t hit = -1
+        if not 0 <= tf < b.n_tf:
+            raise IndexError(f"timeframe index {tf} out of range [0, {b.n_tf})")
+        if not (ts_ns.shape[0] == close.shape[0] == volume.shape[0] == n):
+            raise ValueError("input arrays must have the same length")
+        if start < 0:
+            start = 0
+        with nogil:
+            i = start
+            while i < n:
+                mask = bank_trade(b, sym[i], ts_ns[i], open[i], high[i], low[i], close[i],
+                                  volume[i], span)
+                i += 1
+                if mask > 0 and (mask & bit) and (
+                        not on_cross or b.series[sym[i - 1] * b.n_tf + tf].crossed):
+                    hit = sym[i - 1]
+                    break
+        return i, hit
+
+    def ingest_ticks_until(self, const int[:] sym, const long long[:] ts_ns,
+                           const double[:] price, const double[:] volume, Py_ssize_t start=0,
+                           Py_ssize_t tf=0, str stop="close"):
+        """Ingest ticks from index ``start`` (nogil) and stop right after the first
+        one that closes a candle on timeframe index ``tf`` (``stop="close"``) or
+        makes that timeframe's EMA fast/slow cross (``stop="cross"``).
+
+        Returns ``(next_index, symbol_id)``: resume from ``next_index``;
+        ``symbol_id`` is -1 when the arrays ran out without a stop.
+        """
+        if stop not in ("close", "cross"):
+            raise ValueError(f"stop must be 'close' or 'cross', got {stop!r}")
+        return self._run_until(sym, ts_ns, price, price, price, price, volume, 0, start, tf,
+                               stop == "cross")
+
+    def ingest_bars_until(self, const int[:] sym, const long long[:] ts_ns, const double[:] open,
+                          const double[:] high, const double[:] low, const double[:] close,
+                          const double[:] volume, long long span_seconds, Py_ssize_t start=0,
+                          Py_ssize_t tf=0, str stop="close"):
+        """``ingest_ticks_until`` for bars of ``span_seconds``."""
+        if stop not in ("close", "cross"):
+            raise ValueError(f"stop must be 'close' or 'cross', got {stop!r}")
+        if not (open.shape[0] == high.shape[0] == low.shape[0] == close.shape[0]):
+            raise ValueError("all bar arrays must have the same length")
+        return self._run_until(sym, ts_ns, open, high, low, close, volume, span_seconds * NS,
+                               start, tf, stop == "cross")
+
+    def trend(self, Py_ssize_t sym, Py_ssize_t tf):
+        """Sign of EMA fast - slow at the last close (+1, -1; 0 before both warm up)."""
+        self._check(sym, tf)
+        return self.bank.series[sym * self.bank.n_tf + tf].trend
 
     def flush(self, long long ts_ns):
         """Close every forming candle whose bucket ends at or before ``ts_ns``.

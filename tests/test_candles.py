@@ -166,3 +166,42 @@ def test_constructor_rejects_nonsense(kwargs):
     args = {"n_symbols": 1, **kwargs}
     with pytest.raises(ValueError):
         CandleBank(**args)
+
+
+@given(ticks_strategy, st.integers(0, 2))
+def test_ingest_until_close_stops_exactly_where_candles_close(ticks, tf):
+    n = len(ticks)
+    arrays = (np.zeros(n, np.int32), np.array([t[0] for t in ticks], np.int64),
+              np.array([t[1] for t in ticks], float), np.array([t[2] for t in ticks], float))
+    per_tick = CandleBank(1)
+    want = [k + 1 for k in range(n)
+            if (m := per_tick.on_tick(0, int(arrays[1][k]), arrays[2][k], arrays[3][k])) > 0
+            and m & (1 << tf)]
+    bank, got, i = CandleBank(1), [], 0
+    while i < n:
+        i, sym = bank.ingest_ticks_until(*arrays, start=i, tf=tf, stop="close")
+        if sym >= 0:
+            got.append(i)
+    assert got == want
+    assert bank.bundle(0, tf) == per_tick.bundle(0, tf) or all(
+        x == y or (math.isnan(x) and math.isnan(y))
+        for x, y in zip(bank.bundle(0, tf), per_tick.bundle(0, tf)))
+
+
+def test_ingest_until_cross_stops_at_ema_crossovers():
+    rng = np.random.default_rng(2)
+    n = 20_000
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.003, n)))
+    arrays = (np.zeros(n, np.int32), T0 + np.arange(n, dtype=np.int64) * 60 * ref.NS,
+              close, close, close, close, np.ones(n))
+    bank = CandleBank(1, (60,), ema_fast=10, ema_slow=30)
+    stops, i = [], 0
+    while i < n:
+        i, sym = bank.ingest_bars_until(*arrays, 60, start=i, tf=0, stop="cross")
+        if sym >= 0:
+            stops.append(i - 1)
+    fast, slow = EMA(10).batch(close), EMA(30).batch(close)
+    sign = np.sign(fast - slow)
+    want = [k for k in range(30, n) if sign[k] != 0 and sign[k - 1] != 0 and sign[k] != sign[k - 1]]
+    assert stops == want and len(stops) > 100
+    assert bank.trend(0, 0) == sign[-1]

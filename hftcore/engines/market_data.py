@@ -11,6 +11,7 @@ This is the ``market_data_engine`` the MarketDataService wraps.  Its interface
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import re
@@ -29,6 +30,17 @@ _UNIT = {None: 60, "s": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 
          "d": 86400, "day": 86400}
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_timeframe_text(text: str) -> int:
+    text = text.strip().lower()
+    if text in ("minute", "day"):
+        text = "1" + text
+    m = _TF_RE.match(text)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError
+    return int(m.group(1)) * _UNIT[m.group(2)]
+
+
 def parse_timeframe(tf) -> int:
     """Seconds in a timeframe: "5m", "15m", "1h", Kite's "5minute"/"minute", or an int.
 
@@ -42,13 +54,10 @@ def parse_timeframe(tf) -> int:
         return int(tf)
     if not isinstance(tf, str):
         raise ValueError(f"bad timeframe {tf!r}")
-    text = tf.strip().lower()
-    if text in ("minute", "day"):
-        text = "1" + text
-    m = _TF_RE.match(text)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"bad timeframe {tf!r}; use e.g. '1m', '5m', '15m', '1h'")
-    return int(m.group(1)) * _UNIT[m.group(2)]
+    try:
+        return _parse_timeframe_text(tf)
+    except ValueError:
+        raise ValueError(f"bad timeframe {tf!r}; use e.g. '1m', '5m', '15m', '1h'") from None
 
 
 BUNDLE_KEYS = ("ema20", "ema50", "rsi", "atr", "vwap", "slope")

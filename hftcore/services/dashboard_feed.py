@@ -32,18 +32,30 @@ logger = logging.getLogger(__name__)
 
 def jsonable(obj, _depth: int = 0):
     """A copy of ``obj`` that ``json.dumps`` accepts without a custom encoder."""
+    t = type(obj)
+    # exact-type checks first: events are mostly flat dicts of plain values
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is float:
+        return obj if math.isfinite(obj) else None
     if _depth > 20:
         return repr(obj)
-    if obj is None or isinstance(obj, (str, bool, int)):
-        return obj
+    if t is dict:
+        return {k if type(k) is str else str(k): jsonable(v, _depth + 1) for k, v in obj.items()}
+    if t is list or t is tuple:
+        return [jsonable(v, _depth + 1) for v in obj]
+    if isinstance(obj, (str, int)):            # str/int subclasses (enums, bool handled above)
+        return obj if not isinstance(obj, float) else float(obj)
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+        return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, np.generic):
         return jsonable(obj.item(), _depth + 1)
-    if isinstance(obj, Mapping):                # dicts and bus Events
+    if isinstance(obj, Mapping):                # bus Events, other mappings
         return {str(k): jsonable(v, _depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset, deque, np.ndarray)):
-        return [jsonable(v, _depth + 1) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
+    if isinstance(obj, (list, tuple, set, frozenset, deque)):
+        return [jsonable(v, _depth + 1) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [jsonable(v, _depth + 1) for v in obj.tolist()]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return jsonable(dataclasses.asdict(obj), _depth + 1)
     if isinstance(obj, (dt.datetime, dt.date)):
@@ -71,8 +83,7 @@ class DashboardFeed:
         self._signals: deque = deque(maxlen=max_signals)
         self._orders: deque = deque(maxlen=max_orders)
         self._alerts: deque = deque(maxlen=20)
-        self._positions: list = []
-        self._portfolio: dict = {}
+        self._portfolio_raw = None        # newest portfolio.updated payload
         self._system: dict = {"status": "initialized"}
         self._counts: dict[str, int] = {}
         self._last_event_ts: float | None = None
@@ -81,32 +92,44 @@ class DashboardFeed:
             event_bus.subscribe("*", self.on_event)
 
     def on_event(self, event) -> None:
-        """Take one bus event (called by the bus for every event)."""
-        if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
+        """Take one bus event (called by the bus for every event).
+
+        Payloads are kept as published and made JSON-safe when a snapshot is
+        read, so an event costs an append, not a deep copy.  (The services
+        never modify a payload after publishing it.)
+        """
+        try:
+            etype = event["type"]
+            payload = event["payload"]
+        except (TypeError, KeyError, IndexError):
             logger.warning("DashboardFeed: ignored malformed event %r", event)
             return
-        etype = event["type"]
-        payload = event.get("payload")
+        if type(etype) is not str:
+            logger.warning("DashboardFeed: ignored event with type %r", etype)
+            return
+        ts = event.get("timestamp") if hasattr(event, "get") else None
         with self._lock:
             self._counts[etype] = self._counts.get(etype, 0) + 1
-            self._last_event_ts = event.get("timestamp")
+            self._last_event_ts = ts
             if etype.startswith("signals."):
-                row = jsonable(payload) if isinstance(payload, Mapping) else {"value": jsonable(payload)}
-                row["type"] = etype
-                self._signals.append(row)
+                self._signals.append((etype, payload))
             elif etype.startswith("order."):
-                row = jsonable(payload) if isinstance(payload, Mapping) else {"value": jsonable(payload)}
-                row["type"] = etype
-                self._orders.append(row)
-            elif etype == "portfolio.updated" and isinstance(payload, Mapping):
-                snap = jsonable(payload)
-                self._positions = snap.get("positions") or []
-                self._portfolio = {k: v for k, v in snap.items() if k != "positions"}
-                if isinstance(snap.get("equity"), (int, float)):
-                    self._equity_curve.append([event.get("timestamp"), snap["equity"]])
+                self._orders.append((etype, payload))
+            elif etype == "portfolio.updated":
+                if isinstance(payload, Mapping):
+                    self._portfolio_raw = payload
+                    equity = payload.get("equity")
+                    if isinstance(equity, (int, float)):
+                        self._equity_curve.append((ts, equity))
             elif etype.startswith("risk."):
-                self._alerts.append({"type": etype, "payload": jsonable(payload),
-                                     "timestamp": event.get("timestamp")})
+                self._alerts.append({"type": etype, "payload": payload, "timestamp": ts})
+
+    @staticmethod
+    def _row(etype, payload) -> dict:
+        row = jsonable(payload)
+        row = row if type(row) is dict else {"value": row}
+        row["type"] = etype
+        return row
 
     def update_system_state(self, key, value) -> None:
         """Set ``system[key] = value`` (e.g. ("status", "running")); a non-str key
@@ -120,16 +143,21 @@ class DashboardFeed:
     def get_snapshot(self) -> dict:
         """``{"signals", "orders", "positions", "portfolio", "system"}``, newest last."""
         with self._lock:
+            signals = list(self._signals)
+            orders = list(self._orders)
+            portfolio = self._portfolio_raw
             system = dict(self._system)
             system["events"] = dict(self._counts)
             system["last_event_ts"] = self._last_event_ts
-            system["alerts"] = list(self._alerts)
-            return {"signals": [dict(r) for r in self._signals],
-                    "orders": [dict(r) for r in self._orders],
-                    "positions": list(self._positions), "portfolio": dict(self._portfolio),
-                    "system": system}
+            alerts = list(self._alerts)
+        snap = jsonable(portfolio) if portfolio is not None else {}
+        positions = snap.pop("positions", None) or []
+        system["alerts"] = jsonable(alerts)
+        return {"signals": [self._row(t, p) for t, p in signals],
+                "orders": [self._row(t, p) for t, p in orders],
+                "positions": positions, "portfolio": snap, "system": jsonable(system)}
 
     def get_equity_curve(self) -> list:
         """[[timestamp, equity], ...] from portfolio updates (newest 2000)."""
         with self._lock:
-            return list(self._equity_curve)
+            return [list(p) for p in self._equity_curve]

@@ -126,9 +126,9 @@ class MarketDataService:
             logger.warning("get_bundle: symbol must be a non-empty str, got %r", symbol)
             return None
         try:
-            try:
-                ind = self.market_data_engine.get_indicators(symbol, timeframe, live=live)
-            except TypeError:
+            if live:
+                ind = self.market_data_engine.get_indicators(symbol, timeframe, live=True)
+            else:
                 ind = self.market_data_engine.get_indicators(symbol, timeframe)
         except Exception as exc:
             logger.warning("get_bundle(%s, %s): engine error: %s", symbol, timeframe, exc)

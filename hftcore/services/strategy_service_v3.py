@@ -85,7 +85,8 @@ class StrategyService:
         raw = [s.to_dict() if hasattr(s, "to_dict") else dict(s) for s in signals]
         metadata["signals"] = raw
         for payload in raw:
-            self._publish(SIGNALS_RAW, {**payload, "ts": ts})
+            payload["ts"] = ts
+            self._publish(SIGNALS_RAW, payload)
         size = getattr(self.strategy_engine, "size", None)
         quantity = size(symbol, action, confidence, ltp) if callable(size) else 0
         intent = OrderIntent(symbol, action, float(confidence), reason, metadata,
