@@ -162,6 +162,24 @@ class _PlaybackFeed:
         self._ltp.clear()
 
 
+class ArrayFeed(_PlaybackFeed):
+    """Plays back ``Ticks`` or ``Bars`` you already hold as numpy arrays (sorted by
+    time; symbol ids from ``instruments``)."""
+
+    def __init__(self, data, instruments: InstrumentTable):
+        super().__init__(instruments)
+        if not isinstance(data, (Ticks, Bars)):
+            raise ValueError(f"data must be Ticks or Bars, got {type(data).__name__}")
+        if len(data) and (int(data.sym.min()) < 0 or int(data.sym.max()) >= len(instruments)):
+            raise ValueError("symbol ids outside the instrument table")
+        if np.any(np.diff(data.ts_ns) < 0):
+            raise ValueError("data must be sorted by ts_ns")
+        self._data = data
+
+    def _load(self):
+        return self._data
+
+
 class SyntheticFeed(_PlaybackFeed):
     """A deterministic synthetic NSE session for several symbols.
 

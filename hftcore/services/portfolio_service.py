@@ -137,12 +137,14 @@ class PortfolioService:
     @staticmethod
     def _parse_fill(fill) -> tuple[str, str, int, int, int]:
         """(fill_id or "", symbol, signed qty, price paise, fee paise); ValueError if bad."""
-        if hasattr(fill, "to_payload"):
-            fill = fill.to_payload()
-        if not isinstance(fill, Mapping):
-            raise ValueError(f"fill must be a dict or a Fill, got {type(fill).__name__}")
-        if "payload" in fill and isinstance(fill["payload"], Mapping):
-            fill = fill["payload"]                      # a bus event
+        if type(fill) is not dict:                      # exact-type test first: ABCs are slow
+            if hasattr(fill, "to_payload"):
+                fill = fill.to_payload()
+            if not isinstance(fill, Mapping):
+                raise ValueError(f"fill must be a dict or a Fill, got {type(fill).__name__}")
+        payload = fill.get("payload")
+        if type(payload) is dict or isinstance(payload, Mapping):
+            fill = payload                              # a bus event
         symbol = fill.get("symbol")
         if not isinstance(symbol, str) or not symbol.strip():
             raise ValueError(f"bad symbol {symbol!r}")
@@ -150,24 +152,27 @@ class PortfolioService:
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side must be BUY or SELL, got {side!r}")
         qty = fill.get("quantity")
-        if isinstance(qty, float) and qty.is_integer():
-            qty = int(qty)
-        if isinstance(qty, bool) or not isinstance(qty, (int, np.integer)) or qty <= 0:
+        if type(qty) is not int:
+            if isinstance(qty, float) and qty.is_integer():
+                qty = int(qty)
+            if isinstance(qty, bool) or not isinstance(qty, (int, np.integer)):
+                raise ValueError(f"quantity must be a positive int, got {qty!r}")
+        if qty <= 0:
             raise ValueError(f"quantity must be a positive int, got {qty!r}")
-        if "price_paise" in fill:
-            price = fill["price_paise"]
-            if isinstance(price, bool) or not isinstance(price, (int, np.integer)):
-                raise ValueError(f"price_paise must be an int, got {price!r}")
-        else:
+        price = fill.get("price_paise")
+        if price is None:
             price = to_paise(fill.get("price"))
+        elif type(price) is not int and (isinstance(price, bool)
+                                         or not isinstance(price, (int, np.integer))):
+            raise ValueError(f"price_paise must be an int, got {price!r}")
         if price <= 0:
             raise ValueError(f"price must be > 0, got {price / 100}")
-        if "fees_paise" in fill:
-            fee = fill["fees_paise"]
-            if isinstance(fee, bool) or not isinstance(fee, (int, np.integer)):
-                raise ValueError(f"fees_paise must be an int, got {fee!r}")
-        else:
+        fee = fill.get("fees_paise")
+        if fee is None:
             fee = to_paise(fill.get("fees", 0.0) or 0.0)
+        elif type(fee) is not int and (isinstance(fee, bool)
+                                       or not isinstance(fee, (int, np.integer))):
+            raise ValueError(f"fees_paise must be an int, got {fee!r}")
         if fee < 0:
             raise ValueError(f"fees must be >= 0, got {fee / 100}")
         fid = fill.get("fill_id")

@@ -1,0 +1,160 @@
+"""Turn a pytest-benchmark JSON into docs/performance.md: medians, ratios, targets.
+
+    pytest benches/ --benchmark-only --benchmark-json=benchmark.json
+    python benches/report.py benchmark.json > docs/performance.md
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections import defaultdict
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds < 1e-6:
+        return f"{seconds * 1e9:,.0f} ns"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:,.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:,.2f} ms"
+    return f"{seconds:,.2f} s"
+
+
+def short(name: str) -> str:
+    return name.removeprefix("test_")
+
+
+def load(path):
+    with open(path) as fh:
+        data = json.load(fh)
+    benches = {b["name"]: b for b in data["benchmarks"]}
+    return data, benches
+
+
+def median(benches, name):
+    b = benches.get(name)
+    return None if b is None else b["stats"]["median"]
+
+
+def group_tables(benches) -> list[str]:
+    groups = defaultdict(list)
+    for b in benches.values():
+        groups[b["group"] or "ungrouped"].append(b)
+    out = []
+    for group in sorted(groups):
+        rows = sorted(groups[group], key=lambda b: b["stats"]["median"])
+        ours = [b for b in rows if "hftcore" in b["name"]]
+        base = ours[0]["stats"]["median"] if ours else rows[0]["stats"]["median"]
+        out += [f"### {group}", "", "| benchmark | median | × hftcore | rounds |",
+                "|---|---:|---:|---:|"]
+        for b in rows:
+            m = b["stats"]["median"]
+            extra = b.get("extra_info") or {}
+            note = ", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}"
+                             for k, v in extra.items())
+            out.append(f"| {short(b['name'])}{' (' + note + ')' if note else ''} | {fmt_time(m)} "
+                       f"| {m / base:.2f} | {b['stats']['rounds']} |")
+        out.append("")
+    return out
+
+
+def target_rows(benches) -> list[str]:
+    """The bar from the benchmark issue: (what, measured, target, pass)."""
+    m = lambda n: median(benches, n)  # noqa: E731
+    rows = []
+
+    def add(what, measured, target, ok):
+        status = "n/a" if ok is None else ("pass" if ok else "**miss**")
+        rows.append(f"| {what} | {measured} | {target} | {status} |")
+
+    bus1, py1 = m("test_hftcore_eventbus_1"), m("test_pure_python_bus_1")
+    peers = {k: m(f"test_{k}_1") for k in ("pyee", "blinker", "nautilus_messagebus")}
+    if bus1 and py1:
+        faster = all(v is None or bus1 < v for v in peers.values())
+        peer_txt = ", ".join(f"{k} {fmt_time(v)}" for k, v in peers.items() if v)
+        add("EventBus.publish, dict payload, history on, 1 no-op subscriber",
+            f"{fmt_time(bus1)} = {bus1 / py1:.2f} × pure-Python bus ({fmt_time(py1)}); {peer_txt}",
+            "≤ 0.3 × pure-Python bus, faster than every peer",
+            bus1 <= 0.3 * py1 and faster)
+    bus10, ten = m("test_hftcore_eventbus_10"), m("test_ten_plain_function_calls_10")
+    if bus10 and ten:
+        add("same, 10 subscribers", f"{fmt_time(bus10)} = {bus10 / ten:.2f} × ten plain calls",
+            "≤ 1.5 × ten plain function calls", bus10 <= 1.5 * ten)
+    for ind, peer in (("ema", "nautilus_ema_update_raw"), ("rsi", "nautilus_rsi_update_raw"),
+                      ("atr", "nautilus_atr_update_raw"), ("vwap", "nautilus_vwap_update_raw")):
+        ours, theirs = m(f"test_hftcore_{ind}_update"), m(f"test_{peer}")
+        if ours:
+            add(f"one incremental {ind.upper()} update from Python",
+                f"{fmt_time(ours)}" + (f" vs nautilus {fmt_time(theirs)}" if theirs else ""),
+                "≤ nautilus_trader update_raw", None if theirs is None else ours <= theirs)
+    b = m("test_hftcore_bundle_update")
+    if b:
+        add("whole bundle (6 indicators) for one bar, one call", fmt_time(b), "≤ 120 ns",
+            b <= 120e-9)
+    for ind in ("ema", "rsi", "atr"):
+        ours, theirs = m(f"test_hftcore_{ind}_batch"), m(f"test_talib_{ind}")
+        if ours:
+            add(f"batch {ind.upper()} over 1M points",
+                f"{fmt_time(ours)}" + (f" = {ours / theirs:.2f} × TA-Lib ({fmt_time(theirs)})"
+                                       if theirs else ""),
+                "≤ 1.0 × TA-Lib", None if theirs is None else ours <= theirs)
+    ing = m("test_hftcore_ingest_ticks[1000]")
+    if ing:
+        add("batch tick ingest, 3 timeframes, all indicators, 1,000 symbols",
+            f"{1e6 / ing / 1e6:,.1f} M ticks/s", "≥ 20 M ticks/s", 1e6 / ing >= 20e6)
+    fills = [m(f"test_hftcore_apply_fill[{k}]") for k in (1, 1_000, 100_000)]
+    if all(fills):
+        add("one fill applied from Python, at 1 / 1,000 / 100,000 prior fills",
+            " / ".join(fmt_time(f) for f in fills), "≤ 100 ns, flat", max(fills) <= 100e-9)
+    bf = m("test_hftcore_apply_fills_batch")
+    if bf:
+        add("batch fills", f"{1e6 / bf / 1e6:,.0f} M fills/s", "≥ 50 M fills/s", 1e6 / bf >= 50e6)
+    whole = benches.get("test_hftcore_whole_path")
+    if whole:
+        ex = whole.get("extra_info", {})
+        p50, p99 = ex.get("p50_us"), ex.get("p99_us")
+        stages = [benches.get(f"test_stage_{k}") for k in
+                  ("1_on_tick", "2_run_symbol", "3_execute_portfolio_dashboard")]
+        breakdown = "; ".join(f"{short(s['name'])[6:]} {s['extra_info']['p50_us']:.1f} µs"
+                              for s in stages if s)
+        add("tick → run_symbol → execute → portfolio → dashboard, one symbol",
+            f"p50 {p50:.1f} µs, p99 {p99:.1f} µs ({breakdown})", "p50 ≤ 15 µs, p99 ≤ 40 µs",
+            p50 <= 15 and p99 <= 40)
+    bt = [b for n, b in benches.items() if n == "test_hftcore_services_backtest"]
+    if bt:
+        ours = bt[0]["extra_info"]["bars_per_s"]
+        peers = {n.removeprefix("test_").removesuffix("_backtest"): b["extra_info"]["bars_per_s"]
+                 for n, b in benches.items() if n.endswith("_backtest") and "hftcore" not in n}
+        txt = ", ".join(f"{k} {v:,.0f}" for k, v in peers.items())
+        add("EMA-crossover backtest through the real services, same trades as the peers",
+            f"{ours:,.0f} bars/s (peers: {txt}; nautilus BacktestEngine not measured)",
+            "≥ 200,000 bars/s, ahead of every peer, ≥ 10 × NautilusTrader",
+            ours >= 200_000 and all(ours > v for v in peers.values()))
+    return rows
+
+
+def main(path: str) -> None:
+    data, benches = load(path)
+    mi = data.get("machine_info", {})
+    cpu = mi.get("cpu", {})
+    print("# Performance\n")
+    print("Generated by `benches/report.py` from one `pytest benches/ --benchmark-only` run, so "
+          "every ratio compares numbers measured in the same run on the same machine.\n")
+    print(f"Machine: {cpu.get('brand_raw', platform.processor())}, "
+          f"{cpu.get('count', '?')} cores, Python {mi.get('python_version', '?')}, "
+          f"{mi.get('system', '')} {mi.get('release', '')}; run {data.get('datetime', '')}.\n")
+    print("Reproduce: `make bench && .venv/bin/python benches/report.py benchmark.json`.\n")
+    print("## The bar\n")
+    print("| what | measured (median) | target | result |")
+    print("|---|---|---|---|")
+    for r in target_rows(benches):
+        print(r)
+    print("\n## Every group\n")
+    print("Ratios are to the fastest hftcore entry of the group.\n")
+    print("\n".join(group_tables(benches)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "benchmark.json")
