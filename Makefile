@@ -37,7 +37,8 @@ dev: $(VENV)/.ready
 
 bench: $(VENV)/.ready
 	$(VENV)/bin/pip install -q --no-build-isolation ".[test,bench]"
-	$(VENV)/bin/python -P -m pytest benches --benchmark-only --benchmark-json=benchmark.json
+	$(VENV)/bin/python -P -m pytest benches --benchmark-only --benchmark-warmup=on --benchmark-json=benchmark.json
+	$(VENV)/bin/python benches/report.py benchmark.json > docs/performance.md
 
 soak: $(VENV)/.ready
 	$(VENV)/bin/pip install -q --no-build-isolation ".[test,bench]"

@@ -2,6 +2,8 @@
 
 HFTCORE_DEBUG=1 builds with bounds checks, line tracing and Cython's HTML
 annotation (``hftcore_ext/*.html``); the normal build is -O3 with checks off.
+HFTCORE_MARCH=x86-64-v3 (or native) targets a newer CPU (FMA, AVX2) for a
+machine-specific build; wheels are built for the portable baseline.
 A compile error fails the build: there is no pure-Python fallback.
 """
 import os
@@ -39,6 +41,8 @@ macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 if DEBUG:
     macros.append(("CYTHON_TRACE_NOGIL", "1"))
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-strict-aliasing"]
+if os.environ.get("HFTCORE_MARCH"):
+    compile_args.append(f"-march={os.environ['HFTCORE_MARCH']}")
 
 extensions = [
     Extension(

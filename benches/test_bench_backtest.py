@@ -52,14 +52,25 @@ def expected_reversals():
 
 class EmaCross:
     """Long when EMA fast > slow, short when below (the session's engine runs the
-    bundle's ema20/ema50 slots with periods 10 and 30)."""
+    bundle's ema20/ema50 slots with periods 10 and 30).
+
+    Called at every close (``track=True``) it remembers the last side and speaks only
+    when it flips; called by the compiled crossover watch, every call is a flip."""
     name = "ema_cross"
+
+    def __init__(self, track=False):
+        self.track, self.side = track, {}
 
     def evaluate(self, symbol, timeframe, bundle, ltp):
         fast, slow = bundle["ema20"], bundle["ema50"]
         if fast is None or slow is None or fast == slow:
             return None
-        return Signal(self.name, symbol, timeframe, "BUY" if fast > slow else "SELL", 1.0, "")
+        side = "BUY" if fast > slow else "SELL"
+        if self.track:
+            prev, self.side[symbol] = self.side.get(symbol), side
+            if prev is None or prev == side:
+                return None
+        return Signal(self.name, symbol, timeframe, side, 1.0, "")
 
 
 def run_hftcore(decide_on="cross"):
@@ -70,7 +81,8 @@ def run_hftcore(decide_on="cross"):
     # quantity 2 x 100 with max_position_size 100: the first cross opens 100, every
     # later one reverses (execution sizes it down to the room left)
     session = PaperSession(feed, capital=1e9, primary_tf="1m", secondary_tf="1m",
-                           strategy_engine=StrategyEngineV3([EmaCross()], quantity=2 * QTY),
+                           strategy_engine=StrategyEngineV3([EmaCross(decide_on == "close")],
+                                                            quantity=2 * QTY),
                            min_confidence=0.0, max_position_size=QTY, square_off=False,
                            charges=ZERO_CHARGES, decide_on=decide_on, ema_fast=10, ema_slow=30,
                            risk=RiskLimits(max_order_value=None, max_orders_per_second=None))

@@ -31,24 +31,25 @@ def test_pure_python_ledger_fill(benchmark):
 def test_nautilus_position_apply(benchmark, prior_fills):
     stubs = pytest.importorskip("nautilus_trader.test_kit.stubs.events")
     from nautilus_trader.model.enums import OrderSide
+    from nautilus_trader.model.identifiers import PositionId, TradeId
     from nautilus_trader.model.objects import Price, Quantity
     from nautilus_trader.model.position import Position
     from nautilus_trader.test_kit.providers import TestInstrumentProvider
     from nautilus_trader.test_kit.stubs.execution import TestExecStubs
     inst = TestInstrumentProvider.equity("RELIANCE", "XNSE")
     fills = []
-    for i in range(prior_fills + 1):
-        order = TestExecStubs.limit_order(instrument=inst,
-                                          order_side=OrderSide.BUY if i % 2 == 0 else OrderSide.SELL,
+    for i in range(prior_fills + 300):
+        order = TestExecStubs.limit_order(instrument=inst, order_side=OrderSide.BUY,
                                           price=Price.from_str("1500.00"),
                                           quantity=Quantity.from_int(1))
-        fills.append(stubs.TestEventStubs.order_filled(order, inst, last_px=Price.from_str("1500.10"),
-                                                       trade_id=None))
+        fills.append(stubs.TestEventStubs.order_filled(
+            order, inst, last_px=Price.from_str("1500.10"),
+            position_id=PositionId("P-1"), trade_id=TradeId(f"T-{i}")))
     pos = Position(inst, fills[0])
     for f in fills[1:prior_fills]:
         pos.apply(f)
-    last = fills[prior_fills]
-    benchmark.pedantic(pos.apply, (last,), rounds=200, iterations=1)
+    fresh = iter(fills[prior_fills:])          # each round applies a new fill (ids are unique)
+    benchmark.pedantic(pos.apply, setup=lambda: ((next(fresh),), {}), rounds=250, iterations=1)
 
 
 @pytest.mark.benchmark(group="batch fills, 1M")

@@ -206,8 +206,8 @@ cdef inline double true_range(double high, double low, double prev_close) noexce
 
 
 cdef inline double atr_update(AtrState* s, double high, double low, double close) noexcept nogil:
-    cdef double tr
-    if high != high or low != low or close != close:
+    cdef double tr, probe = high + low + close
+    if probe != probe:             # one test for a NaN in any of the three
         return s.value
     if s.prev_close != s.prev_close:
         s.prev_close = close
