@@ -206,7 +206,10 @@ class SyntheticFeed(_PlaybackFeed):
                  seed: int = 42, start: dt.date | str = "2026-11-26", days: int = 1,
                  tick_prob: float = 0.8, annual_vol: float = 0.30, mean_volume: float = 40.0):
         super().__init__(instruments or InstrumentTable.nse_default())
-        symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        if not isinstance(symbols, (list, tuple)) or not all(isinstance(x, str) for x in symbols):
+            raise ValueError(f"symbols must be a str or a list of str, got {symbols!r}")
         if not symbols:
             raise ValueError("SyntheticFeed needs at least one symbol")
         missing = [s for s in symbols if s not in self.instruments]
@@ -214,11 +217,13 @@ class SyntheticFeed(_PlaybackFeed):
             raise ValueError(f"unknown symbols (not in the instrument table): {missing}")
         if not isinstance(days, int) or days < 1:
             raise ValueError(f"days must be an int >= 1, got {days!r}")
-        if not 0 < tick_prob <= 1:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        if not isinstance(tick_prob, (int, float)) or not 0 < tick_prob <= 1:
             raise ValueError(f"tick_prob must be in (0, 1], got {tick_prob}")
-        if not (annual_vol > 0 and math.isfinite(annual_vol)):
+        if not isinstance(annual_vol, (int, float)) or not (0 < annual_vol < 10):
             raise ValueError(f"annual_vol must be > 0, got {annual_vol}")
-        if not mean_volume > 0:
+        if not isinstance(mean_volume, (int, float)) or not 0 < mean_volume < 1e9:
             raise ValueError(f"mean_volume must be > 0, got {mean_volume}")
         self.symbols = [self.instruments.get(s).symbol for s in symbols]
         self.seed = int(seed)

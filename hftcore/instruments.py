@@ -38,6 +38,7 @@ NSE_EQ_TICK_BANDS: tuple[tuple[int, int], ...] = (
     (2_000_000, 100),
 )
 NSE_EQ_TOP_TICK = 500
+MAX_PAISE = 10**17            # Rs 1e15: keeps every product of money and units inside int64
 
 
 def to_paise(rupees: float) -> int:
@@ -50,9 +51,10 @@ def to_paise(rupees: float) -> int:
             rupees = float(rupees)  # numpy scalars, Decimal
         except (TypeError, ValueError):
             raise ValueError(f"price must be a number, got {rupees!r}") from None
-    if not math.isfinite(rupees):
-        raise ValueError(f"price must be finite, got {rupees!r}")
-    return int(round(rupees * 100))
+    paise = rupees * 100
+    if not math.isfinite(paise) or abs(paise) > MAX_PAISE:
+        raise ValueError(f"amount must be finite and within Rs {MAX_PAISE / 100:,.0f}, got {rupees!r}")
+    return int(round(paise))
 
 
 def to_rupees(paise: int) -> float:

@@ -151,8 +151,9 @@ cdef class BusCore:
     cdef readonly long long errors
 
     def __cinit__(self, buffer_size=1000, *args, **kwargs):
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0:
-            raise ValueError(f"buffer_size must be an int >= 0, got {buffer_size!r}")
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) \
+                or not 0 <= buffer_size <= 100_000_000:
+            raise ValueError(f"buffer_size must be an int in [0, 100_000_000], got {buffer_size!r}")
         self.buffer_size = buffer_size
         self._ring = [None] * buffer_size
         self._seq = 0

@@ -43,6 +43,14 @@ cdef long long SESSION_ANCHOR_NS = 13_500 * NS    # 09:15 IST is 03:45 UTC
 IST_OFFSET_SECONDS = 19_800
 
 
+def _physical_memory():
+    import os
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):    # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
 cdef inline long long _floormod(long long a, long long m) noexcept nogil:
     cdef long long r = a % m
     if r < 0:
@@ -180,20 +188,29 @@ cdef class CandleBank:
     def __cinit__(self, n_symbols, timeframes=(60, 300, 900), history=200, ema_fast=20,
                   ema_slow=50, rsi=14, atr=14, slope=20):
         memset(&self.bank, 0, sizeof(Bank))
-        tfs = [int(t) for t in timeframes]
+        for name, v, lo, hi in (("n_symbols", n_symbols, 0, 10_000_000),
+                                ("history", history, 1, 10_000_000),
+                                ("ema_fast", ema_fast, 1, 1_000_000),
+                                ("ema_slow", ema_slow, 1, 1_000_000), ("rsi", rsi, 1, 1_000_000),
+                                ("atr", atr, 1, 1_000_000), ("slope", slope, 2, SLOPE_MAX)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {v!r}")
+        try:
+            tfs = [t for t in timeframes]
+        except TypeError:
+            raise ValueError(f"timeframes must be a sequence of seconds, got {timeframes!r}")
+        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool)
+                   and 0 < t <= 366 * 86400 for t in tfs):
+            raise ValueError(f"timeframes must be seconds in [1, 1 year], got {timeframes!r}")
+        tfs = [int(t) for t in tfs]
         if not 1 <= len(tfs) <= MAX_TIMEFRAMES:
             raise ValueError(f"between 1 and {MAX_TIMEFRAMES} timeframes are supported, got {len(tfs)}")
-        if any(t <= 0 for t in tfs) or len(set(tfs)) != len(tfs):
-            raise ValueError(f"timeframes must be distinct positive seconds, got {tuple(timeframes)}")
-        if int(n_symbols) < 0:
-            raise ValueError(f"n_symbols must be >= 0, got {n_symbols}")
-        if int(history) < 1:
-            raise ValueError(f"history must be >= 1, got {history}")
-        for name, p in (("ema_fast", ema_fast), ("ema_slow", ema_slow), ("rsi", rsi), ("atr", atr)):
-            if int(p) < 1:
-                raise ValueError(f"{name} period must be >= 1, got {p}")
-        if not 2 <= int(slope) <= SLOPE_MAX:
-            raise ValueError(f"slope period must be in [2, {SLOPE_MAX}], got {slope}")
+        if len(set(tfs)) != len(tfs):
+            raise ValueError(f"timeframes must be distinct, got {tuple(timeframes)}")
+        need = int(n_symbols) * len(tfs) * (sizeof(Series) + int(history) * 48)
+        if need > _physical_memory():
+            raise ValueError(f"{n_symbols} symbols x {len(tfs)} timeframes x {history} candles "
+                             f"need {need / 2**30:.1f} GiB, more than this machine has")
         tfs.sort()
         self.bank.n_tf = len(tfs)
         for j, t in enumerate(tfs):

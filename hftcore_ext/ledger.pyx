@@ -122,10 +122,12 @@ cdef class Ledger:
 
     def __cinit__(self, n_symbols=0, initial_cash=0):
         memset(&self.book, 0, sizeof(Book))
-        if isinstance(initial_cash, float) or not isinstance(initial_cash, (int, np.integer)):
-            raise ValueError(f"initial_cash must be integer paise, got {initial_cash!r}")
-        if int(n_symbols) < 0:
-            raise ValueError(f"n_symbols must be >= 0, got {n_symbols}")
+        if isinstance(initial_cash, (float, bool)) or not isinstance(initial_cash, (int, np.integer)) \
+                or not -10**18 <= initial_cash <= 10**18:
+            raise ValueError(f"initial_cash must be integer paise within 1e18, got {initial_cash!r}")
+        if isinstance(n_symbols, bool) or not isinstance(n_symbols, (int, np.integer)) \
+                or not 0 <= n_symbols <= 100_000_000:
+            raise ValueError(f"n_symbols must be an int in [0, 100_000_000], got {n_symbols!r}")
         self.book.initial = initial_cash
         self.book.cash = initial_cash
         self.grow(n_symbols)

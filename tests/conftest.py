@@ -13,3 +13,11 @@ settings.register_profile("dev", max_examples=30, deadline=None)
 settings.register_profile("soak", max_examples=5000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    from figures import FIGURES
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for key, value in FIGURES.items():
+            terminalreporter.write_line(f"{key}: {value}")

@@ -365,6 +365,14 @@ def test_risk_limits(world):
     assert r.status == "REJECTED" and "max_orders_per_second" in r.message
 
 
+def test_limit_price_outside_the_band_is_rejected_before_the_broker(world):
+    ltp = world["feed"].get_ltp("INFY")
+    inst = world["instruments"].get("INFY")
+    far = inst.snap(ltp * 1.5) / 100
+    r = world["exec_svc"].execute(buy("INFY", 1, order_type="LIMIT", limit_price=far))
+    assert r.status == "REJECTED" and "price_band" in r.message
+
+
 def test_daily_loss_limit_halts_trading(world):
     bus = world["bus"]
     ex = ExecutionService(world["broker"], world["portfolio"], bus,

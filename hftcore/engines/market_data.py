@@ -38,7 +38,10 @@ def _parse_timeframe_text(text: str) -> int:
     m = _TF_RE.match(text)
     if not m or int(m.group(1)) <= 0:
         raise ValueError
-    return int(m.group(1)) * _UNIT[m.group(2)]
+    seconds = int(m.group(1)) * _UNIT[m.group(2)]
+    if seconds > 366 * 86400:
+        raise ValueError
+    return seconds
 
 
 def parse_timeframe(tf) -> int:
@@ -49,8 +52,8 @@ def parse_timeframe(tf) -> int:
     if isinstance(tf, bool):
         raise ValueError(f"bad timeframe {tf!r}")
     if isinstance(tf, (int, np.integer)):
-        if tf <= 0:
-            raise ValueError(f"timeframe must be > 0 seconds, got {tf}")
+        if not 0 < tf <= 366 * 86400:
+            raise ValueError(f"timeframe must be 1 second to 1 year, got {tf}")
         return int(tf)
     if not isinstance(tf, str):
         raise ValueError(f"bad timeframe {tf!r}")

@@ -74,8 +74,8 @@ class DashboardFeed:
 
     def __init__(self, event_bus=None, max_signals: int = 100, max_orders: int = 100):
         for name, v in (("max_signals", max_signals), ("max_orders", max_orders)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000_000:
+                raise ValueError(f"{name} must be an int in [1, 10_000_000], got {v!r}")
         self.event_bus = event_bus
         self.max_signals = max_signals
         self.max_orders = max_orders

@@ -13,9 +13,10 @@ below, routes it to the broker (paper or live, same interface) and publishes:
 HOLD intents are not sent (REJECTED, "HOLD: nothing to execute", no event).
 
 Risk checks, in order (each gives a REJECTED result naming the rule):
-quantity a positive int and a whole number of lots; max position size;
-price on the tick grid (limit orders); max order value; max orders per
-second (Kite allows 10/s); max daily loss (halts trading until ``reset_halt``).
+quantity a positive int and a whole number of lots; max daily loss (halts
+trading until ``reset_halt``); max position size; limit price on the tick
+grid and inside ``price_band`` of the LTP; max order value; max orders per
+second (Kite allows 10/s).
 """
 
 from __future__ import annotations
@@ -39,12 +40,20 @@ MODES = ("paper", "live")
 
 @dataclass(frozen=True)
 class RiskLimits:
-    """Pre-trade limits; None disables one.  Money in rupees."""
+    """Pre-trade limits; None disables one.  Money in rupees.
+
+    ``price_band``: a limit price further than this fraction from the LTP is
+    rejected (NSE's dynamic price band is typically 10-20%).
+    """
     max_order_value: float | None = 5_000_000.0
     max_orders_per_second: int | None = 10
     max_daily_loss: float | None = None
+    price_band: float | None = 0.20
 
     def __post_init__(self):
+        b = self.price_band
+        if b is not None and not (isinstance(b, (int, float)) and 0 < b <= 1):
+            raise ValueError(f"price_band must be None or in (0, 1], got {b!r}")
         for name in ("max_order_value", "max_daily_loss"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -117,10 +126,11 @@ class ExecutionService:
     # ------------------------------------------------------------ risk state
 
     def _position(self, symbol) -> int:
-        pos = None
+        qty = getattr(self.portfolio_service, "position_quantity", None)
+        if callable(qty):
+            return qty(symbol)
         getter = getattr(self.portfolio_service, "get_position", None)
-        if callable(getter):
-            pos = getter(symbol)
+        pos = getter(symbol) if callable(getter) else None
         return int(pos["quantity"]) if pos else 0
 
     def _check_daily_loss(self) -> None:
@@ -194,7 +204,7 @@ class ExecutionService:
 
         order_type = str(getattr(intent, "order_type", "MARKET") or "MARKET").upper()
         limit = getattr(intent, "limit_price", None)
-        ref_price = limit
+        ref_price = limit if order_type == "LIMIT" else None
         if order_type == "LIMIT":
             try:
                 lp = to_paise(limit)
@@ -203,9 +213,17 @@ class ExecutionService:
             if inst is not None and not inst.on_grid(lp):
                 return self._reject(intent, f"limit price {limit} is not on the tick grid",
                                     quantity=qty)
+        source = getattr(self.broker, "price_source", None)
+        ltp = None
+        if source is not None and (self.risk.price_band is not None
+                                   or self.risk.max_order_value is not None):
+            ltp = source.get_ltp(symbol)
+        if (order_type == "LIMIT" and ltp and self.risk.price_band is not None
+                and abs(limit - ltp) > self.risk.price_band * ltp):
+            return self._reject(intent, f"limit price {limit} outside the price_band "
+                                        f"{self.risk.price_band:.0%} around LTP {ltp}", quantity=qty)
         if ref_price is None:
-            getter = getattr(self.broker, "price_source", None)
-            ref_price = getter.get_ltp(symbol) if getter is not None else None
+            ref_price = ltp
         if (self.risk.max_order_value is not None and ref_price is not None
                 and qty * ref_price > self.risk.max_order_value):
             return self._reject(intent, f"order value {qty * ref_price:.2f} above max_order_value "

@@ -95,8 +95,9 @@ class PortfolioService:
                  checkpoint_dir=None, checkpoint_every: int = 100, fsync: bool = True,
                  keep: int = 3):
         if isinstance(initial_capital, bool) or not isinstance(initial_capital, (int, float)) \
-                or not math.isfinite(initial_capital) or initial_capital < 0:
-            raise ValueError(f"initial_capital must be a finite number >= 0, got {initial_capital!r}")
+                or not math.isfinite(initial_capital) or not 0 <= initial_capital <= 1e13:
+            raise ValueError(f"initial_capital must be a number in [0, 1e13] rupees, "
+                             f"got {initial_capital!r}")
         if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
         if not isinstance(keep, int) or keep < 1:
@@ -253,6 +254,17 @@ class PortfolioService:
                 "last_price": mark / 100, "market_value": qty * mark / 100,
                 "unrealized_pnl": (qty * mark - cost) / 100, "realized_pnl": realized / 100,
                 "fees": fees / 100}
+
+    def position_quantity(self, symbol) -> int:
+        """Signed units held in ``symbol`` (0 if none); cheaper than get_position."""
+        i = self._ids.get(symbol) if type(symbol) is str else None
+        if i is None:
+            if not isinstance(symbol, str):
+                return 0
+            i = self._ids.get(symbol.strip().upper())
+            if i is None:
+                return 0
+        return self._ledger.position(i)[0]
 
     def get_position(self, symbol) -> dict | None:
         """The position of ``symbol`` (quantity 0 once closed); None if never traded."""
