@@ -192,11 +192,14 @@ cdef class BusCore:
         return True
 
     cdef tuple _resolve(self, str event_type):
-        cdef tuple subs
-        with self._lock:
-            subs = tuple([h for p, h in self._subs if _matches(p, event_type)])
-            self._resolved[event_type] = subs
-        return subs
+        # Lock-free, so publishers never queue behind subscription churn.  Read the
+        # cache first, then the list: subscribe replaces the list before the cache,
+        # so a resolution can only be stored into a cache as new as its list.
+        cdef dict cache = self._resolved
+        cdef list subs = self._subs
+        cdef tuple resolved = tuple([h for p, h in subs if _matches(p, event_type)])
+        cache[event_type] = resolved
+        return resolved
 
     def subscriber_count(self, event_type=None):
         """Handlers that would receive ``event_type`` (all subscriptions if None)."""
