@@ -29,6 +29,9 @@ from .engines import MarketDataEngine, PaperBroker, StrategyEngineV3
 from .engines.charges import ChargeSchedule
 from .engines.market_data import parse_timeframe
 from .feeds import NS, IST, Bars
+
+IST_OFFSET_NS = 19_800 * NS
+DAY_NS = 86_400 * NS
 from .instruments import InstrumentTable
 from .orders import OrderIntent
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
@@ -65,7 +68,7 @@ class PaperSession:
     strategy_engine : StrategyEngineV3 or compatible (default: the three built-ins)
     min_confidence : float -- intents below this are not executed (the spec's 0.5)
     max_position_size : int -- units per symbol, long or short
-    square_off : bool -- flatten every position at the end (intraday MIS)
+    square_off : bool -- flatten every position at each session's end (intraday MIS)
     charges : ChargeSchedule -- NSE costs (default: Zerodha intraday)
     checkpoint_dir : path -- enables the portfolio journal/checkpoints
     decide_on : "close" (every primary candle close) or "cross" (EMA crossovers only)
@@ -105,6 +108,11 @@ class PaperSession:
         self.execution = ExecutionService(self.broker, self.portfolio, self.bus, "paper",
                                           max_position_size, risk, clock=lambda: self.now_ns)
         self.dashboard = DashboardFeed(self.bus)
+        self.fills: list[dict] = []                  # every order.filled payload, in order
+        self.bus.subscribe("order.filled", lambda e: self.fills.append(e["payload"]))
+        self.equity_curve: list[tuple[int, int]] = []  # (ts_ns, equity paise) per step
+        self.max_exposure = 0.0                          # rupees
+        self._day = None                                 # IST day of the last slice
         self._primary_idx = self.engine.bank.timeframe_index(parse_timeframe(primary_tf))
         self.report = SessionReport()
 
@@ -127,6 +135,10 @@ class PaperSession:
         n = len(batch)
         if n == 0:
             return
+        day = (int(batch.ts_ns[0]) + IST_OFFSET_NS) // DAY_NS
+        if self.square_off and self._day is not None and day != self._day:
+            self.flatten()                   # intraday (MIS): flat at each session's end
+        self._day = day
         self.engine._sync()
         bank = self.engine.bank
         if isinstance(batch, Bars):
@@ -151,6 +163,9 @@ class PaperSession:
             if self.broker.open_orders(symbol):
                 self.broker.on_price(symbol, ltp)
             self.portfolio.update_price(symbol, ltp)
+        led = self.portfolio.ledger
+        self.equity_curve.append((self.now_ns, led.equity))
+        self.max_exposure = max(self.max_exposure, led.exposure / 100)
 
     def flatten(self) -> None:
         """Square off every open position at market (intraday close-out)."""
@@ -163,9 +178,9 @@ class PaperSession:
             if result.status == "REJECTED":
                 logger.warning("square-off of %s rejected: %s", pos["symbol"], result.message)
 
-    def run(self, batch_seconds: float = 60.0, progress=None) -> SessionReport:
+    def run(self, batch_seconds: float = 60.0, progress=None, stop=None) -> SessionReport:
         """Play the whole feed; returns the report.  ``progress(done, total)`` is
-        called after each slice if given."""
+        called after each slice if given; ``stop()`` returning True ends the run early."""
         t0 = time.perf_counter()
         self.dashboard.update_system_state("status", "running")
         self.dashboard.update_system_state("mode", "paper")
@@ -176,8 +191,11 @@ class PaperSession:
             done += len(batch)
             if progress is not None:
                 progress(done, total)
+            if stop is not None and stop():
+                break
         if self.square_off:
             self.flatten()
+            self.equity_curve.append((self.now_ns, self.portfolio.ledger.equity))
         bank = self.engine.bank
         self.report.candles = sum(bank.closed_count(i, j) for i in range(bank.n_symbols)
                                   for j in range(len(bank.timeframes)))

@@ -1,0 +1,300 @@
+"""The ``hftcore`` command (also ``python -m hftcore``).
+
+    hftcore demo       a synthetic NSE session through all six services (paper)
+    hftcore backtest   replay CSV ticks or Kite candles; summary + report folder
+    hftcore paper      a paper session in (scaled) real time until Ctrl-C
+    hftcore dashboard  print a running paper session's snapshot
+    hftcore config     print the documented example configuration
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from .config import EXAMPLE, Config, ConfigError
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line, exit status 2."""
+
+
+def _config(args) -> Config:
+    cfg = Config.load(args.config) if getattr(args, "config", None) else Config()
+    if getattr(args, "capital", None) is not None:
+        cfg.capital = args.capital
+    if getattr(args, "symbols", None):
+        cfg.symbols = [s.upper() for s in args.symbols]
+    if getattr(args, "strategy", None):
+        cfg.strategies = {name: cfg.strategies.get(name, {"weight": 1.0}) for name in args.strategy}
+    cfg.validate()
+    return cfg
+
+
+def _instruments(cfg: Config):
+    from .instruments import load_instruments
+    try:
+        return load_instruments(cfg.instruments)
+    except FileNotFoundError:
+        raise UserError(f"instruments file not found: {cfg.instruments}") from None
+
+
+def _progress(done: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 40
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} ticks")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_demo(args) -> int:
+    from .feeds import SyntheticFeed
+    from .session import PaperSession
+    cfg = _config(args)
+    instruments = _instruments(cfg)
+    missing = [s for s in cfg.symbols if s not in instruments]
+    if missing:
+        raise UserError(f"unknown symbol(s): {', '.join(missing)}")
+    feed = SyntheticFeed(cfg.symbols, instruments=instruments, seed=args.seed, days=args.days)
+    session = PaperSession(feed, **cfg.session_kwargs())
+    session.run()
+    print(f"hftcore demo: {len(cfg.symbols)} NSE symbols, {args.days} synthetic session(s), "
+          f"seed {args.seed}, paper mode\n")
+    print(session.summary())
+    snap = session.dashboard.get_snapshot()
+    print("\ndashboard snapshot:", json.dumps(
+        {"signals": len(snap["signals"]), "orders": len(snap["orders"]),
+         "positions": snap["positions"], "portfolio": snap["portfolio"],
+         "system": {k: v for k, v in snap["system"].items() if k not in ("events", "alerts")}},
+        indent=2))
+    if args.json:
+        print(json.dumps(snap, indent=2))
+    return 0
+
+
+def cmd_backtest(args) -> int:
+    from pathlib import Path
+
+    from .feeds import Bars, ReplayFeed
+    from .report import format_summary, write_report
+    from .session import PaperSession
+    cfg = _config(args)
+    instruments = _instruments(cfg)
+    if not Path(args.data).exists():
+        raise UserError(f"data not found: {args.data}")
+    feed = ReplayFeed(args.data, instruments=instruments)
+    if feed.rows_skipped:
+        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}", file=sys.stderr)
+    if args.symbols:
+        unknown = [s for s in cfg.symbols if s not in instruments]
+        if unknown:
+            raise UserError(f"unknown symbol(s): {', '.join(unknown)}")
+        feed = _only(feed, cfg.symbols)
+    kwargs = cfg.session_kwargs()
+    if isinstance(feed.data(), Bars) and args.primary is None:
+        # candles: decide on the bar's own timeframe unless told otherwise
+        from .engines.market_data import parse_timeframe
+        span = feed.data().span_s
+        if parse_timeframe(cfg.primary_tf) < span:
+            kwargs["primary_tf"] = kwargs["secondary_tf"] = f"{span}s"
+    if args.primary:
+        kwargs["primary_tf"] = args.primary
+    session = PaperSession(feed, **kwargs)
+    session.run(progress=_progress)
+    out = Path(args.out)
+    m = write_report(session, out, title=f"hftcore backtest: {Path(args.data).name}")
+    print(format_summary(m))
+    print(f"\nreport: {out}/ (trades.csv, fills.csv, equity.png, report.html, summary.json)")
+    return 0
+
+
+def _only(feed, symbols):
+    import numpy as np
+
+    from .feeds import ArrayFeed
+    data = feed.data()
+    ids = [feed.instruments.id_of(s) for s in symbols]
+    keep = np.isin(data.sym, ids)
+    if not keep.any():
+        raise UserError(f"no data for {', '.join(symbols)} in the file")
+    sliced = type(data)(*(f[keep] if isinstance(f, np.ndarray) else f for f in data))
+    return ArrayFeed(sliced, feed.instruments)
+
+
+def cmd_paper(args) -> int:
+    from .feeds import ReplayFeed, SyntheticFeed
+    from .session import PaperSession
+    from .web import DashboardServer
+    cfg = _config(args)
+    instruments = _instruments(cfg)
+    if args.feed == "synthetic":
+        feed = SyntheticFeed(cfg.symbols, instruments=instruments, seed=args.seed)
+    elif args.feed.startswith("replay:"):
+        feed = ReplayFeed(args.feed[len("replay:"):], instruments=instruments)
+    else:
+        raise UserError(f"--feed must be synthetic or replay:PATH, got {args.feed!r}")
+    if not args.speed > 0:
+        raise UserError("--speed must be > 0")
+    kwargs = cfg.session_kwargs()
+    session = PaperSession(feed, checkpoint_dir=args.checkpoint_dir, **kwargs)
+    server = None
+    if args.dashboard:
+        server = DashboardServer(session.dashboard, port=args.port).start()
+        print(f"dashboard: {server.url}", flush=True)
+    session.dashboard.update_system_state("status", "running")
+    session.dashboard.update_system_state("mode", "paper")
+    started = time.monotonic()
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+    data = feed.data()
+    t0 = int(data.ts_ns[0]) if len(data) else 0
+
+    def pace() -> bool:
+        # sleep until wall time catches up with market time / speed
+        if stop["now"] or (args.duration and time.monotonic() - started >= args.duration):
+            return True
+        due = started + (session.now_ns - t0) / 1e9 / args.speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(min(delay, 1.0))
+        return False
+
+    try:
+        for batch in feed.batches(1.0):
+            session.step(batch)
+            if pace():
+                break
+        else:
+            if session.square_off:
+                session.flatten()
+        session.dashboard.update_system_state("status", "finished")
+        while server is not None and not stop["now"] and (
+                not args.duration or time.monotonic() - started < args.duration):
+            time.sleep(0.2)                      # keep serving the final state
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+    finally:
+        session.dashboard.update_system_state("status", "stopped")
+        session.portfolio.close()
+        if server is not None:
+            server.stop()
+    session.report.fills = session.portfolio.get_totals()["fills"]
+    print(session.summary())
+    if args.checkpoint_dir:
+        print(f"checkpoint: {args.checkpoint_dir}")
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    url = f"http://127.0.0.1:{args.port}/api/snapshot"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            snap = json.load(resp)
+    except (urllib.error.URLError, OSError):
+        raise UserError(f"no paper session with a dashboard on port {args.port} "
+                        f"(start one with: hftcore paper --dashboard)") from None
+    if args.json:
+        print(json.dumps(snap, indent=2))
+        return 0
+    p = snap["portfolio"]
+    print(f"status {snap['system'].get('status')}  equity {p.get('equity', 0):,.2f}  "
+          f"realized {p.get('realized_pnl', 0):,.2f}  unrealized {p.get('unrealized_pnl', 0):,.2f}")
+    for pos in snap["positions"]:
+        print(f"  {pos['symbol']:<12}{pos['quantity']:>6}  @ {pos['avg_price']:,.2f}  "
+              f"last {pos['last_price']:,.2f}")
+    for o in snap["orders"][-5:]:
+        print(f"  {o.get('type')}: {o.get('side', '')} {o.get('quantity', '')} "
+              f"{o.get('symbol', '')} {o.get('price', o.get('message', ''))}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    if args.check:
+        Config.load(args.check)
+        print(f"{args.check}: ok")
+        return 0
+    print(EXAMPLE, end="")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="hftcore", description="Event-driven NSE trading "
+                                 "with a compiled core: paper, backtest, live dashboard.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log warnings and info")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p, symbols=True):
+        p.add_argument("--config", help="YAML configuration (hftcore config --example)")
+        p.add_argument("--capital", type=float, help="initial capital in rupees")
+        p.add_argument("--strategy", nargs="+", help="strategies to run (default: all three)")
+        if symbols:
+            p.add_argument("--symbols", nargs="+", help="NSE symbols")
+
+    p = sub.add_parser("demo", help="a synthetic NSE session through all six services")
+    common(p)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="also print the full dashboard snapshot")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("backtest", help="replay CSV data through the services, write a report")
+    common(p)
+    p.add_argument("--data", required=True, help="CSV file or folder (ticks or Kite candles)")
+    p.add_argument("--out", default="reports/backtest", help="report folder")
+    p.add_argument("--primary", help="decision timeframe (default: config / the bar length)")
+    p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("paper", help="paper trading in (scaled) real time until Ctrl-C")
+    common(p)
+    p.add_argument("--feed", default="synthetic", help="synthetic or replay:PATH")
+    p.add_argument("--speed", type=float, default=1.0, help="market seconds per wall second")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--dashboard", action="store_true", help="serve the web dashboard")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
+    p.add_argument("--checkpoint-dir", default="artifacts/portfolio")
+    p.set_defaults(func=cmd_paper)
+
+    p = sub.add_parser("dashboard", help="show a running paper session's snapshot")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("config", help="print the documented example configuration")
+    p.add_argument("--example", action="store_true", help="print the example (the default)")
+    p.add_argument("--check", metavar="FILE", help="validate a configuration file")
+    p.set_defaults(func=cmd_config)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (UserError, ConfigError) as exc:
+        print(f"hftcore: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:                  # bad input caught by a constructor
+        print(f"hftcore: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

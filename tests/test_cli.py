@@ -1,0 +1,119 @@
+"""The hftcore command: demo, backtest reports, paper sessions, config, and user errors."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import hftcore
+from hftcore.cli import main
+from hftcore.config import EXAMPLE, Config, ConfigError
+from hftcore.report import trades_from_fills
+
+DATA = Path(__file__).resolve().parents[1] / "examples" / "data" / "candles"
+
+
+def test_demo_prints_a_summary(capsys):
+    assert main(["demo", "--symbols", "RELIANCE", "SBIN", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "hftcore demo: 2 NSE symbols" in out and "net PnL" in out and "ledger balanced" in out
+
+
+def test_backtest_writes_the_report_folder_deterministically(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["backtest", "--data", str(DATA), "--out", str(a)]) == 0
+    out = capsys.readouterr().out
+    for key in ("trades", "win rate", "realized PnL", "unrealized PnL", "max drawdown", "Sharpe",
+                "max exposure", "latency"):
+        assert key in out
+    for f in ("trades.csv", "fills.csv", "equity.png", "report.html", "summary.json"):
+        assert (a / f).stat().st_size > 0
+    assert (a / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "data:image/png;base64," in (a / "report.html").read_text()
+    summary = json.loads((a / "summary.json").read_text())
+    assert summary["balanced"] and summary["trades"] >= 1
+    assert main(["backtest", "--data", str(DATA), "--out", str(b)]) == 0
+    assert (a / "trades.csv").read_bytes() == (b / "trades.csv").read_bytes()
+    assert (a / "fills.csv").read_bytes() == (b / "fills.csv").read_bytes()
+
+
+def test_backtest_one_symbol_and_one_strategy(tmp_path, capsys):
+    assert main(["backtest", "--data", str(DATA), "--symbols", "INFY", "--strategy", "ema_trend",
+                 "--out", str(tmp_path)]) == 0
+    rows = (tmp_path / "fills.csv").read_text().splitlines()[1:]
+    assert rows and all(",INFY," in r for r in rows)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["backtest", "--data", "/no/such/file.csv"], "not found"),
+    (["backtest", "--data", str(DATA), "--strategy", "astrology"], "unknown strategy"),
+    (["demo", "--symbols", "NOSUCH"], "unknown symbol"),
+    (["demo", "--capital", "-5"], "capital"),
+    (["paper", "--feed", "carrier-pigeon", "--duration", "1"], "--feed"),
+])
+def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hftcore: error:") and message in err and "\n" not in err
+
+
+def test_bad_config_names_the_key(tmp_path, capsys):
+    f = tmp_path / "bad.yaml"
+    f.write_text("execution:\n  max_position_sise: 10\n")
+    assert main(["demo", "--config", str(f)]) == 2
+    assert "execution.max_position_sise" in capsys.readouterr().err
+    f.write_text("risk:\n  max_daily_loss: lots\n")
+    assert main(["config", "--check", str(f)]) == 2
+    assert "risk.max_daily_loss" in capsys.readouterr().err
+
+
+def test_example_config_is_valid_and_documents_every_section(capsys):
+    assert main(["config", "--example"]) == 0
+    text = capsys.readouterr().out
+    cfg, default = Config.from_dict(yaml.safe_load(text)), Config()
+    # the example states the defaults (strategy parameters spelled out)
+    assert {k: v for k, v in vars(cfg).items() if k != "strategies"} == \
+        {k: v for k, v in vars(default).items() if k != "strategies"}
+    assert list(cfg.strategies) == list(default.strategies)
+    for section in ("timeframes", "strategies", "fusion", "execution", "risk", "charges"):
+        assert f"\n{section}:" in text
+
+
+def test_config_rejects_unknown_and_ill_typed_keys():
+    for data, key in [({"capitol": 1}, "capitol"), ({"fusion": {"min_confidence": 2}}, "fusion"),
+                      ({"strategies": {"ema_trend": {"params": {"nope": 1}}}}, "ema_trend"),
+                      ({"charges": {"gst": 0.18}}, "charges.gst"), ({"symbols": []}, "symbols")]:
+        with pytest.raises(ConfigError, match=key):
+            Config.from_dict(data)
+
+
+def test_paper_session_runs_checkpoints_and_exits(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    assert main(["paper", "--speed", "100000", "--duration", "20", "--symbols", "TCS",
+                 "--checkpoint-dir", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "net PnL" in out and list(ckpt.glob("portfolio-*.json"))
+
+
+def test_round_trip_trades_from_fills():
+    f = lambda side, q, p, fee=0: {"symbol": "X", "side": side, "quantity": q,  # noqa: E731
+                                   "price_paise": p, "fees_paise": fee, "ts": 1_700_000_000 * 10**9}
+    trades = trades_from_fills([f("BUY", 10, 10000), f("BUY", 10, 10200), f("SELL", 20, 10300, 50),
+                                f("SELL", 5, 10000), f("BUY", 10, 9900)])
+    assert [(t["side"], t["quantity"], t["pnl"], t["fees"]) for t in trades] == [
+        ("LONG", 20, 40.0, 0.5), ("SHORT", 5, 5.0, 0.0)]
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "hftcore"
+    if not exe.exists():
+        pytest.skip("not installed as a package here")
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "backtest" in out.stdout
+    env = {**os.environ, "PYTHONPATH": str(Path(hftcore.__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-P", "-m", "hftcore", "config"], capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 0 and "capital:" in out.stdout
