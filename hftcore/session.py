@@ -50,6 +50,7 @@ class SessionReport:
     fills: int = 0
     rejected: int = 0
     square_offs: int = 0
+    at_limit: int = 0                                  # intents skipped: position already full
     wall_seconds: float = 0.0
     decision_ns: list = field(default_factory=list)   # run_symbol + execute, per decision
 
@@ -107,6 +108,7 @@ class PaperSession:
                                   clock=lambda: self.now_ns)
         self.execution = ExecutionService(self.broker, self.portfolio, self.bus, "paper",
                                           max_position_size, risk, clock=lambda: self.now_ns)
+        self.max_position_size = max_position_size
         self.dashboard = DashboardFeed(self.bus)
         self.fills: list[dict] = []                  # every order.filled payload, in order
         self.bus.subscribe("order.filled", lambda e: self.fills.append(e["payload"]))
@@ -124,6 +126,12 @@ class PaperSession:
         self.report.decisions += 1
         if intent.action in ("BUY", "SELL") and intent.confidence >= self.min_confidence:
             self.report.intents += 1
+            held = self.portfolio.position_quantity(symbol)
+            if (held >= self.max_position_size if intent.action == "BUY"
+                    else held <= -self.max_position_size):
+                self.report.at_limit += 1    # already full that way: nothing to send
+                self.report.decision_ns.append(time.perf_counter_ns() - t0)
+                return
             result = self.execution.execute(intent)
             self.report.orders += 1
             if result.status == "REJECTED":
@@ -157,12 +165,13 @@ class PaperSession:
                 self._decide(self.instruments.by_id(sym).symbol)
             i = j
         self.report.ticks += n
+        marks = {}
         for k in np.unique(batch.sym).tolist():
             symbol = self.instruments.by_id(k).symbol
-            ltp = self.engine.get_ltp(symbol)
+            marks[symbol] = ltp = self.engine.get_ltp(symbol)
             if self.broker.open_orders(symbol):
                 self.broker.on_price(symbol, ltp)
-            self.portfolio.update_price(symbol, ltp)
+        self.portfolio.update_prices(marks)
         led = self.portfolio.ledger
         self.equity_curve.append((self.now_ns, led.equity))
         self.max_exposure = max(self.max_exposure, led.exposure / 100)
@@ -213,7 +222,7 @@ class PaperSession:
             f"ticks {r.ticks:,}  candles closed {r.candles:,}  decisions {r.decisions:,}  "
             f"in {r.wall_seconds:.2f}s ({r.ticks / max(r.wall_seconds, 1e-9):,.0f} ticks/s)",
             f"intents {r.intents}  orders {r.orders}  rejected {r.rejected}  fills {t['fills']}  "
-            f"square-offs {r.square_offs}",
+            f"square-offs {r.square_offs}  held at the position limit {r.at_limit}",
             f"decision latency (run_symbol + execute): p50 {r.latency_us(50):.1f} us, "
             f"p99 {r.latency_us(99):.1f} us",
             "",

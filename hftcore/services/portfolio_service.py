@@ -240,10 +240,17 @@ class PortfolioService:
             self._ledger.set_mark(i, p)
         return True
 
-    def update_prices(self, prices: dict) -> None:
-        """Mark several symbols: ``{symbol: price}``."""
-        for s, p in prices.items():
-            self.update_price(s, p)
+    def update_prices(self, prices: dict, publish: bool = True) -> int:
+        """Mark several symbols (``{symbol: price}``); if an open position was
+        re-marked, publish one ``portfolio.updated``.  Returns how many were marked."""
+        marked = open_marked = 0
+        for sym, price in prices.items():
+            if self.update_price(sym, price):
+                marked += 1
+                open_marked += self.position_quantity(sym) != 0
+        if publish and open_marked and self.event_bus is not None:
+            self.event_bus.publish(PORTFOLIO_UPDATED, self.get_snapshot())
+        return marked
 
     # ------------------------------------------------------------ read
 
