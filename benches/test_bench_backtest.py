@@ -177,3 +177,76 @@ def test_hftcore_services_backtest_every_close(benchmark):
     reversals = benchmark.pedantic(run_hftcore, ("close",), rounds=1, iterations=1)
     assert reversals == expected_reversals()
     benchmark.extra_info["bars_per_s"] = N_BARS / benchmark.stats.stats.median
+
+
+@pytest.mark.benchmark(group=f"backtest EMA(10/30) crossover, {N_BARS:,} 1m bars")
+def test_nautilus_backtest_engine(benchmark):
+    """NautilusTrader's BacktestEngine with a crossover strategy.  Nautilus's own EMA is
+    not SMA-seeded, so the strategy reads the same precomputed EMA values as the
+    backtesting.py run: the engine (bars, orders, fills, portfolio) is what is timed."""
+    pytest.importorskip("nautilus_trader.backtest.engine")
+    pd = pytest.importorskip("pandas")
+    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+    from nautilus_trader.config import LoggingConfig, StrategyConfig
+    from nautilus_trader.model.currencies import USD
+    from nautilus_trader.model.data import BarType
+    from nautilus_trader.model.enums import AccountType, OmsType, OrderSide
+    from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
+    from nautilus_trader.model.objects import Money, Quantity
+    from nautilus_trader.persistence.wranglers import BarDataWrangler
+    from nautilus_trader.test_kit.providers import TestInstrumentProvider
+    from nautilus_trader.trading.strategy import Strategy
+
+    ts, o, h, l, c, v = BARS
+    fast_v, slow_v = EMA(10).batch(c), EMA(30).batch(c)
+
+    class CrossConfig(StrategyConfig, frozen=True):
+        instrument_id: InstrumentId
+        bar_type: BarType
+
+    class Cross(Strategy):
+        reversals = 0
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.i, self.prev = 0, 0
+
+        def on_start(self):
+            self.subscribe_bars(self.config.bar_type)
+
+        def on_bar(self, bar):
+            i = self.i
+            self.i += 1
+            d = fast_v[i] - slow_v[i]
+            if d != d:
+                return
+            sign = 1 if d > 0 else (-1 if d < 0 else self.prev)
+            if self.prev and sign != self.prev:
+                net = int(self.portfolio.net_position(self.config.instrument_id))
+                delta = QTY * sign - net
+                type(self).reversals += net != 0
+                self.submit_order(self.order_factory.market(
+                    self.config.instrument_id, OrderSide.BUY if delta > 0 else OrderSide.SELL,
+                    Quantity.from_int(abs(delta))))
+            self.prev = sign
+
+    def run():
+        engine = BacktestEngine(BacktestEngineConfig(trader_id=TraderId("BENCH-001"),
+                                                     logging=LoggingConfig(bypass_logging=True)))
+        engine.add_venue(venue=Venue("XNAS"), oms_type=OmsType.NETTING,
+                         account_type=AccountType.MARGIN, base_currency=USD,
+                         starting_balances=[Money(1_000_000_000, USD)])
+        inst = TestInstrumentProvider.equity("RELIANCE", "XNAS")
+        engine.add_instrument(inst)
+        bar_type = BarType.from_str(f"{inst.id}-1-MINUTE-LAST-EXTERNAL")
+        df = pd.DataFrame({"open": o, "high": h, "low": l, "close": c, "volume": v},
+                          index=pd.to_datetime(ts, utc=True))
+        engine.add_data(BarDataWrangler(bar_type, inst).process(df))
+        Cross.reversals = 0
+        engine.add_strategy(Cross(CrossConfig(instrument_id=inst.id, bar_type=bar_type)))
+        engine.run()
+        engine.dispose()
+        return Cross.reversals
+    reversals = benchmark.pedantic(run, rounds=1, iterations=1)
+    assert reversals == expected_reversals()
+    benchmark.extra_info["bars_per_s"] = N_BARS / benchmark.stats.stats.median
