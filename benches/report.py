@@ -141,6 +141,29 @@ def target_rows(benches) -> list[str]:
     return rows
 
 
+NOTES = """
+### Reading the misses
+
+* **Single incremental updates** are one Cython method call each, like nautilus_trader's
+  `update_raw`; both sit at ~50 ns and move together between ~50 and ~90 ns from one process to
+  the next on this VM, so a row can flip between pass and miss across runs.
+* **Batch ATR**: the TA-Lib wheel dispatches `TA_ATR` at run time to a clone built for the CPU
+  (an IFUNC symbol; the library contains FMA code), while hftcore's wheel targets the portable
+  x86-64 baseline. The Wilder update `atr = atr*(n-1)/n + tr/n` is a multiply-add chain per
+  bar, so without FMA it costs about one extra add latency per point. `HFTCORE_MARCH=x86-64-v3
+  pip install .` builds for newer CPUs.
+* **Decision path** (tick → dashboard): the numeric lane is sub-microsecond (`on_tick`); the
+  rest is the event lane in Python: two bundles, strategy evaluation and fusion, five
+  published events (raw, fused, filled, portfolio.updated, each also taken by the dashboard),
+  the paper broker's order and fill records, and a portfolio snapshot. About 40 Python calls
+  and a dozen small objects; below ~15 µs needs those layers compiled, which would break the
+  spec's "any object with the same interface" promise for engines and brokers.
+* **Backtest**: hftcore enters Python only at EMA crossovers, found by the compiled candle
+  bank (`decide_on="cross"`); the `every_close` row shows the same run when Python decides at
+  every bar, as the peers do.
+"""
+
+
 def main(path: str) -> None:
     data, benches = load(path)
     mi = data.get("machine_info", {})
@@ -157,6 +180,7 @@ def main(path: str) -> None:
     print("|---|---|---|---|")
     for r in target_rows(benches):
         print(r)
+    print(NOTES)
     print("\n## Every group\n")
     print("Ratios are to the fastest hftcore entry of the group.\n")
     print("\n".join(group_tables(benches)))
