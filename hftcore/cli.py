@@ -211,8 +211,8 @@ def cmd_dashboard(args) -> int:
     print(f"status {snap['system'].get('status')}  equity {p.get('equity', 0):,.2f}  "
           f"realized {p.get('realized_pnl', 0):,.2f}  unrealized {p.get('unrealized_pnl', 0):,.2f}")
     for pos in snap["positions"]:
-        print(f"  {pos['symbol']:<12}{pos['quantity']:>6}  @ {pos['avg_price']:,.2f}  "
-              f"last {pos['last_price']:,.2f}")
+        print(f"  {pos.get('symbol', '?'):<12}{pos.get('quantity', 0):>6}  "
+              f"@ {pos.get('avg_price') or 0:,.2f}  last {pos.get('last_price') or 0:,.2f}")
     for o in snap["orders"][-5:]:
         print(f"  {o.get('type')}: {o.get('side', '')} {o.get('quantity', '')} "
               f"{o.get('symbol', '')} {o.get('price', o.get('message', ''))}")
