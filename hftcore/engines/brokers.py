@@ -27,7 +27,7 @@ from .charges import ChargeSchedule
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class BrokerOrder:
     order_id: str
     symbol: str

@@ -48,6 +48,9 @@ class ChargeSchedule:
     def compute(self, side: str, quantity: int, price_paise: int,
                 product: str = "MIS") -> dict[str, int]:
         """Charges for one fill, by component, in paise (``total`` included)."""
+        if self is ZERO_CHARGES:
+            return {"brokerage": 0, "stt": 0, "exchange": 0, "sebi": 0, "stamp": 0, "gst": 0,
+                    "total": 0}
         turnover = quantity * price_paise             # paise
         buy = side == "BUY"
         if product == "CNC":

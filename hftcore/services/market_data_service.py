@@ -136,7 +136,10 @@ class MarketDataService:
         if ind is None:
             logger.warning("get_bundle: no data for %r on %r", symbol, timeframe)
             return None
-        bundle = {k: ind.get(k) for k in BUNDLE_KEYS[:-1]}
+        if len(ind) == 6 and type(ind) is dict and "slope" in ind:
+            bundle = dict(ind)                    # MarketDataEngine: exactly the six keys
+        else:
+            bundle = {k: ind.get(k) for k in BUNDLE_KEYS[:-1]}
         bundle["trend_signal"] = trend_of(bundle)
         return bundle
 
