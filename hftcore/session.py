@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,8 +105,12 @@ class PaperSession:
                                         self.bus, primary_tf, secondary_tf)
         self.portfolio = PortfolioService(capital, self.bus, checkpoint_dir)
         self.bus.subscribe("order.filled", self.portfolio.on_fill)
+        # With a persistent portfolio, a restarted process must not reuse order/fill ids
+        # (the portfolio would take new fills for re-sent ones); replays keep "PB" ids so
+        # their trade files stay byte-identical.
+        prefix = "PB" if checkpoint_dir is None else f"PB{uuid.uuid4().hex[:8]}-"
         self.broker = PaperBroker(self.market_data, self.instruments, slippage_ticks, charges,
-                                  clock=lambda: self.now_ns)
+                                  clock=lambda: self.now_ns, id_prefix=prefix)
         self.execution = ExecutionService(self.broker, self.portfolio, self.bus, "paper",
                                           max_position_size, risk, clock=lambda: self.now_ns)
         self.max_position_size = max_position_size

@@ -117,3 +117,19 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-P", "-m", "hftcore", "config"], capture_output=True,
                          text=True, timeout=60, env=env)
     assert out.returncode == 0 and "capital:" in out.stdout
+
+
+def test_a_second_paper_run_on_the_same_checkpoint_keeps_every_fill(tmp_path, capsys):
+    """Restarting on a persistent portfolio must not make new fills look like re-sends."""
+    from hftcore.services import PortfolioService
+    ckpt = tmp_path / "ckpt"
+    for seed in ("1", "1"):
+        assert main(["paper", "--speed", "1000000", "--duration", "20", "--symbols", "TCS",
+                     "--seed", seed, "--checkpoint-dir", str(ckpt)]) == 0
+    restored = PortfolioService(1e6, checkpoint_dir=ckpt)
+    assert restored.duplicates == 0
+    fills = restored.get_totals()["fills"]
+    out = capsys.readouterr().out
+    per_run = [int(line.split("fills ")[1].split()[0]) for line in out.splitlines()
+               if line.startswith("intents")]
+    assert fills == per_run[-1] and per_run[-1] > per_run[0] > 0

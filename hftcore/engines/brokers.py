@@ -69,12 +69,15 @@ class PaperBroker:
         on later ``on_price`` calls.
     clock : callable -> int ns
         Fill timestamps (the session passes its simulated clock).
+    id_prefix : str
+        Order ids are ``<prefix><9-digit sequence>``; give each process that shares a
+        portfolio journal its own prefix so ids never repeat across restarts.
     """
 
     def __init__(self, price_source, instruments: InstrumentTable | None = None,
                  slippage_ticks: int = 0, charges: ChargeSchedule | None = None,
                  price_band: float = 0.20, max_fill_quantity: int | None = None,
-                 clock=time.time_ns):
+                 clock=time.time_ns, id_prefix: str = "PB"):
         if not callable(getattr(price_source, "get_ltp", None)):
             raise ValueError("price_source needs a get_ltp(symbol) method")
         if isinstance(slippage_ticks, bool) or not isinstance(slippage_ticks, int) \
@@ -92,6 +95,9 @@ class PaperBroker:
         self.price_band = price_band
         self.max_fill_quantity = max_fill_quantity
         self.clock = clock
+        if not isinstance(id_prefix, str) or not id_prefix:
+            raise ValueError(f"id_prefix must be a non-empty str, got {id_prefix!r}")
+        self.id_prefix = id_prefix
         self._lock = threading.RLock()
         self._seq = 0
         self._orders: dict[str, BrokerOrder] = {}
@@ -115,7 +121,7 @@ class PaperBroker:
         bad arguments: the order comes back REJECTED with the reason."""
         with self._lock:
             self._seq += 1
-            oid = f"PB{self._seq:09d}"
+            oid = f"{self.id_prefix}{self._seq:09d}"
             order = BrokerOrder(oid, str(symbol), str(side), 0, str(order_type).upper(),
                                 product=str(product).upper())
             self._orders[oid] = order
