@@ -419,6 +419,18 @@ cdef class CandleBank:
         return (ind.ema_fast.value, ind.ema_slow.value, ind.rsi.value, ind.atr.value,
                 self.bank.syms[sym].vwap.value, slope_value(&ind.slope))
 
+    def bundle_dict(self, Py_ssize_t sym, Py_ssize_t tf, tuple keys, bint live=False):
+        """``bundle`` as a dict under ``keys`` (six names), None where not warmed up:
+        the form the services hand out, built in one call."""
+        values = self.bundle(sym, tf, live)
+        cdef dict out = {}
+        cdef Py_ssize_t k
+        cdef double v
+        for k in range(6):
+            v = values[k]
+            out[keys[k]] = None if v != v else v
+        return out
+
     def history(self, Py_ssize_t sym, Py_ssize_t tf, Py_ssize_t n=-1):
         """The newest ``n`` closed candles (all kept if n < 0), oldest first, as a
         dict of numpy arrays: ts (int64 ns, candle start), open, high, low, close, volume."""

@@ -91,6 +91,7 @@ class MarketDataEngine:
         self.bank = CandleBank(max(len(self.instruments), 1), seconds, history, ema_fast,
                                ema_slow, rsi, atr, slope)
         self._tf_index = {s: self.bank.timeframe_index(s) for s in seconds}
+        self._located: dict = {}      # (symbol, timeframe) -> (id, tf index); ids never change
 
     # ------------------------------------------------------------ ingest
 
@@ -138,6 +139,16 @@ class MarketDataEngine:
         return self.bank.timeframes
 
     def _locate(self, symbol, timeframe):
+        try:
+            return self._located[symbol, timeframe]      # hot path: strategies ask again and again
+        except (KeyError, TypeError):
+            pass
+        where = self._locate_slow(symbol, timeframe)
+        if where is not None and len(self._located) < 100_000:
+            self._located[symbol, timeframe] = where
+        return where
+
+    def _locate_slow(self, symbol, timeframe):
         sym = self.instruments.id_of(symbol)
         if sym < 0 or sym >= self.bank.n_symbols:
             return None
@@ -154,8 +165,7 @@ class MarketDataEngine:
         where = self._locate(symbol, timeframe)
         if where is None:
             return None
-        values = self.bank.bundle(where[0], where[1], live)
-        return {k: (None if math.isnan(v) else v) for k, v in zip(BUNDLE_KEYS, values)}
+        return self.bank.bundle_dict(where[0], where[1], BUNDLE_KEYS, live)
 
     def get_candles(self, symbol, timeframe, n: int = 100) -> list[dict]:
         """The newest ``n`` closed candles, oldest first, as Kite-style dicts
