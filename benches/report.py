@@ -158,6 +158,10 @@ NOTES = """
   the paper broker's order and fill records, and a portfolio snapshot. About 40 Python calls
   and a dozen small objects; below ~15 µs needs those layers compiled, which would break the
   spec's "any object with the same interface" promise for engines and brokers.
+* **Run-to-run variance**: this is a shared 2-core VM. Memory-bound rows (tick ingest at
+  1,000 and 10,000 symbols) and call-bound rows move by up to ±30 % between runs of the same
+  build (1,000-symbol ingest: 12–21 M ticks/s across runs). Ratios within one run are
+  stable; compare those.
 * **Backtest**: hftcore enters Python only at EMA crossovers, found by the compiled candle
   bank (`decide_on="cross"`); the `every_close` row shows the same run when Python decides at
   every bar, as the peers do.

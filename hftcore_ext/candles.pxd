@@ -46,8 +46,8 @@ cdef struct Bank:
     Py_ssize_t ema_fast, ema_slow, rsi, atr, slope
     Series* series                        # [n_sym * n_tf]
     SymbolState* syms                     # [n_sym]
-    long long* h_ts                       # [n_sym * n_tf * hist]
-    double* h_bar                         # [n_sym * n_tf * hist * 5]: o, h, l, c, v
+    Candle* hist_bars                     # [n_sym * n_tf * hist]: closed candles, one
+                                          # 48-byte record each (one cache miss per close)
     long long accepted
     long long dropped                     # bad symbol id, price or volume
     long long late                        # older than the symbol's newest tick

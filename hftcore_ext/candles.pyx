@@ -59,14 +59,7 @@ cdef inline long long _floormod(long long a, long long m) noexcept nogil:
 
 
 cdef inline void _close_candle(Bank* b, Py_ssize_t sym, Py_ssize_t tf, Series* s) noexcept nogil:
-    cdef Py_ssize_t slot = (sym * b.n_tf + tf) * b.hist + s.hist_next
-    cdef double* bar = &b.h_bar[5 * slot]
-    b.h_ts[slot] = s.forming.start
-    bar[0] = s.forming.open
-    bar[1] = s.forming.high
-    bar[2] = s.forming.low
-    bar[3] = s.forming.close
-    bar[4] = s.forming.volume
+    b.hist_bars[(sym * b.n_tf + tf) * b.hist + s.hist_next] = s.forming
     s.hist_next += 1
     if s.hist_next == b.hist:
         s.hist_next = 0
@@ -207,7 +200,7 @@ cdef class CandleBank:
             raise ValueError(f"between 1 and {MAX_TIMEFRAMES} timeframes are supported, got {len(tfs)}")
         if len(set(tfs)) != len(tfs):
             raise ValueError(f"timeframes must be distinct, got {tuple(timeframes)}")
-        need = int(n_symbols) * len(tfs) * (sizeof(Series) + int(history) * 48)
+        need = int(n_symbols) * len(tfs) * (sizeof(Series) + int(history) * sizeof(Candle))
         if need > _physical_memory():
             raise ValueError(f"{n_symbols} symbols x {len(tfs)} timeframes x {history} candles "
                              f"need {need / 2**30:.1f} GiB, more than this machine has")
@@ -223,8 +216,7 @@ cdef class CandleBank:
     def __dealloc__(self):
         PyMem_Free(self.bank.series)
         PyMem_Free(self.bank.syms)
-        PyMem_Free(self.bank.h_ts)
-        PyMem_Free(self.bank.h_bar)
+        PyMem_Free(self.bank.hist_bars)
 
     def grow(self, Py_ssize_t n_symbols):
         """Make room for symbol ids up to ``n_symbols - 1``; existing state is kept."""
@@ -241,14 +233,10 @@ cdef class CandleBank:
         if syms == NULL:
             raise MemoryError()
         b.syms = syms
-        h_ts = <long long*> PyMem_Realloc(b.h_ts, max(cells * b.hist, 1) * sizeof(long long))
-        if h_ts == NULL:
+        bars = <Candle*> PyMem_Realloc(b.hist_bars, max(cells * b.hist, 1) * sizeof(Candle))
+        if bars == NULL:
             raise MemoryError()
-        b.h_ts = h_ts
-        h_bar = <double*> PyMem_Realloc(b.h_bar, max(cells * b.hist * 5, 1) * sizeof(double))
-        if h_bar == NULL:
-            raise MemoryError()
-        b.h_bar = h_bar
+        b.hist_bars = bars
         _init_symbols(b, old, n)
         b.n_sym = n
 
@@ -445,8 +433,8 @@ cdef class CandleBank:
             slot = s.hist_next - count + k
             if slot < 0:
                 slot += self.bank.hist
-            ts[k] = self.bank.h_ts[base + slot]
-            memcpy(&(<double*> bars.data)[5 * k], &self.bank.h_bar[5 * (base + slot)],
+            ts[k] = self.bank.hist_bars[base + slot].start
+            memcpy(&(<double*> bars.data)[5 * k], &self.bank.hist_bars[base + slot].open,
                    5 * sizeof(double))
         return {"ts": ts, "open": bars[:, 0].copy(), "high": bars[:, 1].copy(),
                 "low": bars[:, 2].copy(), "close": bars[:, 3].copy(),
@@ -506,4 +494,4 @@ cdef class CandleBank:
         """Bytes of C state held (all symbols)."""
         cdef Py_ssize_t cells = self.bank.n_sym * self.bank.n_tf
         return (cells * sizeof(Series) + self.bank.n_sym * sizeof(SymbolState)
-                + cells * self.bank.hist * (sizeof(long long) + 5 * sizeof(double)))
+                + cells * self.bank.hist * sizeof(Candle))
