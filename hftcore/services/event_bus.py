@@ -47,7 +47,7 @@ class EventBus(BusCore):
     -------
     subscribe(event_type, handler) -> bool
     unsubscribe(event_type, handler) -> bool
-    publish(event_type, payload) -> event dict | None
+    publish(event_type, payload) -> Event (reads like the dict above) | None
     get_recent_events(event_type=None, limit=100) -> list of events, oldest first
     """
 
