@@ -22,13 +22,14 @@ cdef struct Candle:
 
 
 cdef struct Series:       # one symbol on one timeframe
+    # hot first: the forming candle and the ring bookkeeping share the first cache lines
     Candle forming
-    BarIndicators ind     # updated once per closed candle
     Py_ssize_t hist_len   # closed candles stored, <= Bank.hist
     Py_ssize_t hist_next  # ring slot the next closed candle goes to
     long long closed      # candles closed since start
     int trend             # sign of EMA fast - slow at the last close; 0 before both warm
     bint crossed          # the last close flipped ``trend`` (an EMA crossover)
+    BarIndicators ind     # updated once per closed candle
 
 
 cdef struct SymbolState:
