@@ -219,6 +219,15 @@ def test_order_ids_are_unique_and_cancel_works():
     assert len(ids) == 100
 
 
+def test_finished_orders_are_forgotten_beyond_a_bound_open_ones_kept():
+    b = PaperBroker(Prices(SBIN=900.0), charges=ZERO_CHARGES)
+    b.KEEP_DONE = 5
+    resting = b.place_order("SBIN", "BUY", 1, "LIMIT", 880.0)
+    ids = [b.place_order("SBIN", "BUY", 1).order_id for _ in range(20)]
+    assert b.get_order(ids[-1]) is not None and b.get_order(ids[0]) is None
+    assert b.get_order(resting.order_id).status == "OPEN" and len(b._orders) <= 7
+
+
 def test_fees_reach_the_fill():
     o = PaperBroker(Prices(SBIN=900.0)).place_order("SBIN", "SELL", 100)
     f = o.fills[0]

@@ -425,6 +425,14 @@ def test_duplicate_fills_are_counted_once():
     assert p.get_position("RELIANCE")["quantity"] == 10 and p.duplicates == 1
 
 
+def test_duplicate_detection_window_is_bounded():
+    p = PortfolioService(1e7, dedup_window=3)
+    for i in range(5):
+        assert p.on_fill({**FILL, "fill_id": f"F{i}", "quantity": 1})
+    assert p.on_fill({**FILL, "fill_id": "F4", "quantity": 1}) is False      # recent: re-send
+    assert p.on_fill({**FILL, "fill_id": "F0", "quantity": 1}) is True       # aged out
+
+
 @pytest.mark.parametrize("bad", [None, 42, {}, {**FILL, "side": "HOLD"}, {**FILL, "quantity": 0},
                                  {**FILL, "quantity": -3}, {**FILL, "price": float("nan")},
                                  {**FILL, "price": -1}, {**FILL, "symbol": ""},

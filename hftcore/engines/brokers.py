@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..instruments import InstrumentTable, to_paise
@@ -50,6 +51,8 @@ class BrokerOrder:
 
 
 class PaperBroker:
+    KEEP_DONE = 100_000          # finished orders kept for get_order(); bounded for long runs
+
     """Simulated NSE execution against a live or replayed price source.
 
     Parameters
@@ -100,7 +103,8 @@ class PaperBroker:
         self.id_prefix = id_prefix
         self._lock = threading.RLock()
         self._seq = 0
-        self._orders: dict[str, BrokerOrder] = {}
+        self._orders: dict[str, BrokerOrder] = {}     # open orders + the newest KEEP_DONE done
+        self._done: deque[str] = deque()
         self._open: dict[str, list[BrokerOrder]] = {}
         self._listeners: list = []
 
@@ -125,6 +129,7 @@ class PaperBroker:
             order = BrokerOrder(oid, str(symbol), str(side), 0, str(order_type).upper(),
                                 product=str(product).upper())
             self._orders[oid] = order
+            self._retire_old()
             inst = self.instruments.get(symbol)
             if inst is None:
                 return self._reject(order, f"unknown symbol {symbol!r}")
@@ -162,6 +167,18 @@ class PaperBroker:
             # them); listeners only hear of fills that happen later.
             self._match(inst.symbol, ltp_p)
         return order
+
+    def _retire_old(self) -> None:
+        # forget the oldest finished orders beyond KEEP_DONE (open ones stay)
+        self._done.append(next(reversed(self._orders)))
+        while len(self._done) > self.KEEP_DONE:
+            oid = self._done.popleft()
+            order = self._orders.get(oid)
+            if order is not None and order.status != "OPEN":
+                del self._orders[oid]
+            elif order is not None:
+                self._done.append(oid)             # still open: look again later
+                break
 
     def cancel_order(self, order_id) -> bool:
         with self._lock:

@@ -38,6 +38,7 @@ import os
 import threading
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -74,6 +75,33 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+class FillIdWindow:
+    """The ids of the newest ``size`` fills, for recognising re-sent fills in O(1)
+    with bounded memory (brokers re-send recent fills, not last month's)."""
+
+    def __init__(self, size: int, ids=()):
+        self.size = size
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+        for fid in ids:
+            self.add(fid)
+
+    def add(self, fid: str) -> None:
+        if len(self._order) >= self.size:
+            self._ids.discard(self._order.popleft())
+        self._order.append(fid)
+        self._ids.add(fid)
+
+    def __contains__(self, fid) -> bool:
+        return fid in self._ids
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def to_list(self) -> list[str]:
+        return list(self._order)
+
+
 class PortfolioService:
     """Position tracking, PnL and checkpointing.
 
@@ -90,11 +118,14 @@ class PortfolioService:
         fsync the journal after every fill.
     keep : int
         Checkpoint files kept.
+    dedup_window : int
+        A re-sent fill is recognised if it is among the newest ``dedup_window`` fills
+        (bounded memory and checkpoint size for long replays).
     """
 
     def __init__(self, initial_capital: float = 100000.0, event_bus=None,
                  checkpoint_dir=None, checkpoint_every: int = 100, fsync: bool = True,
-                 keep: int = 3):
+                 keep: int = 3, dedup_window: int = 1_000_000):
         if isinstance(initial_capital, bool) or not isinstance(initial_capital, (int, float)) \
                 or not math.isfinite(initial_capital) or not 0 <= initial_capital <= 1e13:
             raise ValueError(f"initial_capital must be a number in [0, 1e13] rupees, "
@@ -103,6 +134,8 @@ class PortfolioService:
             raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
         if not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be an int >= 1, got {keep!r}")
+        if isinstance(dedup_window, bool) or not isinstance(dedup_window, int) or dedup_window < 1:
+            raise ValueError(f"dedup_window must be an int >= 1, got {dedup_window!r}")
         self.initial_capital = float(initial_capital)
         self.event_bus = event_bus
         self.checkpoint_every = checkpoint_every
@@ -112,7 +145,7 @@ class PortfolioService:
         self._ledger = Ledger(0, to_paise(initial_capital))
         self._ids: dict[str, int] = {}            # symbol -> ledger id
         self._symbols: list[str] = []
-        self._fill_ids: set[str] = set()
+        self._fill_ids = FillIdWindow(dedup_window)
         self._journal_lines = 0
         self._journal = None
         self._ckpt_seq = 0
@@ -359,7 +392,7 @@ class PortfolioService:
                     "cash": state["cash"], "fills": state["fills"],
                     "rejected": state["rejected"], "symbols": list(self._symbols),
                     "positions": state["positions"].tolist(),
-                    "fill_ids": sorted(self._fill_ids), "journal_lines": self._journal_lines}
+                    "fill_ids": self._fill_ids.to_list(), "journal_lines": self._journal_lines}
             self._ckpt_seq += 1
             seq = self._ckpt_seq
             self._since_ckpt = 0
@@ -411,7 +444,7 @@ class PortfolioService:
             self._ledger = Ledger.from_state(body)
             self._symbols = list(body["symbols"])
             self._ids = {s: i for i, s in enumerate(self._symbols)}
-            self._fill_ids = set(body["fill_ids"])
+            self._fill_ids = FillIdWindow(self._fill_ids.size, body["fill_ids"])
         start = body["journal_lines"] if body is not None else 0
         records = self._read_journal()
         self._journal_lines = len(records)
