@@ -274,6 +274,10 @@ cdef class BusCore:
         out.reverse()
         return out
 
+    def recent(self, event_type=None, limit=100):
+        """The compiled event log's name for ``get_recent_events``."""
+        return self.get_recent_events(event_type, limit)
+
     @property
     def published(self):
         """Events published so far (the newest sequence number)."""
