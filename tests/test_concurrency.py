@@ -91,3 +91,57 @@ def test_everything_at_once_for_seconds_with_exact_totals():
                                f"{ops['publish']:,} publishes, {n_fills:,} fills, "
                                f"{ops['churn']:,} subscribe/unsubscribe pairs, "
                                f"{ops['snapshot']:,} snapshot rounds; totals exact")
+
+
+def test_market_data_engine_ingests_in_one_thread_while_others_read():
+    """Two feed threads ingest different symbols (the batches run without the GIL) while
+    readers take bundles and candles: no crash, and the end state equals a serial run."""
+    import numpy as np
+    from hftcore import MarketDataEngine, SyntheticFeed
+    feed = SyntheticFeed(["RELIANCE", "TCS"], seed=9)
+    data = feed.data()
+    per_symbol = {s: type(data)(*(f[data.sym == s] for f in data)) for s in np.unique(data.sym)}
+    chunks = {s: [type(t)(*(f[i:i + 500] for f in t)) for i in range(0, len(t), 500)]
+              for s, t in per_symbol.items()}
+    serial = MarketDataEngine(feed.instruments)
+    for s in chunks:
+        for c in chunks[s]:
+            serial.ingest(c)
+
+    engine = MarketDataEngine(feed.instruments)
+    stop = threading.Event()
+    errors, reads = [], {"n": 0}
+
+    def writer(s):
+        try:
+            for c in chunks[s]:
+                engine.ingest(c)
+        except Exception as exc:          # pragma: no cover
+            errors.append(repr(exc))
+
+    def reader():
+        try:
+            while not stop.is_set():
+                for sym in ("RELIANCE", "TCS"):
+                    engine.get_indicators(sym, "5m", live=True)
+                    engine.get_candles(sym, "1m", 50)
+                    engine.get_ltp(sym)
+                reads["n"] += 1
+        except Exception as exc:          # pragma: no cover
+            errors.append(repr(exc))
+
+    writers = [threading.Thread(target=writer, args=(s,)) for s in chunks]
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for t in writers + readers:
+        t.start()
+    for t in writers:
+        t.join(timeout=60)
+    stop.set()
+    for t in readers:
+        t.join(timeout=10)
+    assert not errors and not any(t.is_alive() for t in writers + readers)
+    for sym in ("RELIANCE", "TCS"):
+        for tf in ("1m", "5m", "15m"):
+            assert engine.get_indicators(sym, tf) == serial.get_indicators(sym, tf)
+        assert engine.get_candles(sym, "1m", 400) == serial.get_candles(sym, "1m", 400)
+    assert reads["n"] > 0

@@ -6,6 +6,9 @@ This is the ``market_data_engine`` the MarketDataService wraps.  Its interface
 * ``get_indicators(symbol, timeframe, live=False) -> dict | None``
 * ``get_candles(symbol, timeframe, n) -> list[dict]``
 * ``get_ltp(symbol) -> float | None``
+
+Thread-safe: one lock guards the candle bank, so a feed thread can ingest
+(the batch itself runs without the GIL) while strategy threads read bundles.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import functools
 import logging
 import math
 import re
+import threading
 
 import numpy as np
 
@@ -92,6 +96,8 @@ class MarketDataEngine:
                                ema_slow, rsi, atr, slope)
         self._tf_index = {s: self.bank.timeframe_index(s) for s in seconds}
         self._located: dict = {}      # (symbol, timeframe) -> (id, tf index); ids never change
+        # the bank's batch calls release the GIL: every access goes through this lock
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------ ingest
 
@@ -106,30 +112,33 @@ class MarketDataEngine:
         if sym < 0:
             logger.warning("on_tick: unknown symbol %r", symbol)
             return -1
-        self._sync()
         try:
-            return self.bank.on_tick(sym, int(ts_ns), float(price), float(volume))
+            ts_ns, price, volume = int(ts_ns), float(price), float(volume)
+            with self._lock:
+                self._sync()
+                return self.bank.on_tick(sym, ts_ns, price, volume)
         except (TypeError, ValueError, OverflowError) as exc:
             logger.warning("on_tick: bad tick for %s: %s", symbol, exc)
             return -1
 
     def ingest(self, data) -> int:
         """Apply a ``Ticks`` or ``Bars`` batch in one nogil pass; returns candles closed."""
-        self._sync()
-        if isinstance(data, Bars):
-            return self.bank.ingest_bars(
-                np.ascontiguousarray(data.sym, np.int32), np.ascontiguousarray(data.ts_ns, np.int64),
-                *(np.ascontiguousarray(a, np.float64)
-                  for a in (data.open, data.high, data.low, data.close, data.volume)),
-                int(data.span_s))
-        return self.bank.ingest_ticks(
-            np.ascontiguousarray(data.sym, np.int32), np.ascontiguousarray(data.ts_ns, np.int64),
-            np.ascontiguousarray(data.price, np.float64),
-            np.ascontiguousarray(data.volume, np.float64))
+        sym = np.ascontiguousarray(data.sym, np.int32)
+        ts = np.ascontiguousarray(data.ts_ns, np.int64)
+        with self._lock:
+            self._sync()
+            if isinstance(data, Bars):
+                return self.bank.ingest_bars(
+                    sym, ts, *(np.ascontiguousarray(a, np.float64)
+                               for a in (data.open, data.high, data.low, data.close, data.volume)),
+                    int(data.span_s))
+            return self.bank.ingest_ticks(sym, ts, np.ascontiguousarray(data.price, np.float64),
+                                          np.ascontiguousarray(data.volume, np.float64))
 
     def flush(self, ts_ns: int) -> int:
         """Close candles whose period ended by ``ts_ns`` (call at the session close)."""
-        return self.bank.flush(int(ts_ns))
+        with self._lock:
+            return self.bank.flush(int(ts_ns))
 
     # ------------------------------------------------------------ read
 
@@ -165,7 +174,8 @@ class MarketDataEngine:
         where = self._locate(symbol, timeframe)
         if where is None:
             return None
-        return self.bank.bundle_dict(where[0], where[1], BUNDLE_KEYS, live)
+        with self._lock:
+            return self.bank.bundle_dict(where[0], where[1], BUNDLE_KEYS, live)
 
     def get_candles(self, symbol, timeframe, n: int = 100) -> list[dict]:
         """The newest ``n`` closed candles, oldest first, as Kite-style dicts
@@ -173,7 +183,8 @@ class MarketDataEngine:
         where = self._locate(symbol, timeframe)
         if where is None:
             return []
-        h = self.bank.history(where[0], where[1], int(n))
+        with self._lock:
+            h = self.bank.history(where[0], where[1], int(n))
         return [{"date": dt.datetime.fromtimestamp(t / NS, IST), "open": o, "high": hi,
                  "low": lo, "close": c, "volume": v}
                 for t, o, hi, lo, c, v in zip(h["ts"].tolist(), h["open"].tolist(),
@@ -183,21 +194,26 @@ class MarketDataEngine:
     def get_candle_arrays(self, symbol, timeframe, n: int = -1) -> dict | None:
         """Like ``get_candles`` but numpy arrays (ts in ns), for vectorised work."""
         where = self._locate(symbol, timeframe)
-        return None if where is None else self.bank.history(where[0], where[1], int(n))
+        if where is None:
+            return None
+        with self._lock:
+            return self.bank.history(where[0], where[1], int(n))
 
     def get_ltp(self, symbol) -> float | None:
         """Newest tick price seen for ``symbol``; None if unknown or never traded."""
         sym = self.instruments.id_of(symbol)
         if sym < 0 or sym >= self.bank.n_symbols:
             return None
-        v = self.bank.ltp(sym)
+        with self._lock:
+            v = self.bank.ltp(sym)
         return None if math.isnan(v) else v
 
     def last_ts(self, symbol) -> int | None:
         sym = self.instruments.id_of(symbol)
         if sym < 0 or sym >= self.bank.n_symbols:
             return None
-        return self.bank.last_ts(sym)
+        with self._lock:
+            return self.bank.last_ts(sym)
 
     @property
     def stats(self) -> dict:
