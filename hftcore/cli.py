@@ -155,8 +155,18 @@ def cmd_paper(args) -> int:
     session.dashboard.update_system_state("status", "running")
     session.dashboard.update_system_state("mode", "paper")
     started = time.monotonic()
+    started_wall = time.perf_counter()
     stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+
+    def request_stop(signum, frame):
+        if stop["now"]:                       # a second Ctrl-C: stop right away
+            raise KeyboardInterrupt
+        stop["now"] = True
+        print("\nstopping: checkpointing and writing the summary ...", file=sys.stderr)
+    # Ctrl-C and SIGTERM finish the current step, then checkpoint and exit cleanly
+    # (set explicitly: a shell may start background jobs with SIGINT ignored).
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     data = feed.data()
     t0 = int(data.ts_ns[0]) if len(data) else 0
 
@@ -178,7 +188,7 @@ def cmd_paper(args) -> int:
         else:
             if session.square_off:
                 session.flatten()
-        session.dashboard.update_system_state("status", "finished")
+        session.finish(started_wall)
         while server is not None and not stop["now"] and (
                 not args.duration or time.monotonic() - started < args.duration):
             time.sleep(0.2)                      # keep serving the final state
@@ -189,7 +199,7 @@ def cmd_paper(args) -> int:
         session.portfolio.close()
         if server is not None:
             server.stop()
-    session.report.fills = session.portfolio.get_totals()["fills"]
+    session.finish(started_wall)
     print(session.summary())
     if args.checkpoint_dir:
         print(f"checkpoint: {args.checkpoint_dir}")

@@ -210,11 +210,17 @@ class PaperSession:
         if self.square_off:
             self.flatten()
             self.equity_curve.append((self.now_ns, self.portfolio.ledger.equity))
+        self.finish(t0)
+        return self.report
+
+    def finish(self, started: float) -> SessionReport:
+        """Fill in the report's totals (``started``: ``time.perf_counter()`` at the start)
+        and mark the dashboard finished."""
         bank = self.engine.bank
         self.report.candles = sum(bank.closed_count(i, j) for i in range(bank.n_symbols)
                                   for j in range(len(bank.timeframes)))
         self.report.fills = self.portfolio.get_totals()["fills"]
-        self.report.wall_seconds = time.perf_counter() - t0
+        self.report.wall_seconds = time.perf_counter() - started
         self.dashboard.update_system_state("status", "finished")
         return self.report
 

@@ -133,3 +133,22 @@ def test_a_second_paper_run_on_the_same_checkpoint_keeps_every_fill(tmp_path, ca
     per_run = [int(line.split("fills ")[1].split()[0]) for line in out.splitlines()
                if line.startswith("intents")]
     assert fills == per_run[-1] and per_run[-1] > per_run[0] > 0
+
+
+def test_ctrl_c_checkpoints_and_exits_cleanly(tmp_path):
+    """SIGINT (even when the shell started the job with SIGINT ignored) finishes the
+    current step, checkpoints and prints the summary with exit status 0."""
+    import signal
+    import time
+    env = {**os.environ, "PYTHONPATH": str(Path(hftcore.__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "hftcore", "paper", "--speed", "300",
+                             "--symbols", "SBIN", "--checkpoint-dir", str(tmp_path / "ck")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                           signal.SIG_IGN))
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopping" in err and "ticks" in out and "candles closed" in out
+    assert list((tmp_path / "ck").glob("portfolio-*.json"))
