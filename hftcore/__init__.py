@@ -10,7 +10,7 @@ from hftcore_ext import bus as _bus, candles as _candles, indicators as _indicat
 from .engines import (ChargeSchedule, EmaTrend, KiteBroker, MarketDataEngine, PaperBroker,
                       RsiReversion, StrategyEngineV3, VwapReversion, ZERO_CHARGES,
                       register_strategy)
-from .feeds import ArrayFeed, Bars, ReplayFeed, SyntheticFeed, Ticks
+from .feeds import ArrayFeed, Bars, KiteQuoteFeed, ReplayFeed, SyntheticFeed, Ticks
 from .instruments import Instrument, InstrumentTable, nse_tick_size, to_paise
 from .orders import Fill, OrderIntent, OrderResult, Signal
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
@@ -25,5 +25,5 @@ __all__ = ["COMPILED", "EventBus", "MarketDataService", "StrategyService", "Exec
            "PortfolioService", "DashboardFeed", "RiskLimits", "MarketDataEngine",
            "StrategyEngineV3", "EmaTrend", "RsiReversion", "VwapReversion", "register_strategy",
            "PaperBroker", "KiteBroker", "ChargeSchedule", "ZERO_CHARGES", "SyntheticFeed",
-           "ReplayFeed", "ArrayFeed", "Ticks", "Bars", "Instrument", "InstrumentTable", "nse_tick_size",
+           "ReplayFeed", "ArrayFeed", "KiteQuoteFeed", "Ticks", "Bars", "Instrument", "InstrumentTable", "nse_tick_size",
            "to_paise", "OrderIntent", "OrderResult", "Signal", "Fill"]

@@ -180,6 +180,33 @@ class ArrayFeed(_PlaybackFeed):
         return self._data
 
 
+class KiteQuoteFeed:
+    """The live ``broker_feed``: last traded prices from Kite Connect's quote API.
+
+    ``kite`` is a logged-in ``kiteconnect.KiteConnect`` (or anything with its
+    ``ltp(instruments)`` method, which takes ``["NSE:RELIANCE", ...]`` and returns
+    ``{"NSE:RELIANCE": {"instrument_token": ..., "last_price": ...}}``).  Errors
+    propagate; MarketDataService turns them into None with a warning and caches
+    good prices for its TTL, which keeps the request rate inside Kite's limits.
+    For streaming ticks into the candle bank use KiteTicker and
+    ``MarketDataService.on_tick``.
+    """
+
+    def __init__(self, kite, instruments: InstrumentTable | None = None):
+        if not callable(getattr(kite, "ltp", None)):
+            raise ValueError("kite client needs an ltp(instruments) method")
+        self.kite = kite
+        self.instruments = instruments or InstrumentTable.nse_default()
+
+    def get_ltp(self, symbol) -> float | None:
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            return None
+        key = f"{inst.exchange}:{inst.symbol}"
+        quote = self.kite.ltp([key]).get(key)
+        return None if not quote else float(quote["last_price"])
+
+
 class SyntheticFeed(_PlaybackFeed):
     """A deterministic synthetic NSE session for several symbols.
 

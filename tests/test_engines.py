@@ -267,3 +267,25 @@ def test_kite_broker_places_orders_with_kite_parameters_and_polls_fills():
     assert len(fills) == 1 and fills[0].price_paise == 90005 and heard == fills
     assert b.poll() == [] and o.status == "COMPLETE"       # trades are taken once
     assert b.place_order("SBIN", "BUY", 5000).status == "REJECTED"
+
+
+def test_kite_quote_feed_reads_last_prices_through_the_market_data_service(caplog):
+    from hftcore import KiteQuoteFeed
+    from hftcore.services import MarketDataService
+
+    class FakeQuotes:
+        calls = 0
+
+        def ltp(self, keys):
+            FakeQuotes.calls += 1
+            if keys == ["NSE:SBIN"]:
+                raise ConnectionError("NetworkException: gateway timeout")
+            return {k: {"instrument_token": 1, "last_price": 1545.2} for k in keys}
+
+    feed = KiteQuoteFeed(FakeQuotes())
+    mds = MarketDataService(feed, MarketDataEngine(), cache_ttl_seconds=60)
+    assert mds.get_ltp("RELIANCE") == 1545.2 and mds.get_ltp("RELIANCE") == 1545.2
+    assert FakeQuotes.calls == 1                                  # cached for the TTL
+    with caplog.at_level(logging.WARNING):
+        assert mds.get_ltp("SBIN") is None and "gateway timeout" in caplog.text
+    assert feed.get_ltp("NOSUCH") is None
