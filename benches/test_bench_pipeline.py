@@ -63,6 +63,23 @@ def test_hftcore_whole_path(benchmark, world):
 
 
 @pytest.mark.benchmark(group="decision path, one symbol (tick -> dashboard)")
+def test_hftcore_whole_path_tuned_gc(benchmark, world):
+    """The same, after hftcore.tune_gc() (what the hftcore command does)."""
+    import gc
+
+    from hftcore import tune_gc
+    previous = tune_gc()
+    try:
+        result = benchmark.pedantic(decision, (world,), rounds=3000, iterations=1,
+                                    warmup_rounds=200)
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+    assert result.status == "FILLED"
+    percentiles(benchmark)
+
+
+@pytest.mark.benchmark(group="decision path, one symbol (tick -> dashboard)")
 def test_stage_1_on_tick(benchmark, world):
     def tick():
         world["ts"][0] += 1000

@@ -13,6 +13,7 @@ from .engines import (ChargeSchedule, EmaTrend, KiteBroker, MarketDataEngine, Pa
 from .feeds import ArrayFeed, Bars, KiteQuoteFeed, ReplayFeed, SyntheticFeed, Ticks
 from .instruments import Instrument, InstrumentTable, nse_tick_size, to_paise
 from .orders import Fill, OrderIntent, OrderResult, Signal
+from .tuning import tune_gc
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
                        PortfolioService, RiskLimits, StrategyService)
 
@@ -26,4 +27,4 @@ __all__ = ["COMPILED", "EventBus", "MarketDataService", "StrategyService", "Exec
            "StrategyEngineV3", "EmaTrend", "RsiReversion", "VwapReversion", "register_strategy",
            "PaperBroker", "KiteBroker", "ChargeSchedule", "ZERO_CHARGES", "SyntheticFeed",
            "ReplayFeed", "ArrayFeed", "KiteQuoteFeed", "Ticks", "Bars", "Instrument", "InstrumentTable", "nse_tick_size",
-           "to_paise", "OrderIntent", "OrderResult", "Signal", "Fill"]
+           "to_paise", "OrderIntent", "OrderResult", "Signal", "Fill", "tune_gc"]

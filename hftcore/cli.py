@@ -292,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("demo", "backtest", "paper"):
+        from .tuning import tune_gc
+        tune_gc()                      # this process is ours: fewer GC pauses on decisions
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -152,3 +152,16 @@ def test_ctrl_c_checkpoints_and_exits_cleanly(tmp_path):
     assert proc.returncode == 0, err
     assert "stopping" in err and "ticks" in out and "candles closed" in out
     assert list((tmp_path / "ck").glob("portfolio-*.json"))
+
+
+def test_tune_gc_freezes_and_raises_thresholds_and_rejects_nonsense():
+    import gc
+    from hftcore import tune_gc
+    previous = tune_gc(10_000, 10, 10)
+    try:
+        assert gc.get_threshold() == (10_000, 10, 10) and gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+    with pytest.raises(ValueError):
+        tune_gc(0)
