@@ -152,14 +152,18 @@ class PaperSession:
         if self.square_off and self._day is not None and day != self._day:
             self.flatten()                   # intraday (MIS): flat at each session's end
         self._day = day
-        self.engine._sync()
+        self.engine.sync_instruments()
         bank = self.engine.bank
+        # the kernels take int32 ids, int64 ns, float64 values (no copy when already so)
+        f64 = lambda a: np.ascontiguousarray(a, np.float64)      # noqa: E731
+        head = (np.ascontiguousarray(batch.sym, np.int32), np.ascontiguousarray(batch.ts_ns,
+                                                                               np.int64))
         if isinstance(batch, Bars):
-            arrays = (batch.sym, batch.ts_ns, batch.open, batch.high, batch.low, batch.close,
-                      batch.volume, int(batch.span_s))
+            arrays = (*head, f64(batch.open), f64(batch.high), f64(batch.low), f64(batch.close),
+                      f64(batch.volume), int(batch.span_s))
             until = bank.ingest_bars_until
         else:
-            arrays = (batch.sym, batch.ts_ns, batch.price, batch.volume)
+            arrays = (*head, f64(batch.price), f64(batch.volume))
             until = bank.ingest_ticks_until
         ts = batch.ts_ns
         i = 0

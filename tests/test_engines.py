@@ -289,3 +289,17 @@ def test_kite_quote_feed_reads_last_prices_through_the_market_data_service(caplo
     with caplog.at_level(logging.WARNING):
         assert mds.get_ltp("SBIN") is None and "gateway timeout" in caplog.text
     assert feed.get_ltp("NOSUCH") is None
+
+
+def test_array_feed_accepts_other_integer_and_float_dtypes_in_a_session():
+    import numpy as np
+    from hftcore import ArrayFeed, Ticks
+    from hftcore.session import PaperSession
+    table = InstrumentTable.nse_default()
+    t0 = 1_795_664_700 * 10**9
+    n = 3000
+    data = Ticks(np.zeros(n, np.int64), t0 + np.arange(n, dtype=np.int64) * 10**9,
+                 np.full(n, 900.0, np.float32), np.ones(n, np.int64))
+    s = PaperSession(ArrayFeed(data, table), capital=1e6)
+    report = s.run()
+    assert report.ticks == n and s.engine.get_ltp(table.by_id(0).symbol) == 900.0

@@ -101,7 +101,8 @@ class MarketDataEngine:
 
     # ------------------------------------------------------------ ingest
 
-    def _sync(self) -> None:
+    def sync_instruments(self) -> None:
+        """Make room in the candle bank for symbols added to the instrument table."""
         if len(self.instruments) > self.bank.n_symbols:
             self.bank.grow(len(self.instruments))
 
@@ -115,7 +116,7 @@ class MarketDataEngine:
         try:
             ts_ns, price, volume = int(ts_ns), float(price), float(volume)
             with self._lock:
-                self._sync()
+                self.sync_instruments()
                 return self.bank.on_tick(sym, ts_ns, price, volume)
         except (TypeError, ValueError, OverflowError) as exc:
             logger.warning("on_tick: bad tick for %s: %s", symbol, exc)
@@ -126,7 +127,7 @@ class MarketDataEngine:
         sym = np.ascontiguousarray(data.sym, np.int32)
         ts = np.ascontiguousarray(data.ts_ns, np.int64)
         with self._lock:
-            self._sync()
+            self.sync_instruments()
             if isinstance(data, Bars):
                 return self.bank.ingest_bars(
                     sym, ts, *(np.ascontiguousarray(a, np.float64)
