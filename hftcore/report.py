@@ -30,6 +30,12 @@ def _ts(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / NS, IST).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _open_trade(symbol: str, signed_qty: int, ts: int, price_paise: int) -> dict:
+    return {"symbol": symbol, "side": "LONG" if signed_qty > 0 else "SHORT", "entry_ts": ts,
+            "quantity": abs(signed_qty), "entry_value": abs(signed_qty) * price_paise,
+            "entry_qty": abs(signed_qty), "exit_value": 0, "exit_qty": 0, "pnl": 0, "fees": 0}
+
+
 def trades_from_fills(fills: list[dict]) -> list[dict]:
     """Round trips per symbol: a trade opens when a position leaves zero and closes
     when it returns to zero (a flip closes one trade and opens the next)."""
@@ -45,9 +51,7 @@ def trades_from_fills(fills: list[dict]) -> list[dict]:
         led.apply_fill(0, qty, f["price_paise"], f["fees_paise"])
         after_qty = led.position(0)[0]
         if b["open"] is None and before_qty == 0:
-            b["open"] = {"symbol": sym, "side": "LONG" if qty > 0 else "SHORT",
-                         "entry_ts": f["ts"], "quantity": abs(qty), "entry_value": abs(qty) * f["price_paise"],
-                         "entry_qty": abs(qty), "exit_value": 0, "exit_qty": 0, "pnl": 0, "fees": 0}
+            b["open"] = _open_trade(sym, qty, f["ts"], f["price_paise"])
         t = b["open"]
         closing = before_qty != 0 and (before_qty > 0) != (qty > 0)
         t["pnl"] += led.realized - before_realized
@@ -65,11 +69,7 @@ def trades_from_fills(fills: list[dict]) -> list[dict]:
             trades.append(t)
             b["open"] = None
             if after_qty != 0:               # flipped: the rest opens a new trade
-                b["open"] = {"symbol": sym, "side": "LONG" if after_qty > 0 else "SHORT",
-                             "entry_ts": f["ts"], "quantity": abs(after_qty),
-                             "entry_value": abs(after_qty) * f["price_paise"],
-                             "entry_qty": abs(after_qty), "exit_value": 0, "exit_qty": 0,
-                             "pnl": 0, "fees": 0}
+                b["open"] = _open_trade(sym, after_qty, f["ts"], f["price_paise"])
     out = []
     for t in trades:
         out.append({"symbol": t["symbol"], "side": t["side"], "entry_time": _ts(t["entry_ts"]),
@@ -105,7 +105,7 @@ def metrics(session) -> dict:
             "unrealized_pnl": totals["unrealized_pnl"], "charges": totals["fees"],
             "net_pnl": totals["net_pnl"], "final_equity": totals["equity"],
             "max_drawdown": max_dd, "max_drawdown_pct": max_dd_pct, "sharpe": sharpe,
-            "max_exposure": float(session.max_exposure) if hasattr(session, "max_exposure") else 0.0,
+            "max_exposure": float(session.max_exposure),
             "ticks": r.ticks, "decisions": r.decisions, "orders": r.orders,
             "rejected": r.rejected, "latency_p50_us": r.latency_us(50),
             "latency_p99_us": r.latency_us(99), "balanced": totals["balanced"]}
