@@ -129,7 +129,7 @@ class PaperBroker:
             order = BrokerOrder(oid, str(symbol), str(side), 0, str(order_type).upper(),
                                 product=str(product).upper())
             self._orders[oid] = order
-            self._retire_old()
+            self._retire_old(oid)
             inst = self.instruments.get(symbol)
             if inst is None:
                 return self._reject(order, f"unknown symbol {symbol!r}")
@@ -168,9 +168,9 @@ class PaperBroker:
             self._match(inst.symbol, ltp_p)
         return order
 
-    def _retire_old(self) -> None:
+    def _retire_old(self, newest: str) -> None:
         # forget the oldest finished orders beyond KEEP_DONE (open ones stay)
-        self._done.append(next(reversed(self._orders)))
+        self._done.append(newest)
         while len(self._done) > self.KEEP_DONE:
             oid = self._done.popleft()
             order = self._orders.get(oid)

@@ -44,8 +44,8 @@ def jsonable(obj, _depth: int = 0):
         return {k if type(k) is str else str(k): jsonable(v, _depth + 1) for k, v in obj.items()}
     if t is list or t is tuple:
         return [jsonable(v, _depth + 1) for v in obj]
-    if isinstance(obj, (str, int)):            # str/int subclasses (enums, bool handled above)
-        return obj if not isinstance(obj, float) else float(obj)
+    if isinstance(obj, (str, int)):            # str/int subclasses, e.g. enums
+        return obj
     if isinstance(obj, float):
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, np.generic):
