@@ -192,14 +192,13 @@ def cmd_paper(args) -> int:
         while server is not None and not stop["now"] and (
                 not args.duration or time.monotonic() - started < args.duration):
             time.sleep(0.2)                      # keep serving the final state
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:                    # a second Ctrl-C: no more serving
         print("\ninterrupted", file=sys.stderr)
+        session.finish(started_wall)
     finally:
-        session.dashboard.update_system_state("status", "stopped")
         session.portfolio.close()
         if server is not None:
             server.stop()
-    session.finish(started_wall)
     print(session.summary())
     if args.checkpoint_dir:
         print(f"checkpoint: {args.checkpoint_dir}")
