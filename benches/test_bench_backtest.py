@@ -85,7 +85,9 @@ def run_hftcore(decide_on="cross"):
                                                             quantity=2 * QTY),
                            min_confidence=0.0, max_position_size=QTY, square_off=False,
                            charges=ZERO_CHARGES, decide_on=decide_on, ema_fast=10, ema_slow=30,
-                           risk=RiskLimits(max_order_value=None, max_orders_per_second=None))
+                           risk=RiskLimits(max_order_value=None, max_orders_per_second=None,
+                                          max_orders_per_minute=None, max_orders_per_day=None,
+                                          check_buying_power=False))
     session.run(batch_seconds=10**7)
     return session.portfolio.get_totals()["fills"] - 1      # first fill opens, the rest reverse
 

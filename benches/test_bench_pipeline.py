@@ -35,7 +35,9 @@ def world():
     bus.subscribe("order.filled", port.on_fill)
     ex = ExecutionService(PaperBroker(mds, instruments, charges=ZERO_CHARGES), port, bus,
                           max_position_size=10**6,
-                          risk=RiskLimits(max_order_value=None, max_orders_per_second=None))
+                          risk=RiskLimits(max_order_value=None, max_orders_per_second=None,
+                                          max_orders_per_minute=None, max_orders_per_day=None,
+                                          check_buying_power=False))
     dash = DashboardFeed(bus)
     ts = int(feed.data().ts_ns[-1])
     return dict(mds=mds, strat=strat, ex=ex, dash=dash, ts=[ts])

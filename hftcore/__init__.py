@@ -7,9 +7,11 @@ Importing hftcore fails if the core is not compiled: there is no slow fallback.
 
 from hftcore_ext import bus as _bus, candles as _candles, indicators as _indicators, ledger as _ledger
 
-from .engines import (ChargeSchedule, EmaTrend, KiteBroker, MarketDataEngine, PaperBroker,
+from .engines import (Broker, BrokerOrder, ChargeSchedule, EmaTrend, KiteBroker,
+                      MarketDataEngine, OrderBook, PaperBroker,
                       RsiReversion, StrategyEngineV3, VwapReversion, ZERO_CHARGES,
                       register_strategy)
+from .gate import PreTradeGate
 from .feeds import ArrayFeed, Bars, KiteQuoteFeed, ReplayFeed, SyntheticFeed, Ticks
 from .instruments import Instrument, InstrumentTable, nse_tick_size, to_paise
 from .orders import Fill, OrderIntent, OrderResult, Signal
@@ -25,6 +27,6 @@ COMPILED = all(m.__file__.endswith((".so", ".pyd")) for m in (_bus, _candles, _i
 __all__ = ["COMPILED", "EventBus", "MarketDataService", "StrategyService", "ExecutionService",
            "PortfolioService", "DashboardFeed", "RiskLimits", "MarketDataEngine",
            "StrategyEngineV3", "EmaTrend", "RsiReversion", "VwapReversion", "register_strategy",
-           "PaperBroker", "KiteBroker", "ChargeSchedule", "ZERO_CHARGES", "SyntheticFeed",
+           "PaperBroker", "KiteBroker", "Broker", "BrokerOrder", "OrderBook", "PreTradeGate", "ChargeSchedule", "ZERO_CHARGES", "SyntheticFeed",
            "ReplayFeed", "ArrayFeed", "KiteQuoteFeed", "Ticks", "Bars", "Instrument", "InstrumentTable", "nse_tick_size",
            "to_paise", "OrderIntent", "OrderResult", "Signal", "Fill", "tune_gc"]

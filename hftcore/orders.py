@@ -12,6 +12,10 @@ from typing import Any
 ACTIONS = ("BUY", "SELL", "HOLD")
 SIDES = ("BUY", "SELL")
 STATUSES = ("FILLED", "REJECTED", "PLACED")
+#: Kite's order types: SL is a stop-loss limit (trigger + limit price), SL-M a stop-loss market.
+ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
+#: MIS intraday (squared off at 15:20 IST), CNC delivery, NRML carry-forward F&O.
+PRODUCTS = ("MIS", "CNC", "NRML")
 
 
 @dataclass
@@ -40,7 +44,15 @@ class OrderIntent:
     ``action`` BUY/SELL/HOLD; ``confidence`` 0..1; ``reason`` says why;
     ``metadata`` holds the indicators and signals behind it; ``quantity`` is
     the suggested size in units (ExecutionService may reduce it);
-    ``order_type`` MARKET or LIMIT (with ``limit_price`` in rupees).
+    ``order_type`` MARKET, LIMIT (with ``limit_price`` in rupees), SL (stop-loss
+    limit: ``trigger_price`` and ``limit_price``) or SL-M (stop-loss market:
+    ``trigger_price``); ``product`` MIS, CNC or NRML.
+
+    ``stop_loss`` and ``target`` (rupees, on the tick grid) attach exits to an
+    opening order: once it fills, ExecutionService places an SL-M at
+    ``stop_loss`` and a LIMIT at ``target`` for the filled quantity, and
+    cancels one when the other fills (a bracket).  ``tag`` is an optional client
+    id (Kite: at most 20 alphanumerics) carried to the broker.
     """
     symbol: str
     action: str = "HOLD"
@@ -52,6 +64,10 @@ class OrderIntent:
     limit_price: float | None = None
     product: str = "MIS"
     ts: int | None = None        # ns; the decision time
+    trigger_price: float | None = None
+    stop_loss: float | None = None
+    target: float | None = None
+    tag: str | None = None
 
     def to_dict(self) -> dict:
         # shallow: dataclasses.asdict deep-copies and cost ~40 us per decision
@@ -63,8 +79,10 @@ class OrderResult:
     """What ExecutionService did with an intent.
 
     ``status`` FILLED (completely), PLACED (accepted, resting or partly
-    filled) or REJECTED (``message`` says which rule); ``avg_price`` rupees of
-    the filled part (0.0 if nothing filled).
+    filled) or REJECTED (``message`` says why, ``rule`` names the rule that
+    fired, e.g. ``"max_position"``); ``avg_price`` rupees of the filled part
+    (0.0 if nothing filled).  What happens to a PLACED order later arrives as
+    ``order.*`` events.
     """
     order_id: str
     status: str
@@ -75,6 +93,7 @@ class OrderResult:
     quantity: int = 0
     filled_quantity: int = 0
     fees: float = 0.0
+    rule: str = ""
 
     def to_dict(self) -> dict:
         # shallow: dataclasses.asdict deep-copies and cost ~40 us per decision

@@ -8,10 +8,24 @@ The whole data path, in order, for each slice of market time:
    primary-timeframe candle closed (``decide_on="close"``) or its EMA fast/slow
    crossed (``decide_on="cross"``, for trend strategies: Python is entered
    only at crossovers);
-3. ``StrategyService.run_symbol`` turns bundles into signals and an OrderIntent;
-4. an actionable intent goes to ``ExecutionService.execute`` -> PaperBroker ->
-   ``order.filled`` -> ``PortfolioService.on_fill`` (compiled ledger);
-5. positions are marked at the LTP; DashboardFeed has seen every event.
+3. before a decision, the bars (or ticks) since the last one are matched
+   against working orders, in time order (a MARKET order waiting for the next
+   bar's open, resting limits, stops); the scan is vectorised, so Python runs
+   only where an order acts;
+4. ``StrategyService.run_symbol`` turns bundles into signals and an OrderIntent;
+5. an actionable intent goes to ``ExecutionService.execute`` -> the pre-trade
+   gate -> PaperBroker -> ``order.filled`` -> ``PortfolioService`` (compiled
+   ledger);
+6. positions are marked at the LTP; DashboardFeed has seen every event.
+
+Intraday (MIS) positions are squared off at ``square_off_time`` (15:20 IST, as
+Zerodha does) and no new position is opened after it that day; a daily-loss
+halt squares off too.  A square-off that fails is counted and shown.
+
+Fill timing (``fill_at``): on bars the default is ``"next_open"`` (a decision
+at a bar's close fills at the next bar's open, as backtesting.py does, with
+that bar's timestamp); ``"close"`` fills at the deciding bar's close.  On
+ticks orders fill at the tick that is current when they are placed.
 
 Time is the feed's: the LTP cache, the order-rate window and fill timestamps
 all run on the simulated clock, so a replay is deterministic.
@@ -51,7 +65,10 @@ class SessionReport:
     fills: int = 0
     rejected: int = 0
     square_offs: int = 0
+    square_off_failures: int = 0
+    rejections: dict = field(default_factory=dict)    # rule -> orders rejected
     at_limit: int = 0                                  # intents skipped: position already full
+    after_cutoff: int = 0                              # intents skipped: after the square-off time
     wall_seconds: float = 0.0
     decision_ns: list = field(default_factory=list)   # run_symbol + execute, per decision
 
@@ -75,6 +92,9 @@ class PaperSession:
     checkpoint_dir : path -- enables the portfolio journal/checkpoints
     decide_on : "close" (every primary candle close) or "cross" (EMA crossovers only)
     ema_fast, ema_slow : int -- EMA periods of the bundle's ema20/ema50 slots
+    fill_at : "next_open" or "close"; default next_open for bars, close for ticks
+    square_off_time : "HH:MM" IST when intraday positions are squared off (with
+        ``square_off``); default "15:20"
     """
 
     def __init__(self, feed, capital: float = 1_000_000.0, primary_tf: str = "5m",
@@ -83,9 +103,15 @@ class PaperSession:
                  charges: ChargeSchedule | None = None, slippage_ticks: int = 0,
                  checkpoint_dir=None, risk: RiskLimits | None = None, history: int = 200,
                  buffer_size: int = 1000, decide_on: str = "close", ema_fast: int = 20,
-                 ema_slow: int = 50):
+                 ema_slow: int = 50, fill_at: str | None = None, square_off_time: str = "15:20"):
         if decide_on not in ("close", "cross"):
             raise ValueError(f"decide_on must be 'close' or 'cross', got {decide_on!r}")
+        if fill_at is None:
+            fill_at = "next_open" if isinstance(feed.data(), Bars) else "close"
+        if fill_at not in ("close", "next_open"):
+            raise ValueError(f"fill_at must be 'close' or 'next_open', got {fill_at!r}")
+        self.fill_at = fill_at
+        self._cutoff_ns = _hhmm_ns(square_off_time)
         self.decide_on = decide_on
         self.feed = feed
         self.instruments: InstrumentTable = feed.instruments
@@ -110,9 +136,13 @@ class PaperSession:
         # their trade files stay byte-identical.
         prefix = "PB" if checkpoint_dir is None else f"PB{uuid.uuid4().hex[:8]}-"
         self.broker = PaperBroker(self.market_data, self.instruments, slippage_ticks, charges,
-                                  clock=lambda: self.now_ns, id_prefix=prefix)
+                                  clock=lambda: self.now_ns, id_prefix=prefix, fill_at=fill_at)
         self.execution = ExecutionService(self.broker, self.portfolio, self.bus, "paper",
-                                          max_position_size, risk, clock=lambda: self.now_ns)
+                                          max_position_size, risk, clock=lambda: self.now_ns,
+                                          price_source=self.market_data,
+                                          instruments=self.instruments)
+        self._halt_pending = False
+        self.bus.subscribe("risk.halted", self._on_halt)
         self.max_position_size = max_position_size
         self.dashboard = DashboardFeed(self.bus)
         self.fills: list[dict] = []                  # every order.filled payload, in order
@@ -120,6 +150,7 @@ class PaperSession:
         self.equity_curve: list[tuple[int, int]] = []  # (ts_ns, equity paise) per step
         self.max_exposure = 0.0                          # rupees
         self._day = None                                 # IST day of the last slice
+        self._cutoff_done = False                        # squared off for today
         self._primary_idx = self.engine.bank.timeframe_index(parse_timeframe(primary_tf))
         self.report = SessionReport()
 
@@ -131,6 +162,10 @@ class PaperSession:
         self.report.decisions += 1
         if intent.action in ("BUY", "SELL") and intent.confidence >= self.min_confidence:
             self.report.intents += 1
+            if self._cutoff_done:
+                self.report.after_cutoff += 1     # no new intraday positions after square-off
+                self.report.decision_ns.append(time.perf_counter_ns() - t0)
+                return
             held = self.portfolio.position_quantity(symbol)
             if (held >= self.max_position_size if intent.action == "BUY"
                     else held <= -self.max_position_size):
@@ -143,33 +178,62 @@ class PaperSession:
                 self.report.rejected += 1
         self.report.decision_ns.append(time.perf_counter_ns() - t0)
 
+    def _on_halt(self, event) -> None:
+        self._halt_pending = True                # squared off by the loop, not inside the event
+
+    def _cutoff_for(self, day: int) -> int:
+        return day * DAY_NS - IST_OFFSET_NS + self._cutoff_ns
+
     def step(self, batch) -> None:
         """Process one slice of ticks (or bars) through every stage."""
         n = len(batch)
         if n == 0:
             return
-        day = (int(batch.ts_ns[0]) + IST_OFFSET_NS) // DAY_NS
-        if self.square_off and self._day is not None and day != self._day:
-            self.flatten()                   # intraday (MIS): flat at each session's end
-        self._day = day
+        ts = batch.ts_ns
         self.engine.sync_instruments()
         bank = self.engine.bank
         # the kernels take int32 ids, int64 ns, float64 values (no copy when already so)
         f64 = lambda a: np.ascontiguousarray(a, np.float64)      # noqa: E731
-        head = (np.ascontiguousarray(batch.sym, np.int32), np.ascontiguousarray(batch.ts_ns,
-                                                                               np.int64))
-        if isinstance(batch, Bars):
+        head = (np.ascontiguousarray(batch.sym, np.int32), np.ascontiguousarray(ts, np.int64))
+        bars = isinstance(batch, Bars)
+        if bars:
             arrays = (*head, f64(batch.open), f64(batch.high), f64(batch.low), f64(batch.close),
-                      f64(batch.volume), int(batch.span_s))
+                      f64(batch.volume))
+            tail = (int(batch.span_s),)
             until = bank.ingest_bars_until
+            ohlc = arrays[2:6]
         else:
             arrays = (*head, f64(batch.price), f64(batch.volume))
+            tail = ()
             until = bank.ingest_ticks_until
-        ts = batch.ts_ns
+            ohlc = (arrays[2],) * 4
         i = 0
         while i < n:
-            j, sym = until(*arrays, start=i, tf=self._primary_idx, stop=self.decide_on)
+            t_i = int(ts[i])
+            day = (t_i + IST_OFFSET_NS) // DAY_NS
+            if day != self._day:                           # a new IST trading day
+                if self._day is not None and self.square_off:
+                    self.flatten("square-off at the day's end")   # what the cut-off missed
+                self._day, self._cutoff_done = day, False
+            end = n
+            if self.square_off:
+                if not self._cutoff_done:
+                    cut = self._cutoff_for(day)
+                    if t_i >= cut:
+                        self.now_ns = max(self.now_ns, t_i)
+                        self._square_off_now("intraday square-off")
+                        continue
+                else:
+                    cut = (day + 1) * DAY_NS - IST_OFFSET_NS   # stop at the next day
+                end = int(np.searchsorted(ts, cut, side="left"))
+            part = arrays if end == n else tuple(a[:end] for a in arrays)
+            with self.engine._lock:           # the nogil ingest vs on_tick growing the bank
+                j, sym = until(*part, *tail, start=i, tf=self._primary_idx, stop=self.decide_on)
+            self._match_working(arrays[:2], ohlc, i, j)
             self.now_ns = int(ts[j - 1])
+            if self._halt_pending:
+                self._halt_pending = False
+                self._square_off_now("daily-loss halt")
             if sym >= 0:
                 self._decide(self.instruments.by_id(sym).symbol)
             i = j
@@ -177,24 +241,55 @@ class PaperSession:
         marks = {}
         for k in np.unique(batch.sym).tolist():
             symbol = self.instruments.by_id(k).symbol
-            marks[symbol] = ltp = self.engine.get_ltp(symbol)
-            if self.broker.open_orders(symbol):
-                self.broker.on_price(symbol, ltp)
+            marks[symbol] = self.engine.get_ltp(symbol)
         self.portfolio.update_prices(marks)
         led = self.portfolio.ledger
         self.equity_curve.append((self.now_ns, led.equity))
         self.max_exposure = max(self.max_exposure, led.exposure / 100)
 
-    def flatten(self) -> None:
-        """Square off every open position at market (intraday close-out)."""
-        for pos in self.portfolio.get_snapshot()["positions"]:
-            qty = pos["quantity"]
-            intent = OrderIntent(pos["symbol"], "SELL" if qty > 0 else "BUY", 1.0,
-                                 "square-off at session end", quantity=abs(qty), ts=self.now_ns)
-            result = self.execution.execute(intent)
-            self.report.square_offs += 1
-            if result.status == "REJECTED":
-                logger.warning("square-off of %s rejected: %s", pos["symbol"], result.message)
+    def _match_working(self, head, ohlc, i: int, j: int) -> None:
+        """Let working orders act on the bars (ticks) ``[i, j)``, in time order.
+
+        For each symbol with working orders the broker says what would make them
+        act (the next bar, a high at or above one price, a low at or below
+        another); a vectorised scan finds the first such bar, and only that bar
+        enters Python."""
+        broker = self.broker
+        if i >= j or not broker.has_open_orders():
+            return
+        sym_arr, ts = head
+        o, h, lo, c = ohlc
+        scan_from: dict[str, int] = {}          # symbol -> first bar not yet matched
+        while True:
+            best_k, best_sym = j, None
+            for symbol in sorted({x.symbol for x in broker.open_orders()}):
+                a = scan_from.get(symbol, i)
+                if a >= best_k:
+                    continue
+                nxt, hi_at, lo_at = broker.watch(symbol)
+                seg = sym_arr[a:best_k] == self.instruments.id_of(symbol)
+                if not nxt:
+                    seg &= (h[a:best_k] >= hi_at) | (lo[a:best_k] <= lo_at)
+                if seg.any():
+                    best_k, best_sym = a + int(np.argmax(seg)), symbol
+            if best_sym is None:
+                return
+            self.now_ns = int(ts[best_k])
+            broker.on_bar(best_sym, float(o[best_k]), float(h[best_k]), float(lo[best_k]),
+                          float(c[best_k]), int(ts[best_k]))
+            scan_from[best_sym] = best_k + 1
+
+    def _square_off_now(self, reason: str) -> None:
+        self._cutoff_done = self._cutoff_done or reason == "intraday square-off"
+        self.flatten(reason)
+
+    def flatten(self, reason: str = "square-off at session end") -> None:
+        """Square off every open position at market (intraday close-out); working
+        orders are cancelled first.  Failures are counted in the report."""
+        before = self.execution.squareoff_failures
+        results = self.execution.square_off(reason=reason)
+        self.report.square_offs += len(results)
+        self.report.square_off_failures += self.execution.squareoff_failures - before
 
     def run(self, batch_seconds: float = 60.0, progress=None, stop=None) -> SessionReport:
         """Play the whole feed; returns the report.  ``progress(done, total)`` is
@@ -213,9 +308,19 @@ class PaperSession:
                 break
         if self.square_off:
             self.flatten()
+            self.close_at_last_price()
             self.equity_curve.append((self.now_ns, self.portfolio.ledger.equity))
         self.finish(t0)
         return self.report
+
+    def close_at_last_price(self) -> None:
+        """At the end of the data there is no next bar: let orders still waiting
+        for one (the final square-off in ``next_open`` mode) fill at the last price."""
+        for order in self.broker.open_orders():
+            if order.order_type == "MARKET":
+                ltp = self.engine.get_ltp(order.symbol)
+                if ltp is not None:
+                    self.broker.on_price(order.symbol, ltp, self.now_ns)
 
     def finish(self, started: float) -> SessionReport:
         """Fill in the report's totals (``started``: ``time.perf_counter()`` at the start)
@@ -224,6 +329,7 @@ class PaperSession:
         self.report.candles = sum(bank.closed_count(i, j) for i in range(bank.n_symbols)
                                   for j in range(len(bank.timeframes)))
         self.report.fills = self.portfolio.get_totals()["fills"]
+        self.report.rejections = dict(sorted(self.execution.rejections.items()))
         self.report.wall_seconds = time.perf_counter() - started
         self.dashboard.update_system_state("status", "finished")
         return self.report
@@ -237,7 +343,10 @@ class PaperSession:
             f"ticks {r.ticks:,}  candles closed {r.candles:,}  decisions {r.decisions:,}  "
             f"in {r.wall_seconds:.2f}s ({r.ticks / max(r.wall_seconds, 1e-9):,.0f} ticks/s)",
             f"intents {r.intents}  orders {r.orders}  rejected {r.rejected}  fills {t['fills']}  "
-            f"square-offs {r.square_offs}  held at the position limit {r.at_limit}",
+            f"square-offs {r.square_offs} ({r.square_off_failures} failed)  "
+            f"held at the position limit {r.at_limit}",
+            "rejections by rule: " + (", ".join(f"{k} {v}" for k, v in r.rejections.items())
+                                      or "none"),
             f"decision latency (run_symbol + execute): p50 {r.latency_us(50):.1f} us, "
             f"p99 {r.latency_us(99):.1f} us",
             "",
@@ -265,6 +374,17 @@ class PaperSession:
             lines.append(f"  last fill {ts} {o['side']:<4} {o['quantity']:>4} {o['symbol']:<10} "
                          f"@ {o['price']:,.2f}  charges {o['fees']:.2f}")
         return "\n".join(lines)
+
+
+def _hhmm_ns(text: str) -> int:
+    """"HH:MM" -> ns after IST midnight (ValueError if malformed)."""
+    try:
+        hh, mm = (int(x) for x in str(text).split(":"))
+    except ValueError:
+        raise ValueError(f"square_off_time must be HH:MM, got {text!r}") from None
+    if not (0 <= hh < 24 and 0 <= mm < 60):
+        raise ValueError(f"square_off_time must be HH:MM, got {text!r}")
+    return (hh * 3600 + mm * 60) * NS
 
 
 def _fmt_ts(ns) -> str:

@@ -152,16 +152,16 @@ def test_intraday_charges_match_the_published_schedule():
     buy = c.compute("BUY", 100, 150000, "MIS")
     sell = c.compute("SELL", 100, 150000, "MIS")
     assert buy["brokerage"] == 2000 and sell["brokerage"] == 2000     # capped at Rs 20
-    assert buy["stt"] == 0 and sell["stt"] == 3750                    # 0.025% of sell
+    assert buy["stt"] == 0 and sell["stt"] == 3800          # 0.025% of sell = 37.50 -> Rs 38
     assert buy["exchange"] == 446                                     # 0.00297% -> Rs 4.455
-    assert buy["sebi"] == 15 and buy["stamp"] == 450 and sell["stamp"] == 0
-    assert buy["gst"] == round((2000 + 446 + 15) * 0.18)
+    assert buy["sebi"] == 15 and buy["stamp"] == 500 and sell["stamp"] == 0   # 4.50 -> Rs 5
+    assert buy["gst"] == 443                              # 18% of (20 + 4.46 + 0.15) = 4.4298
     assert buy["total"] == sum(v for k, v in buy.items() if k != "total")
 
 
 def test_delivery_charges():
     d = ChargeSchedule().compute("BUY", 10, 100000, "CNC")
-    assert d["brokerage"] == 0 and d["stt"] == 1000 and d["stamp"] == 150
+    assert d["brokerage"] == 0 and d["stt"] == 1000 and d["stamp"] == 200    # 1.50 -> Rs 2
 
 
 def test_charge_schedule_rejects_negative_rates():
@@ -193,18 +193,20 @@ def test_partial_fills_complete_on_later_prices():
     heard = []
     b.add_fill_listener(heard.append)
     o = b.place_order("SBIN", "BUY", 100)
-    assert o.status == "OPEN" and o.filled == 40
+    assert o.status == "OPEN" and o.filled == 40 and len(heard) == 1   # listeners hear every fill
     b.on_price("SBIN", 900.05)
     b.on_price("SBIN", 900.10)
-    assert o.status == "COMPLETE" and o.filled == 100 and len(heard) == 2
+    assert o.status == "COMPLETE" and o.filled == 100 and len(heard) == 3
+    assert heard == o.fills
     assert o.avg_price == pytest.approx((40 * 900 + 40 * 900.05 + 20 * 900.10) / 100)
 
 
 @pytest.mark.parametrize("args,why", [
     (("NOSUCH", "BUY", 1), "unknown symbol"), (("SBIN", "HOLD", 1), "side"),
-    (("SBIN", "BUY", 0), "quantity"), (("SBIN", "BUY", 1, "LIMIT", 1200.0), "band"),
+    (("SBIN", "BUY", 0), "quantity"), (("SBIN", "BUY", 1, "STOP"), "order_type"),
     (("SBIN", "BUY", 1, "LIMIT", 900.03), "tick grid"), (("SBIN", "BUY", 1, "LIMIT", None), "limit"),
-    (("TCS", "BUY", 1), "no price"), (("SBIN", "BUY", 1, "MARKET", None, "NRML"), "product"),
+    (("TCS", "BUY", 1), "no price"), (("SBIN", "BUY", 1, "MARKET", None, "XYZ"), "product"),
+    (("SBIN", "BUY", 1, "SL-M"), "trigger"), (("SBIN", "BUY", 1, "MARKET", 900.0), "no limit"),
 ])
 def test_paper_broker_rejections(args, why):
     o = PaperBroker(Prices(SBIN=900.0)).place_order(*args)
@@ -221,17 +223,17 @@ def test_order_ids_are_unique_and_cancel_works():
 
 def test_finished_orders_are_forgotten_beyond_a_bound_open_ones_kept():
     b = PaperBroker(Prices(SBIN=900.0), charges=ZERO_CHARGES)
-    b.KEEP_DONE = 5
+    b.book.KEEP_DONE = 5
     resting = b.place_order("SBIN", "BUY", 1, "LIMIT", 880.0)
     ids = [b.place_order("SBIN", "BUY", 1).order_id for _ in range(20)]
     assert b.get_order(ids[-1]) is not None and b.get_order(ids[0]) is None
-    assert b.get_order(resting.order_id).status == "OPEN" and len(b._orders) <= 7
+    assert b.get_order(resting.order_id).status == "OPEN" and len(b.book.orders) <= 7
 
 
 def test_fees_reach_the_fill():
     o = PaperBroker(Prices(SBIN=900.0)).place_order("SBIN", "SELL", 100)
     f = o.fills[0]
-    assert f.fees_paise == sum(f.charges.values()) > 0 and f.charges["stt"] == 2250
+    assert f.fees_paise == sum(f.charges.values()) > 0 and f.charges["stt"] == 2300     # 0.025% of Rs 90,000 = 22.50 -> Rs 23
 
 
 # ---------------------------------------------------------------- Kite broker
@@ -262,7 +264,8 @@ def test_kite_broker_places_orders_with_kite_parameters_and_polls_fills():
     o = b.place_order("SBIN", "BUY", 10)
     assert o.status == "OPEN" and kite.placed[0] == {
         "variety": "regular", "exchange": "NSE", "tradingsymbol": "SBIN",
-        "transaction_type": "BUY", "quantity": 10, "product": "MIS", "order_type": "MARKET"}
+        "transaction_type": "BUY", "quantity": 10, "product": "MIS", "order_type": "MARKET",
+        "market_protection": -1}
     fills = b.poll()
     assert len(fills) == 1 and fills[0].price_paise == 90005 and heard == fills
     assert b.poll() == [] and o.status == "COMPLETE"       # trades are taken once

@@ -1,16 +1,18 @@
 """Brokers: where an order becomes fills.
 
-Both brokers have the interface ExecutionService routes to (any object with it
-will do):
+Every broker is a thin adapter behind one protocol, ``Broker`` (below), that
+ExecutionService routes to.  What they share is written once, in ``OrderBook``:
+the order records, fill bookkeeping (cumulative quantity and value, charges per
+order as the contract note computes them) and the listeners that hear of every
+fill, cancel, rejection and modification.
 
-* ``place_order(symbol, side, quantity, order_type="MARKET", price=None,
-  product="MIS") -> BrokerOrder``
-* ``add_fill_listener(callback)`` -- ``callback(Fill)`` for fills that happen
-  after ``place_order`` returned (resting limit orders, partial fills);
-* ``cancel_order(order_id) -> bool``.
-
-``PaperBroker`` simulates NSE execution with charges; ``KiteBroker`` sends
-orders to Zerodha Kite Connect through a ``kiteconnect.KiteConnect`` client.
+``PaperBroker`` simulates NSE execution against a price source; the Kite broker
+(``hftcore.kite``) sends orders to Zerodha Kite Connect.  Neither decides
+whether an order is allowed: that is the pre-trade gate's job
+(``hftcore.gate``), which ExecutionService runs for every order, paper or live.
+The paper broker only refuses what the exchange itself would refuse (unknown
+symbol, quantity off the lot size, price off the tick grid), using the gate's
+own shape check, so the two can never disagree.
 """
 
 from __future__ import annotations
@@ -20,39 +22,188 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable, Protocol, runtime_checkable
 
 from ..instruments import InstrumentTable, to_paise
 from ..orders import Fill
-from .charges import ChargeSchedule
+from .charges import COMPONENTS, ChargeSchedule
 
 logger = logging.getLogger(__name__)
 
+#: Order states, as Kite names them.  OPEN includes a partly filled order.
+WORKING = ("OPEN", "TRIGGER PENDING")
+FINAL = ("COMPLETE", "CANCELLED", "REJECTED")
 
-@dataclass(slots=True)
+#: Listener events: ``callback(kind, order, fill)``; ``fill`` is None except for "fill".
+EVENT_KINDS = ("fill", "cancelled", "rejected", "modified", "halted")
+
+Listener = Callable[[str, "BrokerOrder", "Fill | None"], None]
+
+
+@dataclass(slots=True, eq=False)
 class BrokerOrder:
+    """One order as the broker sees it; money in integer paise."""
     order_id: str
     symbol: str
     side: str
     quantity: int
     order_type: str = "MARKET"
-    price_paise: int = 0                 # limit price; 0 for market
+    price_paise: int = 0                 # limit price (LIMIT, SL); 0 otherwise
     product: str = "MIS"
-    status: str = "OPEN"                 # OPEN, COMPLETE, REJECTED, CANCELLED
+    status: str = "OPEN"                 # OPEN, TRIGGER PENDING, COMPLETE, CANCELLED, REJECTED
     filled: int = 0
     value_paise: int = 0                 # sum of fill qty * price
     fees_paise: int = 0
     message: str = ""
     fills: list = field(default_factory=list)
+    trigger_paise: int = 0               # SL / SL-M trigger; 0 otherwise
+    tag: str = ""                        # the client's id for the order (idempotency)
+    ts: int = 0                          # ns, when it was placed
+    charges: dict = field(default_factory=dict)   # paise by component, all fills so far
 
     @property
     def avg_price(self) -> float:
         """Average fill price in rupees (0.0 if nothing filled)."""
         return self.value_paise / self.filled / 100 if self.filled else 0.0
 
+    @property
+    def pending(self) -> int:
+        """Units still to fill while the order is working (0 once final)."""
+        return self.quantity - self.filled if self.status in WORKING else 0
 
-class PaperBroker:
+    @property
+    def working(self) -> bool:
+        return self.status in WORKING
+
+    @property
+    def price(self) -> float | None:
+        return self.price_paise / 100 if self.price_paise else None
+
+    @property
+    def trigger_price(self) -> float | None:
+        return self.trigger_paise / 100 if self.trigger_paise else None
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What ExecutionService needs of a broker (paper, Kite, or your own).
+
+    ``live`` says whether orders reach a real exchange; ExecutionService refuses
+    a broker whose ``live`` does not match its ``mode``.  Prices are rupees,
+    ``order_type`` MARKET / LIMIT / SL / SL-M, ``product`` MIS / CNC / NRML.
+    ``place_order`` never raises for a bad order: it returns it REJECTED with the
+    reason in ``message``.  Everything that happens to an order after
+    ``place_order`` returned (and the fills made while it ran) reaches the
+    listeners as ``callback(kind, order, fill)``, ``kind`` one of ``"fill"``,
+    ``"cancelled"``, ``"rejected"`` (after acceptance), ``"modified"`` or
+    ``"halted"`` (the broker can no longer trade, ``order.message`` says why).
+    """
+
+    live: bool
+    instruments: InstrumentTable
+
+    def place_order(self, symbol: str, side: str, quantity: int, order_type: str = "MARKET",
+                    price: float | None = None, product: str = "MIS",
+                    trigger_price: float | None = None,
+                    tag: str | None = None) -> BrokerOrder: ...
+
+    def modify_order(self, order_id: str, quantity: int | None = None,
+                     price: float | None = None,
+                     trigger_price: float | None = None) -> bool: ...
+
+    def cancel_order(self, order_id: str) -> bool: ...
+
+    def get_order(self, order_id: str) -> BrokerOrder | None: ...
+
+    def open_orders(self, symbol: str | None = None) -> list[BrokerOrder]: ...
+
+    def get_ltp(self, symbol: str) -> float | None: ...
+
+    def add_listener(self, callback: Listener) -> None: ...
+
+
+class OrderBook:
+    """Order records and fill bookkeeping shared by every broker.
+
+    ``fill()`` is the one place a broker turns an execution into a ``Fill``:
+    it updates the order's cumulative quantity, value and status and charges
+    the fill what the order's contract-note charges grew by (so the Rs 20
+    brokerage cap applies per order, not per fill).  Events are queued while
+    the broker holds its lock and delivered by ``flush()`` after it lets go, in
+    the order they happened.
+    """
+
     KEEP_DONE = 100_000          # finished orders kept for get_order(); bounded for long runs
 
+    def __init__(self, charges: ChargeSchedule | None = None, clock=time.time_ns):
+        self.charges = charges if charges is not None else ChargeSchedule()
+        self.clock = clock
+        self.orders: dict[str, BrokerOrder] = {}
+        self._done: deque[str] = deque()
+        self._listeners: list[Listener] = []
+        self._pending: deque[tuple[str, BrokerOrder, Fill | None]] = deque()
+        self._flush_lock = threading.Lock()
+
+    def add_listener(self, callback: Listener) -> None:
+        self._listeners.append(callback)
+
+    def add(self, order: BrokerOrder) -> None:
+        self.orders[order.order_id] = order
+        self._done.append(order.order_id)
+        while len(self._done) > self.KEEP_DONE:      # forget the oldest finished orders
+            oid = self._done.popleft()
+            old = self.orders.get(oid)
+            if old is not None and old.working:
+                self._done.append(oid)                # still working: look again later
+                break
+            self.orders.pop(oid, None)
+
+    def fill(self, order: BrokerOrder, quantity: int, price_paise: int, ts: int | None = None,
+             fill_id: str | None = None) -> Fill:
+        """Record an execution of ``quantity`` at ``price_paise`` on ``order``."""
+        ch = self.charges.charges_for_fill(order.side, order.value_paise, quantity * price_paise,
+                                           order.charges, order.product)
+        fee = ch.pop("total")
+        fid = fill_id or f"{order.order_id}-{len(order.fills) + 1}"
+        fill = Fill(fid, order.order_id, order.symbol, order.side, quantity, price_paise, fee,
+                    int(self.clock()) if ts is None else int(ts), ch)
+        order.fills.append(fill)
+        order.filled += quantity
+        order.value_paise += quantity * price_paise
+        order.fees_paise += fee
+        for k in COMPONENTS:
+            order.charges[k] = order.charges.get(k, 0) + ch[k]
+        if order.filled >= order.quantity:
+            order.status = "COMPLETE"
+        elif order.status == "TRIGGER PENDING":
+            order.status = "OPEN"
+        self._pending.append(("fill", order, fill))
+        return fill
+
+    def finish(self, order: BrokerOrder, status: str, message: str = "") -> None:
+        """Move a working order to CANCELLED or REJECTED (after acceptance)."""
+        order.status = status
+        if message:
+            order.message = message
+        self._pending.append(("cancelled" if status == "CANCELLED" else "rejected", order, None))
+
+    def event(self, kind: str, order: BrokerOrder) -> None:
+        self._pending.append((kind, order, None))
+
+    def flush(self) -> None:
+        """Deliver queued events to the listeners (call without holding the broker's lock)."""
+        with self._flush_lock:                 # one deliverer at a time keeps events in order
+            while self._pending:
+                kind, order, fill = self._pending.popleft()
+                for cb in list(self._listeners):
+                    try:
+                        cb(kind, order, fill)
+                    except Exception:
+                        logger.exception("order listener %r failed on %s of %s", cb, kind,
+                                         order.order_id)
+
+
+class PaperBroker:
     """Simulated NSE execution against a live or replayed price source.
 
     Parameters
@@ -61,136 +212,151 @@ class PaperBroker:
         A feed or the MarketDataService.
     instruments : InstrumentTable
     slippage_ticks : int
-        Market orders fill this many ticks worse than the LTP.
+        MARKET and SL-M fills are this many ticks worse than the price they fill at.
     charges : ChargeSchedule
-        NSE costs charged on each fill (``ZERO_CHARGES`` for none).
-    price_band : float
-        Limit prices further than this fraction from the LTP are rejected
-        (NSE's dynamic price band; 0.2 = 20%).
+        NSE costs, per order (``ZERO_CHARGES`` for none).
     max_fill_quantity : int or None
         Liquidity per match: orders larger than this fill partially, the rest
-        on later ``on_price`` calls.
+        on later prices.
     clock : callable -> int ns
         Fill timestamps (the session passes its simulated clock).
     id_prefix : str
         Order ids are ``<prefix><9-digit sequence>``; give each process that shares a
         portfolio journal its own prefix so ids never repeat across restarts.
+    fill_at : "close" or "next_open"
+        "close": a MARKET order fills when placed, at the current price (the tick,
+        or the close of the bar that decided).  "next_open": every order waits for
+        the next price update of its symbol (``on_bar`` / ``on_price``) and a MARKET
+        order fills at that bar's open, as backtesting.py does; the default for bars.
+
+    Matching against a bar (``on_bar(symbol, open, high, low, close)``; a tick
+    is a bar with all four equal): stop orders first (a BUY stop triggers when
+    the high reaches its trigger, a SELL stop when the low does; a gap through
+    the trigger fills at the open), then the rest: MARKET at the open, a BUY
+    LIMIT at the open if the open is at or below its price, else at its price
+    if the low reaches it (SELL mirrored).  When a stop and a target of one
+    bracket are both reached in one bar, the stop fills first (the cautious
+    assumption; a bar does not say which came first).
     """
+
+    live = False
 
     def __init__(self, price_source, instruments: InstrumentTable | None = None,
                  slippage_ticks: int = 0, charges: ChargeSchedule | None = None,
-                 price_band: float = 0.20, max_fill_quantity: int | None = None,
-                 clock=time.time_ns, id_prefix: str = "PB"):
+                 max_fill_quantity: int | None = None, clock=time.time_ns,
+                 id_prefix: str = "PB", fill_at: str = "close"):
         if not callable(getattr(price_source, "get_ltp", None)):
             raise ValueError("price_source needs a get_ltp(symbol) method")
         if isinstance(slippage_ticks, bool) or not isinstance(slippage_ticks, int) \
                 or slippage_ticks < 0:
             raise ValueError(f"slippage_ticks must be an int >= 0, got {slippage_ticks!r}")
-        if not 0 < price_band <= 1:
-            raise ValueError(f"price_band must be in (0, 1], got {price_band}")
-        if max_fill_quantity is not None and (not isinstance(max_fill_quantity, int)
+        if max_fill_quantity is not None and (isinstance(max_fill_quantity, bool) or not
+                                              isinstance(max_fill_quantity, int)
                                               or max_fill_quantity < 1):
-            raise ValueError(f"max_fill_quantity must be None or an int >= 1")
+            raise ValueError(f"max_fill_quantity must be None or an int >= 1, "
+                             f"got {max_fill_quantity!r}")
+        if not isinstance(id_prefix, str) or not id_prefix:
+            raise ValueError(f"id_prefix must be a non-empty str, got {id_prefix!r}")
+        if fill_at not in ("close", "next_open"):
+            raise ValueError(f"fill_at must be 'close' or 'next_open', got {fill_at!r}")
         self.price_source = price_source
         self.instruments = instruments if instruments is not None else InstrumentTable.nse_default()
         self.slippage_ticks = slippage_ticks
-        self.charges = charges if charges is not None else ChargeSchedule()
-        self.price_band = price_band
         self.max_fill_quantity = max_fill_quantity
         self.clock = clock
-        if not isinstance(id_prefix, str) or not id_prefix:
-            raise ValueError(f"id_prefix must be a non-empty str, got {id_prefix!r}")
         self.id_prefix = id_prefix
+        self.fill_at = fill_at
+        self.book = OrderBook(charges, clock)
         self._lock = threading.RLock()
         self._seq = 0
-        self._orders: dict[str, BrokerOrder] = {}     # open orders + the newest KEEP_DONE done
-        self._done: deque[str] = deque()
         self._open: dict[str, list[BrokerOrder]] = {}
-        self._listeners: list = []
 
-    def add_fill_listener(self, callback) -> None:
-        with self._lock:
-            self._listeners.append(callback)
+    @property
+    def charges(self) -> ChargeSchedule:
+        return self.book.charges
+
+    def add_listener(self, callback: Listener) -> None:
+        """``callback(kind, order, fill)`` for every fill (including those made while
+        ``place_order`` runs), cancel, modification and rejection."""
+        self.book.add_listener(callback)
+
+    def add_fill_listener(self, callback: Callable[[Fill], None]) -> None:
+        """``callback(Fill)`` for every fill (the older, fills-only listener)."""
+        self.book.add_listener(lambda kind, order, fill: callback(fill) if kind == "fill" else None)
+
+    def get_ltp(self, symbol) -> float | None:
+        return self.price_source.get_ltp(symbol)
 
     # ------------------------------------------------------------ orders
 
-    def _reject(self, order: BrokerOrder, why: str) -> BrokerOrder:
-        order.status = "REJECTED"
-        order.message = why
-        return order
-
     def place_order(self, symbol, side, quantity, order_type="MARKET", price=None,
-                    product="MIS") -> BrokerOrder:
+                    product="MIS", trigger_price=None, tag=None) -> BrokerOrder:
         """Place an order; returns it with any immediate fills.  Never raises for
         bad arguments: the order comes back REJECTED with the reason."""
+        from ..gate import check_order_shape
         with self._lock:
             self._seq += 1
             oid = f"{self.id_prefix}{self._seq:09d}"
             order = BrokerOrder(oid, str(symbol), str(side), 0, str(order_type).upper(),
-                                product=str(product).upper())
-            self._orders[oid] = order
-            self._retire_old(oid)
+                                product=str(product).upper(), tag=str(tag or ""),
+                                ts=int(self.clock()))
+            self.book.add(order)
             inst = self.instruments.get(symbol)
-            if inst is None:
-                return self._reject(order, f"unknown symbol {symbol!r}")
-            order.symbol = inst.symbol
-            if side not in ("BUY", "SELL"):
-                return self._reject(order, f"side must be BUY or SELL, got {side!r}")
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-                return self._reject(order, f"quantity must be a positive int, got {quantity!r}")
-            if quantity % inst.lot_size:
-                return self._reject(order, f"quantity {quantity} is not a multiple of lot "
-                                           f"size {inst.lot_size}")
-            order.quantity = quantity
-            if order.product not in ("MIS", "CNC"):
-                return self._reject(order, f"product must be MIS or CNC, got {product!r}")
+            shape = check_order_shape(inst, symbol, side, quantity, order.order_type, price,
+                                      trigger_price, order.product)
+            if shape.rule:
+                order.status, order.message = "REJECTED", shape.message
+                return order
+            order.symbol, order.quantity = inst.symbol, quantity
+            order.price_paise, order.trigger_paise = shape.price_paise, shape.trigger_paise
             ltp = self.price_source.get_ltp(inst.symbol)
-            if ltp is None:
-                return self._reject(order, f"no price for {inst.symbol}")
-            ltp_p = to_paise(ltp)
-            if order.order_type == "LIMIT":
-                try:
-                    limit = to_paise(price)
-                except ValueError as exc:
-                    return self._reject(order, f"bad limit price: {exc}")
-                if not inst.on_grid(limit):
-                    return self._reject(order, f"limit price {price} is not on the tick grid "
-                                               f"({inst.tick_paise(max(limit, 1)) / 100})")
-                if abs(limit - ltp_p) > self.price_band * ltp_p:
-                    return self._reject(order, f"limit price {price} outside the "
-                                               f"{self.price_band:.0%} band around LTP {ltp}")
-                order.price_paise = limit
-            elif order.order_type != "MARKET":
-                return self._reject(order, f"order_type must be MARKET or LIMIT, got {order_type!r}")
+            if ltp is None and (order.order_type == "MARKET" or self.fill_at == "close"):
+                order.status, order.message = "REJECTED", f"no price for {inst.symbol}"
+                return order
+            if order.order_type in ("SL", "SL-M"):
+                order.status = "TRIGGER PENDING"
             self._open.setdefault(inst.symbol, []).append(order)
-            # Fills made here are returned on the order (its caller publishes
-            # them); listeners only hear of fills that happen later.
-            self._match(inst.symbol, ltp_p)
+            if self.fill_at == "close":
+                p = to_paise(ltp)
+                self._match(inst.symbol, p, p, p, p, None)
+        self.book.flush()
         return order
 
-    def _retire_old(self, newest: str) -> None:
-        # forget the oldest finished orders beyond KEEP_DONE (open ones stay)
-        self._done.append(newest)
-        while len(self._done) > self.KEEP_DONE:
-            oid = self._done.popleft()
-            order = self._orders.get(oid)
-            if order is not None and order.status != "OPEN":
-                del self._orders[oid]
-            elif order is not None:
-                self._done.append(oid)             # still open: look again later
-                break
+    def modify_order(self, order_id, quantity=None, price=None, trigger_price=None) -> bool:
+        """Change a working order's total quantity, limit price or trigger price
+        (None keeps it).  False if the order isn't working or the change is invalid."""
+        from ..gate import check_order_shape
+        with self._lock:
+            order = self.book.orders.get(order_id)
+            if order is None or not order.working:
+                return False
+            inst = self.instruments.get(order.symbol)
+            qty = order.quantity if quantity is None else quantity
+            px = order.price if price is None else price
+            trig = order.trigger_price if trigger_price is None else trigger_price
+            shape = check_order_shape(inst, order.symbol, order.side, qty, order.order_type, px,
+                                      trig, order.product)
+            if shape.rule or qty <= order.filled:
+                return False
+            order.quantity, order.price_paise, order.trigger_paise = \
+                qty, shape.price_paise, shape.trigger_paise
+            self.book.event("modified", order)
+        self.book.flush()
+        return True
 
     def cancel_order(self, order_id) -> bool:
         with self._lock:
-            order = self._orders.get(order_id)
-            if order is None or order.status != "OPEN":
+            order = self.book.orders.get(order_id)
+            if order is None or not order.working:
                 return False
-            order.status = "CANCELLED"
             self._open[order.symbol].remove(order)
-            return True
+            self.book.finish(order, "CANCELLED", f"cancelled; {order.filled}/{order.quantity} "
+                                                 f"filled")
+        self.book.flush()
+        return True
 
     def get_order(self, order_id) -> BrokerOrder | None:
-        return self._orders.get(order_id)
+        return self.book.orders.get(order_id)
 
     def open_orders(self, symbol=None) -> list[BrokerOrder]:
         with self._lock:
@@ -199,118 +365,193 @@ class PaperBroker:
             inst = self.instruments.get(symbol)
             return list(self._open.get(inst.symbol, [])) if inst else []
 
+    def has_open_orders(self) -> bool:
+        return any(self._open.values())
+
     # ------------------------------------------------------------ matching
 
-    def on_price(self, symbol, price) -> list[Fill]:
-        """A new LTP for ``symbol``: match resting orders; listeners get the fills."""
+    def watch(self, symbol: str) -> tuple[bool, float, float]:
+        """What price would make ``symbol``'s working orders act:
+        ``(next_bar, high_at, low_at)``: act on the very next bar, or when a bar's
+        high reaches ``high_at`` or its low reaches ``low_at`` (rupees; inf / -inf
+        when nothing waits on that side).  The session scans bars for these
+        without entering Python per bar."""
+        nxt, hi, lo = False, float("inf"), float("-inf")
+        for o in self._open.get(symbol, ()):
+            if o.order_type == "MARKET":
+                nxt = True
+            elif o.status == "TRIGGER PENDING":
+                t = o.trigger_paise / 100
+                if o.side == "BUY":
+                    hi = min(hi, t)
+                else:
+                    lo = max(lo, t)
+            elif o.side == "BUY":
+                lo = max(lo, o.price_paise / 100)
+            else:
+                hi = min(hi, o.price_paise / 100)
+        return nxt, hi, lo
+
+    def on_price(self, symbol, price, ts=None) -> list[Fill]:
+        """A new LTP for ``symbol``: match working orders; listeners get the fills."""
+        return self.on_bar(symbol, price, price, price, price, ts)
+
+    def on_bar(self, symbol, open, high, low, close, ts=None) -> list[Fill]:
+        """A new bar (or tick) for ``symbol``: match working orders against it."""
         inst = self.instruments.get(symbol)
         if inst is None:
             return []
         try:
-            p = to_paise(price)
+            o, h, lo, c = to_paise(open), to_paise(high), to_paise(low), to_paise(close)
         except ValueError:
+            return []
+        if not (0 < lo <= min(o, c) and max(o, c) <= h):
             return []
         with self._lock:
             if not self._open.get(inst.symbol):
                 return []
-            fills = self._match(inst.symbol, p)
-        self._notify(fills)
+            fills = self._match(inst.symbol, o, h, lo, c, ts)
+        self.book.flush()
         return fills
 
-    def _match(self, symbol: str, ltp_p: int) -> list[Fill]:
+    def _slip(self, inst, side: str, px: int) -> int:
+        if not self.slippage_ticks:
+            return px
+        tick = inst.tick_paise(px)
+        slip = self.slippage_ticks * tick
+        return px + slip if side == "BUY" else max(tick, px - slip)
+
+    def _match(self, symbol: str, o: int, h: int, lo: int, c: int, ts) -> list[Fill]:
         inst = self.instruments.get(symbol)
-        fills, still_open = [], []
-        for order in self._open.get(symbol, []):
-            if order.order_type == "MARKET":
-                tick = inst.tick_paise(ltp_p)
-                slip = self.slippage_ticks * tick
-                px = ltp_p + slip if order.side == "BUY" else max(tick, ltp_p - slip)
-            elif (order.side == "BUY" and ltp_p <= order.price_paise) or \
-                    (order.side == "SELL" and ltp_p >= order.price_paise):
-                px = order.price_paise
+        orders = self._open.get(symbol, [])
+        # stops first: within one bar the cautious assumption is that the stop came first
+        orders.sort(key=lambda x: x.status != "TRIGGER PENDING")
+        fills = []
+        for order in orders:
+            px = None
+            buy = order.side == "BUY"
+            if order.status == "TRIGGER PENDING":
+                t = order.trigger_paise
+                if buy and h >= t:
+                    at = max(o, t)
+                elif not buy and lo <= t:
+                    at = min(o, t)
+                else:
+                    continue
+                order.status = "OPEN"
+                if order.order_type == "SL-M":
+                    px = self._slip(inst, order.side, at)
+                elif (buy and at <= order.price_paise) or (not buy and at >= order.price_paise):
+                    px = at
+                elif (buy and lo <= order.price_paise) or (not buy and h >= order.price_paise):
+                    px = order.price_paise
+            elif order.order_type in ("MARKET", "SL-M"):
+                px = self._slip(inst, order.side, o)
+            elif buy:
+                px = o if o <= order.price_paise else order.price_paise if lo <= order.price_paise \
+                    else None
             else:
-                still_open.append(order)
+                px = o if o >= order.price_paise else order.price_paise if h >= order.price_paise \
+                    else None
+            if px is None:
                 continue
             qty = order.quantity - order.filled
             if self.max_fill_quantity is not None:
                 qty = min(qty, self.max_fill_quantity)
-            charges = self.charges.compute(order.side, qty, px, order.product)
-            fee = charges.pop("total")
-            fill = Fill(f"{order.order_id}-{len(order.fills) + 1}", order.order_id, symbol,
-                        order.side, qty, px, fee, int(self.clock()), charges)
-            order.fills.append(fill)
-            order.filled += qty
-            order.value_paise += qty * px
-            order.fees_paise += fee
-            fills.append(fill)
-            if order.filled == order.quantity:
-                order.status = "COMPLETE"
-            else:
-                still_open.append(order)
-        self._open[symbol] = still_open
+            fills.append(self.book.fill(order, qty, px, ts))
+        self._open[symbol] = [x for x in orders if x.working]
         return fills
-
-    def _notify(self, fills) -> None:
-        for f in fills:
-            for cb in list(self._listeners):
-                try:
-                    cb(f)
-                except Exception:
-                    logger.exception("fill listener %r failed", cb)
 
 
 class KiteBroker:
-    """Routes orders to Zerodha Kite Connect.
+    """Routes orders to Zerodha Kite Connect (minimal: see ``hftcore.kite`` for the
+    complete broker with order tracking, rate limits and reconciliation).
 
     ``kite`` is a ``kiteconnect.KiteConnect`` (logged in) or any object with
     its ``place_order(variety, exchange, tradingsymbol, transaction_type,
-    quantity, product, order_type, price=None)``, ``cancel_order(variety,
-    order_id)`` and ``order_trades(order_id)`` methods.  Orders return PLACED
-    (``OPEN``); call ``poll()`` (or feed Kite postbacks to ``on_trade``) to turn
-    the exchange's trades into fills.  Charges are estimated with the same
-    ChargeSchedule as paper trading; the contract note is authoritative.
+    quantity, product, order_type, ...)``, ``cancel_order(variety, order_id)``
+    and ``order_trades(order_id)`` methods.  Orders return PLACED (``OPEN``);
+    ``poll()`` (or Kite postbacks fed to ``on_trade``) turns the exchange's
+    trades into fills.
     """
 
+    live = True
+
     def __init__(self, kite, instruments: InstrumentTable | None = None, variety="regular",
-                 charges: ChargeSchedule | None = None):
+                 charges: ChargeSchedule | None = None, market_protection: float = -1):
         for m in ("place_order", "order_trades"):
             if not callable(getattr(kite, m, None)):
                 raise ValueError(f"kite client needs a {m}() method")
         self.kite = kite
         self.instruments = instruments if instruments is not None else InstrumentTable.nse_default()
         self.variety = variety
-        self.charges = charges if charges is not None else ChargeSchedule()
+        self.market_protection = market_protection
+        self.book = OrderBook(charges)
         self._lock = threading.Lock()
-        self._orders: dict[str, BrokerOrder] = {}
         self._seen_trades: set[str] = set()
-        self._listeners: list = []
+
+    def add_listener(self, callback: Listener) -> None:
+        self.book.add_listener(callback)
 
     def add_fill_listener(self, callback) -> None:
-        self._listeners.append(callback)
+        self.book.add_listener(lambda kind, order, fill: callback(fill) if kind == "fill" else None)
+
+    def get_ltp(self, symbol) -> float | None:
+        inst = self.instruments.get(symbol)
+        ltp = getattr(self.kite, "ltp", None)
+        if inst is None or not callable(ltp):
+            return None
+        key = f"{inst.exchange}:{inst.symbol}"
+        try:
+            return float(ltp([key])[key]["last_price"])
+        except Exception as exc:                   # the client raises its own types
+            logger.warning("Kite ltp(%s) failed: %s", key, type(exc).__name__)
+            return None
 
     def place_order(self, symbol, side, quantity, order_type="MARKET", price=None,
-                    product="MIS") -> BrokerOrder:
+                    product="MIS", trigger_price=None, tag=None) -> BrokerOrder:
+        from ..gate import check_order_shape
         inst = self.instruments.get(symbol)
         order = BrokerOrder("", str(symbol), str(side), quantity if isinstance(quantity, int) else 0,
-                            str(order_type).upper(), product=str(product).upper())
-        if inst is None:
-            order.status, order.message = "REJECTED", f"unknown symbol {symbol!r}"
+                            str(order_type).upper(), product=str(product).upper(),
+                            tag=str(tag or ""), ts=time.time_ns())
+        shape = check_order_shape(inst, symbol, side, quantity, order.order_type, price,
+                                  trigger_price, order.product)
+        if shape.rule:
+            order.status, order.message = "REJECTED", shape.message
             return order
+        order.price_paise, order.trigger_paise = shape.price_paise, shape.trigger_paise
         kwargs = dict(variety=self.variety, exchange=inst.exchange, tradingsymbol=inst.symbol,
                       transaction_type=side, quantity=quantity, product=order.product,
                       order_type=order.order_type)
-        if order.order_type == "LIMIT":
-            kwargs["price"] = price
-            order.price_paise = to_paise(price)
+        if order.price_paise:
+            kwargs["price"] = order.price_paise / 100
+        if order.trigger_paise:
+            kwargs["trigger_price"] = order.trigger_paise / 100
+        if order.order_type in ("MARKET", "SL-M"):
+            kwargs["market_protection"] = self.market_protection
+        if order.tag:
+            kwargs["tag"] = order.tag
         try:
             order.order_id = str(self.kite.place_order(**kwargs))
         except Exception as exc:            # the Kite client raises its own exception types
             order.status, order.message = "REJECTED", f"Kite rejected the order: {exc}"
             return order
+        if order.order_type in ("SL", "SL-M"):
+            order.status = "TRIGGER PENDING"
         with self._lock:
-            self._orders[order.order_id] = order
+            self.book.add(order)
         order.message = "placed with Kite"
         return order
+
+    def modify_order(self, order_id, quantity=None, price=None, trigger_price=None) -> bool:
+        try:
+            self.kite.modify_order(variety=self.variety, order_id=order_id, quantity=quantity,
+                                   price=price, trigger_price=trigger_price)
+            return True
+        except Exception as exc:
+            logger.warning("Kite modify_order(%s) failed: %s", order_id, exc)
+            return False
 
     def cancel_order(self, order_id) -> bool:
         try:
@@ -320,39 +561,34 @@ class KiteBroker:
             logger.warning("Kite cancel_order(%s) failed: %s", order_id, exc)
             return False
 
+    def get_order(self, order_id) -> BrokerOrder | None:
+        return self.book.orders.get(order_id)
+
+    def open_orders(self, symbol=None) -> list[BrokerOrder]:
+        return [o for o in list(self.book.orders.values())
+                if o.working and (symbol is None or o.symbol == symbol)]
+
     def on_trade(self, trade: dict) -> Fill | None:
         """One Kite trade (from ``order_trades`` or a postback) -> a Fill, once."""
         tid = str(trade.get("trade_id", ""))
         with self._lock:
             if not tid or tid in self._seen_trades:
                 return None
+            order = self.book.orders.get(str(trade.get("order_id")))
+            if order is None:
+                return None
             self._seen_trades.add(tid)
-            order = self._orders.get(str(trade.get("order_id")))
-        side = trade.get("transaction_type")
-        qty = int(trade.get("quantity") or trade.get("filled_quantity") or 0)
-        px = to_paise(float(trade["average_price"]))
-        charges = self.charges.compute(side, qty, px, (order.product if order else "MIS"))
-        fee = charges.pop("total")
-        fill = Fill(tid, str(trade.get("order_id")), trade.get("tradingsymbol", ""), side, qty,
-                    px, fee, time.time_ns(), charges)
-        if order is not None:
-            order.filled += qty
-            order.value_paise += qty * px
-            order.fills.append(fill)
-            if order.filled >= order.quantity:
-                order.status = "COMPLETE"
-        for cb in list(self._listeners):
-            try:
-                cb(fill)
-            except Exception:
-                logger.exception("fill listener %r failed", cb)
+            qty = int(trade.get("quantity") or trade.get("filled_quantity") or 0)
+            fill = self.book.fill(order, qty, to_paise(float(trade["average_price"])),
+                                  fill_id=tid)
+        self.book.flush()
         return fill
 
     def poll(self) -> list[Fill]:
-        """Fetch trades of open orders from Kite; returns the new fills."""
+        """Fetch trades of working orders from Kite; returns the new fills."""
         out = []
-        for oid, order in list(self._orders.items()):
-            if order.status != "OPEN":
+        for oid, order in list(self.book.orders.items()):
+            if not order.working:
                 continue
             try:
                 trades = self.kite.order_trades(order_id=oid)

@@ -21,17 +21,24 @@ event, or ``"prefix.*"`` for every type under a prefix (``"signals.*"``).
 from hftcore_ext.bus import BusCore, Event, matches
 
 __all__ = ["EventBus", "Event", "matches", "SIGNALS_RAW", "SIGNALS_FUSED", "ORDER_FILLED",
-           "ORDER_PLACED", "ORDER_REJECTED", "PORTFOLIO_UPDATED", "RISK_HALTED", "EVENT_TYPES"]
+           "ORDER_PLACED", "ORDER_REJECTED", "ORDER_CANCELLED", "ORDER_MODIFIED",
+           "PORTFOLIO_UPDATED", "RISK_HALTED", "RISK_SQUAREOFF_FAILED", "FEED_STALE",
+           "EVENT_TYPES"]
 
 SIGNALS_RAW = "signals.raw"              # one per strategy signal
 SIGNALS_FUSED = "signals.fused"          # the fused decision per run_symbol
-ORDER_FILLED = "order.filled"            # one per fill
-ORDER_PLACED = "order.placed"            # accepted, resting or partly filled
-ORDER_REJECTED = "order.rejected"        # refused, with the rule that fired
+ORDER_FILLED = "order.filled"            # one per fill, with the order's cumulative state
+ORDER_PLACED = "order.placed"            # accepted and still working (resting, partly filled)
+ORDER_REJECTED = "order.rejected"        # refused (gate, broker or exchange), with the rule
+ORDER_CANCELLED = "order.cancelled"      # cancelled, with what had filled before
+ORDER_MODIFIED = "order.modified"        # a working order's quantity or prices changed
 PORTFOLIO_UPDATED = "portfolio.updated"  # a portfolio snapshot after a change
-RISK_HALTED = "risk.halted"              # trading halted by a risk limit
+RISK_HALTED = "risk.halted"              # trading halted (daily loss, broker, books)
+RISK_SQUAREOFF_FAILED = "risk.squareoff_failed"   # a square-off could not be sent
+FEED_STALE = "feed.stale"                # no market data for too long
 EVENT_TYPES = (SIGNALS_RAW, SIGNALS_FUSED, ORDER_FILLED, ORDER_PLACED, ORDER_REJECTED,
-               PORTFOLIO_UPDATED, RISK_HALTED)
+               ORDER_CANCELLED, ORDER_MODIFIED, PORTFOLIO_UPDATED, RISK_HALTED,
+               RISK_SQUAREOFF_FAILED, FEED_STALE)
 
 
 class EventBus(BusCore):

@@ -1,106 +1,174 @@
-"""ExecutionService: pre-trade checks, sizing, routing, and fill events.
+"""ExecutionService: the pre-trade gate, routing, and the order lifecycle as events.
 
-``execute(intent)`` validates the intent, sizes it so the resulting position
-never exceeds ``max_position_size`` units either way, runs the risk checks
-below, routes it to the broker (paper or live, same interface) and publishes:
+``execute(intent)`` validates the intent, passes it through the one pre-trade
+gate (``hftcore.gate``: lots, tick grid, price band, order value, position
+including working orders, buying power, order rate, the daily-loss halt),
+sends it to the broker (paper or live, one ``Broker`` protocol) and returns an
+``OrderResult``.  Everything that happens to the order afterwards arrives from
+the broker's listener and is published:
 
-* ``order.filled`` -- one per fill, with everything the portfolio needs
-  (fill_id, order_id, symbol, side, quantity, price, fees, charges, ts, mode);
-* ``order.placed`` -- an accepted order that is resting or partly filled;
-* ``order.rejected`` -- with the rule that fired in ``message``;
-* ``risk.halted`` -- once, when the daily loss limit is hit.
+* ``order.placed`` -- accepted and still working when ``execute`` returns;
+* ``order.filled`` -- one per fill, with the fill (fill_id, price, charges, ...)
+  and the order's cumulative state (``filled_quantity``, ``pending_quantity``,
+  ``avg_price``, ``order_status`` "PARTIAL" or "COMPLETE");
+* ``order.cancelled`` -- with ``filled_quantity`` and ``cancelled_quantity``, so a
+  partial fill followed by a cancel is reported as exactly that;
+* ``order.rejected`` -- by the gate, the broker or the exchange (``stage``), with
+  the ``rule`` that fired;
+* ``order.modified``; ``risk.halted`` once when trading halts;
+  ``risk.squareoff_failed`` when a square-off could not be sent.
+
+Each fill is applied to the portfolio here, exactly once (a fill id seen
+before is ignored), before ``order.filled`` is published -- so the spec's
+``bus.subscribe("order.filled", portfolio.on_fill)`` is harmless (the
+portfolio recognises the fill id) and a portfolio that is not subscribed still
+sees every fill.  A fill the portfolio cannot record halts trading and is
+logged as an error: the books must never silently differ from the broker.
+
+An intent with ``stop_loss`` and/or ``target`` opens a bracket: once the entry
+fills, an SL-M exit at the stop and a LIMIT exit at the target are placed for
+the filled quantity (exits pass the gate too), and when one of them fills the
+other is reduced or cancelled.
 
 HOLD intents are not sent (REJECTED, "HOLD: nothing to execute", no event).
-
-Risk checks, in order (each gives a REJECTED result naming the rule):
-quantity a positive int and a whole number of lots; max daily loss (halts
-trading until ``reset_halt``); max position size; limit price on the tick
-grid and inside ``price_band`` of the LTP; max order value; max orders per
-second (Kite allows 10/s).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import math
 import threading
 import time
-from collections import deque
+from collections import Counter
 from dataclasses import dataclass
 
+from ..gate import PreTradeGate, RiskLimits, check_order_shape
 from ..instruments import to_paise
-from ..orders import OrderResult
-from .event_bus import ORDER_FILLED, ORDER_PLACED, ORDER_REJECTED, RISK_HALTED
+from ..orders import OrderIntent, OrderResult
+from .event_bus import (ORDER_CANCELLED, ORDER_FILLED, ORDER_MODIFIED, ORDER_PLACED,
+                        ORDER_REJECTED, RISK_HALTED, RISK_SQUAREOFF_FAILED)
 
 logger = logging.getLogger(__name__)
 
 MODES = ("paper", "live")
 
+__all__ = ["ExecutionService", "RiskLimits", "MODES"]
 
-@dataclass(frozen=True)
-class RiskLimits:
-    """Pre-trade limits; None disables one.  Money in rupees.
 
-    ``price_band``: a limit price further than this fraction from the LTP is
-    rejected (NSE's dynamic price band is typically 10-20%).
-    """
-    max_order_value: float | None = 5_000_000.0
-    max_orders_per_second: int | None = 10
-    max_daily_loss: float | None = None
-    price_band: float | None = 0.20
-
-    def __post_init__(self):
-        b = self.price_band
-        if b is not None and not (isinstance(b, (int, float)) and 0 < b <= 1):
-            raise ValueError(f"price_band must be None or in (0, 1], got {b!r}")
-        for name in ("max_order_value", "max_daily_loss"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be None or a number > 0, got {v!r}")
-        r = self.max_orders_per_second
-        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
-            raise ValueError(f"max_orders_per_second must be None or an int >= 1, got {r!r}")
+@dataclass(slots=True)
+class _Bracket:
+    """The exits attached to one entry order."""
+    symbol: str
+    exit_side: str
+    stop: float | None
+    target: float | None
+    product: str
+    entry_filled: int = 0
+    exits_filled: int = 0
+    stop_key: str = ""           # gate keys (= broker tags) of the exit orders
+    target_key: str = ""
 
 
 class ExecutionService:
-    """Order validation and routing.
+    """Order validation, routing and lifecycle events.
 
     Parameters
     ----------
-    broker : PaperBroker, KiteBroker or any object with ``place_order``
-    portfolio_service : PortfolioService (read for the current position)
+    broker : a ``Broker`` (``PaperBroker``, the Kite broker, or any object with
+        the protocol in ``hftcore.engines.brokers``); it must declare ``live``
+    portfolio_service : PortfolioService (positions, equity; fills are applied to it)
     event_bus : EventBus or None
-    mode : "paper" or "live" (ValueError otherwise)
-    max_position_size : int, default 100 -- units, long or short
+    mode : "paper" or "live"; ValueError if it does not match ``broker.live``
+    max_position_size : int, default 100 -- units per symbol, long or short,
+        counting working orders
     risk : RiskLimits, optional
-    clock : callable -> ns, for the order-rate window (a replay passes its clock)
+    clock : callable -> ns since the epoch (a replay passes its market clock)
+    price_source : object with ``get_ltp(symbol)`` (normally the
+        MarketDataService); default: the broker's own ``get_ltp``
+    instruments : InstrumentTable; default: ``broker.instruments``
     """
 
     def __init__(self, broker, portfolio_service, event_bus=None, mode: str = "paper",
                  max_position_size: int = 100, risk: RiskLimits | None = None,
-                 clock=time.monotonic_ns):
+                 clock=time.time_ns, price_source=None, instruments=None):
         if mode not in MODES:
             raise ValueError(f"mode must be 'paper' or 'live', got {mode!r}")
         if not callable(getattr(broker, "place_order", None)):
             raise ValueError("broker needs a place_order() method")
+        live = getattr(broker, "live", None)
+        if not isinstance(live, bool):
+            raise ValueError(f"broker {type(broker).__name__} must declare live = True or False")
+        if live != (mode == "live"):
+            raise ValueError(f"mode={mode!r} but {type(broker).__name__} is "
+                             f"{'a live' if live else 'a paper'} broker: "
+                             f"{'real orders would be sent' if live else 'nothing would trade'}")
         if isinstance(max_position_size, bool) or not isinstance(max_position_size, int) \
                 or max_position_size < 1:
             raise ValueError(f"max_position_size must be an int >= 1, got {max_position_size!r}")
+        if risk is not None and not isinstance(risk, RiskLimits):
+            raise ValueError(f"risk must be a RiskLimits, got {type(risk).__name__}")
+        if price_source is None:
+            price_source = broker if callable(getattr(broker, "get_ltp", None)) else None
+        if price_source is None or not callable(getattr(price_source, "get_ltp", None)):
+            raise ValueError("ExecutionService needs a price_source with get_ltp(symbol) "
+                             "(e.g. the MarketDataService) to value orders")
+        instruments = instruments if instruments is not None else getattr(broker, "instruments",
+                                                                          None)
+        if instruments is None or not callable(getattr(instruments, "get", None)):
+            raise ValueError("ExecutionService needs an InstrumentTable (instruments=...)")
         self.broker = broker
         self.portfolio_service = portfolio_service
         self.event_bus = event_bus
         self.mode = mode
-        self.max_position_size = max_position_size
-        self.risk = risk if risk is not None else RiskLimits()
+        risk = risk if risk is not None else RiskLimits()
         self.clock = clock
-        self.instruments = getattr(broker, "instruments", None)
-        self._lock = threading.Lock()
-        self._recent_orders: deque[int] = deque()
+        self.price_source = price_source
+        self.instruments = instruments
+        self.gate = PreTradeGate(instruments, price_source, portfolio_service, risk,
+                                 max_position_size, clock)
+        self._lock = threading.RLock()
         self._ids = itertools.count(1)
-        self.halted: str | None = None
-        if callable(getattr(broker, "add_fill_listener", None)):
-            broker.add_fill_listener(self._on_broker_fill)
+        self._tag_prefix = f"H{int(time.time()) % 100000:05d}"
+        self._key_of: dict[str, str] = {}          # broker order id -> gate key
+        self._seen: dict[str, set[str]] = {}       # order id -> fill ids applied
+        self._brackets: dict[str, _Bracket] = {}   # entry order id -> its exits
+        self._exit_of: dict[str, str] = {}         # exit order key (tag) -> entry order id
+        self._order_of: dict[str, str] = {}        # gate key -> broker order id
+        self.rejections: Counter[str] = Counter()  # rule -> orders rejected
+        self.fill_failures = 0
+        self.squareoff_failures = 0
+        add = getattr(broker, "add_listener", None)
+        if callable(add):
+            add(self._on_broker_event)
+
+    # ------------------------------------------------------------ documented state
+
+    @property
+    def max_position_size(self) -> int:
+        return self.gate.max_position_size
+
+    @max_position_size.setter
+    def max_position_size(self, value: int) -> None:
+        self.gate.max_position_size = value
+
+    @property
+    def risk(self) -> RiskLimits:
+        return self.gate.limits
+
+    @risk.setter
+    def risk(self, limits: RiskLimits) -> None:
+        if not isinstance(limits, RiskLimits):
+            raise ValueError(f"risk must be a RiskLimits, got {type(limits).__name__}")
+        self.gate.limits = limits
+
+    @property
+    def halted(self) -> str | None:
+        """Why trading is halted (None while trading)."""
+        return self.gate.halted
+
+    def reset_halt(self) -> None:
+        """Resume trading after a ``risk.halted`` (e.g. the next session)."""
+        self.gate.resume()
 
     # ------------------------------------------------------------ events
 
@@ -108,59 +176,39 @@ class ExecutionService:
         if self.event_bus is not None:
             self.event_bus.publish(event_type, payload)
 
-    def _on_broker_fill(self, fill) -> None:
-        self._publish(ORDER_FILLED, fill.to_payload(self.mode))
-        self._check_daily_loss()
-
-    def _reject(self, intent, why: str, order_id: str | None = None, quantity: int = 0,
-                publish: bool = True) -> OrderResult:
-        symbol = getattr(intent, "symbol", "")
-        side = getattr(intent, "action", "")
+    def _reject(self, intent, rule: str, why: str, order_id: str | None = None,
+                quantity: int = 0, publish: bool = True, stage: str = "gate",
+                exit: bool = False) -> OrderResult:
+        symbol = str(getattr(intent, "symbol", ""))
+        side = str(getattr(intent, "action", ""))
         result = OrderResult(order_id or f"REJ{next(self._ids):09d}", "REJECTED", 0.0, why,
-                             str(symbol), str(side), quantity)
+                             symbol, side, quantity, rule=rule)
         if publish:
-            self._publish(ORDER_REJECTED, result.to_dict())
-        logger.info("order rejected: %s %s: %s", side, symbol, why)
+            self.rejections[rule] += 1
+            payload = result.to_dict()
+            payload.update(stage=stage, ts=self.clock(), mode=self.mode, reduce_only=exit)
+            self._publish(ORDER_REJECTED, payload)
+        logger.info("order rejected (%s): %s %s: %s", rule, side, symbol, why)
         return result
 
-    # ------------------------------------------------------------ risk state
+    def _halt(self, reason: str, rule: str) -> None:
+        if self.gate.halt(reason):
+            logger.warning("trading halted: %s", reason)
+            net = self._net_pnl()
+            self._publish(RISK_HALTED, {"reason": reason, "rule": rule, "net_pnl": net,
+                                        "limit": self.risk.max_daily_loss, "ts": self.clock()})
 
-    def _position(self, symbol) -> int:
-        qty = getattr(self.portfolio_service, "position_quantity", None)
-        if callable(qty):
-            return qty(symbol)
-        getter = getattr(self.portfolio_service, "get_position", None)
-        pos = getter(symbol) if callable(getter) else None
-        return int(pos["quantity"]) if pos else 0
+    def _net_pnl(self) -> float | None:
+        net_pnl = getattr(self.portfolio_service, "net_pnl", None)
+        return net_pnl() if callable(net_pnl) else None
 
     def _check_daily_loss(self) -> None:
         limit = self.risk.max_daily_loss
-        net_pnl = getattr(self.portfolio_service, "net_pnl", None)
-        if limit is None or self.halted or not callable(net_pnl):
+        if limit is None or self.gate.halted:
             return
-        pnl = net_pnl()
-        if pnl <= -limit:
-            self.halted = f"daily loss {-pnl:.2f} reached the limit {limit:.2f}"
-            logger.warning("trading halted: %s", self.halted)
-            self._publish(RISK_HALTED, {"reason": self.halted, "net_pnl": pnl, "limit": limit})
-
-    def reset_halt(self) -> None:
-        """Resume trading after a ``risk.halted`` (e.g. the next session)."""
-        self.halted = None
-
-    def _rate_ok(self) -> bool:
-        cap = self.risk.max_orders_per_second
-        if cap is None:
-            return True
-        now = self.clock()
-        with self._lock:
-            q = self._recent_orders
-            while q and now - q[0] >= 1_000_000_000:
-                q.popleft()
-            if len(q) >= cap:
-                return False
-            q.append(now)
-            return True
+        pnl = self._net_pnl()
+        if pnl is not None and pnl <= -limit:
+            self._halt(f"daily loss {-pnl:.2f} reached the limit {limit:.2f}", "max_daily_loss")
 
     # ------------------------------------------------------------ execute
 
@@ -171,86 +219,313 @@ class ExecutionService:
         symbol = getattr(intent, "symbol", None)
         action = getattr(intent, "action", None)
         if intent is None or symbol is None or action is None:
-            return self._reject(intent, f"invalid intent {intent!r}")
+            return self._reject(intent, "invalid", f"invalid intent {intent!r}")
         if action == "HOLD":
-            return self._reject(intent, "HOLD: nothing to execute", publish=False)
+            return self._reject(intent, "hold", "HOLD: nothing to execute", publish=False)
         if action not in ("BUY", "SELL"):
-            return self._reject(intent, f"action must be BUY, SELL or HOLD, got {action!r}")
+            return self._reject(intent, "invalid",
+                                f"action must be BUY, SELL or HOLD, got {action!r}")
         if not isinstance(symbol, str) or not symbol.strip():
-            return self._reject(intent, f"invalid symbol {symbol!r}")
-        inst = self.instruments.get(symbol) if self.instruments is not None else None
-        if self.instruments is not None and inst is None:
-            return self._reject(intent, f"unknown symbol {symbol!r}")
+            return self._reject(intent, "invalid", f"invalid symbol {symbol!r}")
         qty = getattr(intent, "quantity", 0)
-        if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
-            return self._reject(intent, f"quantity must be a positive int, got {qty!r}")
-        lot = inst.lot_size if inst is not None else 1
-        if qty % lot:
-            return self._reject(intent, f"quantity {qty} is not a multiple of lot size {lot}",
-                                quantity=qty)
-        self._check_daily_loss()
-        if self.halted:
-            return self._reject(intent, f"trading halted: {self.halted}", quantity=qty)
-
-        # Size so that |position after| <= max_position_size, in whole lots.
-        current = self._position(symbol)
-        room = (self.max_position_size - current if action == "BUY"
-                else self.max_position_size + current)
-        room -= room % lot
-        if room <= 0:
-            return self._reject(intent, f"max_position_size {self.max_position_size} reached "
-                                        f"(position {current})", quantity=qty)
-        qty = min(qty, room)
-
         order_type = str(getattr(intent, "order_type", "MARKET") or "MARKET").upper()
         limit = getattr(intent, "limit_price", None)
-        ref_price = limit if order_type == "LIMIT" else None
-        if order_type == "LIMIT":
-            try:
-                lp = to_paise(limit)
-            except ValueError as exc:
-                return self._reject(intent, f"bad limit price: {exc}", quantity=qty)
-            if inst is not None and not inst.on_grid(lp):
-                return self._reject(intent, f"limit price {limit} is not on the tick grid",
-                                    quantity=qty)
-        source = getattr(self.broker, "price_source", None)
-        ltp = None
-        if source is not None and (self.risk.price_band is not None
-                                   or self.risk.max_order_value is not None):
-            ltp = source.get_ltp(symbol)
-        if (order_type == "LIMIT" and ltp and self.risk.price_band is not None
-                and abs(limit - ltp) > self.risk.price_band * ltp):
-            return self._reject(intent, f"limit price {limit} outside the price_band "
-                                        f"{self.risk.price_band:.0%} around LTP {ltp}", quantity=qty)
-        if ref_price is None:
-            ref_price = ltp
-        if (self.risk.max_order_value is not None and ref_price is not None
-                and qty * ref_price > self.risk.max_order_value):
-            return self._reject(intent, f"order value {qty * ref_price:.2f} above max_order_value "
-                                        f"{self.risk.max_order_value:.2f}", quantity=qty)
-        if not self._rate_ok():
-            return self._reject(intent, f"max_orders_per_second "
-                                        f"{self.risk.max_orders_per_second} exceeded", quantity=qty)
-
-        try:
-            order = self.broker.place_order(symbol, action, qty, order_type, limit,
-                                            getattr(intent, "product", "MIS"))
-        except Exception as exc:
-            logger.exception("broker.place_order failed")
-            return self._reject(intent, f"broker error: {exc}", quantity=qty)
-
-        if order.status == "REJECTED":
-            return self._reject(intent, order.message, order.order_id, qty)
-        for fill in list(order.fills):
-            self._publish(ORDER_FILLED, fill.to_payload(self.mode))
-        status = "FILLED" if order.status == "COMPLETE" else "PLACED"
-        message = (f"filled {order.filled} @ {order.avg_price:.2f}" if status == "FILLED"
-                   else f"placed; {order.filled}/{order.quantity} filled")
-        if qty < intent.quantity:
-            message += f" (sized down from {intent.quantity} by max_position_size)"
-        result = OrderResult(order.order_id, status, order.avg_price, message, symbol, action,
-                             qty, order.filled, order.fees_paise / 100)
-        if status == "PLACED":
-            self._publish(ORDER_PLACED, result.to_dict())
+        trigger = getattr(intent, "trigger_price", None)
+        product = str(getattr(intent, "product", "MIS") or "MIS").upper()
+        if order_type in ("MARKET", "SL-M"):
+            limit = None
+        stop, target = getattr(intent, "stop_loss", None), getattr(intent, "target", None)
+        if stop is not None or target is not None:
+            why = self._check_bracket(symbol, action, stop, target, limit)
+            if why:
+                return self._reject(intent, "bracket", why, quantity=qty
+                                    if isinstance(qty, int) else 0)
+        self._check_daily_loss()
+        result = self._send(symbol, action, qty, order_type, limit, trigger, product,
+                            tag=getattr(intent, "tag", None), intent=intent)
+        if result.status != "REJECTED" and (stop is not None or target is not None):
+            with self._lock:
+                inst = self.instruments.get(symbol)
+                b = _Bracket(inst.symbol, "SELL" if action == "BUY" else "BUY", stop, target,
+                             product)
+                self._brackets[result.order_id] = b
+                order = self._get_order(result.order_id)
+                filled = order.filled if order is not None else result.filled_quantity
+            if filled:
+                self._sync_bracket(result.order_id, b, filled)
         self._check_daily_loss()
         return result
+
+    def _check_bracket(self, symbol, action, stop, target, limit) -> str:
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            return f"unknown symbol {symbol!r}"
+        ref = limit if limit is not None else self.gate._ltp(inst.symbol)
+        for name, p in (("stop_loss", stop), ("target", target)):
+            if p is None:
+                continue
+            try:
+                pp = to_paise(p)
+            except ValueError as exc:
+                return f"bad {name}: {exc}"
+            if not inst.on_grid(pp):
+                return f"{name} {p} is not on the tick grid ({inst.tick_paise(max(pp, 1)) / 100})"
+            if ref is not None:
+                below = (name == "stop_loss") == (action == "BUY")
+                if (below and p >= ref) or (not below and p <= ref):
+                    return (f"{name} {p} must be {'below' if below else 'above'} the entry "
+                            f"price {ref} for a {action}")
+        return ""
+
+    def _send(self, symbol, side, qty, order_type, price, trigger, product, tag=None,
+              intent=None, group: str = "", exit_only: bool = False) -> OrderResult:
+        """Gate, place, and report one order (strategy, bracket exit or square-off)."""
+        intent = intent if intent is not None else OrderIntent(symbol, side, quantity=qty)
+        key = tag or f"{self._tag_prefix}{next(self._ids):09d}"
+        d = self.gate.check(key, symbol, side, qty, order_type, price, trigger, product, group,
+                            exit_only)
+        if d.rule:
+            return self._reject(intent, d.rule, d.message, quantity=qty if isinstance(qty, int)
+                                else 0, exit=exit_only)
+        sized = d.quantity
+        try:
+            order = self.broker.place_order(symbol, side, sized, order_type, price, product,
+                                            trigger, tag=key)
+        except Exception as exc:
+            self.gate.release(key)
+            logger.exception("broker.place_order failed")
+            return self._reject(intent, "broker", f"broker error: {exc}", quantity=sized,
+                                stage="broker", exit=d.exit)
+        if order.status == "REJECTED":
+            self.gate.release(key)
+            return self._reject(intent, "broker", order.message, order.order_id, sized,
+                                stage="broker", exit=d.exit)
+        with self._lock:
+            self._key_of[order.order_id] = key
+            self._order_of[key] = order.order_id
+        # fills the broker made while place_order ran and did not send to listeners
+        for fill in list(order.fills):
+            self._apply_fill(order, fill)
+        failed = not order.working and order.status != "COMPLETE"
+        status = "FILLED" if order.status == "COMPLETE" else "PLACED"
+        if failed:       # cancelled or rejected by the exchange before we returned
+            status = "REJECTED" if order.filled == 0 else "PLACED"
+        message = (f"filled {order.filled} @ {order.avg_price:.2f}" if status == "FILLED"
+                   else f"{order.status.lower()}; {order.filled}/{order.quantity} filled")
+        if sized < qty:
+            message += f" (sized down from {qty} by max_position_size)"
+        result = OrderResult(order.order_id, status, order.avg_price, message, symbol, side,
+                             sized, order.filled, order.fees_paise / 100,
+                             rule="exchange" if status == "REJECTED" else "")
+        if order.working:
+            payload = self._order_payload(order)
+            payload.update(status=order.status, reduce_only=d.exit)
+            self._publish(ORDER_PLACED, payload)
+        return result
+
+    def _get_order(self, order_id):
+        get = getattr(self.broker, "get_order", None)
+        return get(order_id) if callable(get) else None
+
+    def _order_payload(self, order) -> dict:
+        return {"order_id": order.order_id, "symbol": order.symbol, "side": order.side,
+                "quantity": order.quantity, "order_type": order.order_type,
+                "product": order.product, "price": order.price_paise / 100 or None,
+                "trigger_price": order.trigger_paise / 100 or None, "tag": order.tag,
+                "filled_quantity": order.filled, "avg_price": order.avg_price,
+                "ts": self.clock(), "mode": self.mode}
+
+    # ------------------------------------------------------------ broker events
+
+    def _on_broker_event(self, kind: str, order, fill) -> None:
+        try:
+            if kind == "fill":
+                self._apply_fill(order, fill)
+            elif kind in ("cancelled", "rejected"):
+                self._order_done(kind, order)
+            elif kind == "modified":
+                key = self._key_of.get(order.order_id, order.tag)
+                self.gate.resize(key, order.quantity - order.filled)
+                payload = self._order_payload(order)
+                self._publish(ORDER_MODIFIED, payload)
+            elif kind == "halted":
+                self._halt(order.message if order is not None else "broker halted", "broker")
+        except Exception:
+            logger.exception("handling %s of %s failed", kind, getattr(order, "order_id", "?"))
+
+    def _apply_fill(self, order, fill) -> None:
+        with self._lock:
+            seen = self._seen.setdefault(order.order_id, set())
+            if fill.fill_id in seen:
+                return
+            seen.add(fill.fill_id)
+            if not order.working:
+                self._seen.pop(order.order_id, None)     # final: the portfolio's ids take over
+            key = self._key_of.get(order.order_id) or getattr(order, "tag", "")
+        payload = fill.to_payload(self.mode)
+        # the order's cumulative state as of this fill
+        filled = sum(f.quantity for f in order.fills[:order.fills.index(fill) + 1]) \
+            if fill in order.fills else order.filled
+        value = sum(f.quantity * f.price_paise for f in order.fills[:order.fills.index(fill) + 1]) \
+            if fill in order.fills else order.value_paise
+        payload.update(order_quantity=order.quantity, filled_quantity=filled,
+                       pending_quantity=max(order.quantity - filled, 0),
+                       avg_price=value / filled / 100 if filled else 0.0,
+                       order_status="COMPLETE" if filled >= order.quantity else "PARTIAL",
+                       product=order.product)
+        status = self._record(payload)
+        if status == "duplicate":
+            return                                       # applied before (a re-sent fill)
+        if status != "applied":
+            self.fill_failures += 1
+            logger.error("portfolio could not record fill %s (%s %d %s @ %.2f): trading halted",
+                         fill.fill_id, fill.side, fill.quantity, fill.symbol,
+                         fill.price_paise / 100)
+            self._halt(f"portfolio could not record fill {fill.fill_id}", "fill_not_recorded")
+        self.gate.on_fill(key, fill.quantity, order.product)
+        self._publish(ORDER_FILLED, payload)
+        self._after_fill(order, fill)
+        self._check_daily_loss()
+
+    def _record(self, payload) -> str:
+        p = self.portfolio_service
+        record = getattr(p, "record_fill", None)
+        if callable(record):
+            return record(payload)
+        on_fill = getattr(p, "on_fill", None)
+        if not callable(on_fill):
+            return "applied"
+        before = getattr(p, "duplicates", None)
+        if on_fill(payload):
+            return "applied"
+        return "duplicate" if before is not None and p.duplicates != before else "failed"
+
+    def _order_done(self, kind: str, order) -> None:
+        key = self._key_of.get(order.order_id, order.tag)
+        self.gate.release(key)
+        with self._lock:
+            self._seen.pop(order.order_id, None)
+        payload = self._order_payload(order)
+        if kind == "cancelled":
+            payload.update(cancelled_quantity=order.quantity - order.filled,
+                           message=order.message)
+            self._publish(ORDER_CANCELLED, payload)
+        else:
+            self.rejections["exchange"] += 1
+            payload.update(status="REJECTED", rule="exchange", stage="exchange",
+                           message=order.message, reduce_only=key in self._exit_of)
+            self._publish(ORDER_REJECTED, payload)
+        self._after_done(order, key)
+        with self._lock:
+            self._key_of.pop(order.order_id, None)
+            self._order_of.pop(key, None)
+
+    # ------------------------------------------------------------ brackets
+
+    def _after_fill(self, order, fill) -> None:
+        oid = order.order_id
+        b = self._brackets.get(oid)
+        if b is not None:
+            self._sync_bracket(oid, b, order.filled)
+            return
+        entry = self._exit_of.get(getattr(order, "tag", "") or self._key_of.get(oid, ""))
+        b = self._brackets.get(entry) if entry is not None else None
+        if b is None:
+            return
+        b.exits_filled += fill.quantity
+        self._sync_bracket(entry, b, b.entry_filled)
+
+    def _after_done(self, order, key: str) -> None:
+        oid = order.order_id
+        b = self._brackets.get(oid)
+        if b is not None and b.entry_filled == 0:
+            self._brackets.pop(oid, None)       # the entry ended unfilled: no exits
+        entry = self._exit_of.pop(key, None)
+        b = self._brackets.get(entry) if entry is not None else None
+        if b is None:
+            return
+        if b.stop_key == key:
+            b.stop_key = ""
+        if b.target_key == key:
+            b.target_key = ""
+        if not b.stop_key and not b.target_key and b.exits_filled >= b.entry_filled:
+            self._brackets.pop(entry, None)
+
+    def _sync_bracket(self, entry_id: str, b: _Bracket, entry_filled: int) -> None:
+        """Keep the exits covering what the entry filled minus what the exits filled."""
+        with self._lock:
+            b.entry_filled = entry_filled
+            want = entry_filled - b.exits_filled
+        for attr, otype, price, trigger in (("stop_key", "SL-M", None, b.stop),
+                                            ("target_key", "LIMIT", b.target, None)):
+            if price is None and trigger is None:
+                continue
+            key = getattr(b, attr)
+            if key:
+                oid = self._order_of.get(key)
+                order = self._get_order(oid) if oid else None
+                if order is None or not order.working:
+                    continue
+                if want <= 0:
+                    self.broker.cancel_order(oid)
+                elif order.quantity - order.filled != want:
+                    self.broker.modify_order(oid, quantity=order.filled + want)
+                continue
+            if want <= 0 or b.exits_filled:
+                continue               # nothing to cover, or this leg already ended
+            key = f"{self._tag_prefix}{next(self._ids):09d}"
+            setattr(b, attr, key)
+            self._exit_of[key] = entry_id
+            r = self._send(b.symbol, b.exit_side, want, otype, price, trigger, b.product,
+                           tag=key, group=entry_id, exit_only=True)
+            if r.status == "REJECTED":
+                logger.warning("bracket %s exit of %s rejected: %s", otype, b.symbol, r.message)
+                setattr(b, attr, "")
+                self._exit_of.pop(key, None)
+
+    # ------------------------------------------------------------ square-off
+
+    def cancel_working(self, symbol: str | None = None) -> int:
+        """Cancel every working order (of ``symbol``); returns how many were cancelled."""
+        open_orders = getattr(self.broker, "open_orders", None)
+        if not callable(open_orders):
+            return 0
+        n = 0
+        for order in list(open_orders(symbol)):
+            if self.broker.cancel_order(order.order_id):
+                n += 1
+        return n
+
+    def square_off(self, symbol: str | None = None, reason: str = "square-off") -> list:
+        """Cancel working orders and flatten positions at market (``symbol`` or all).
+
+        Exits pass the halt and every value limit; one that still fails is
+        counted in ``squareoff_failures`` and published as
+        ``risk.squareoff_failed``.  Returns the OrderResults."""
+        self.cancel_working(symbol)
+        snap = self.portfolio_service.get_snapshot()
+        results = []
+        for pos in snap.get("positions", []):
+            sym, qty = pos["symbol"], pos["quantity"]
+            if not qty or (symbol is not None and sym != symbol):
+                continue
+            side = "SELL" if qty > 0 else "BUY"
+            inst = self.instruments.get(sym)
+            product = "MIS"
+            if inst is not None:
+                product = self.gate._held_product.get(inst.symbol, "MIS")
+            shape = check_order_shape(inst, sym, side, abs(qty), "MARKET", None, None, product)
+            if shape.rule:
+                r = self._reject(OrderIntent(sym, side, quantity=abs(qty)), shape.rule,
+                                 shape.message, exit=True)
+            else:
+                r = self._send(sym, side, abs(qty), "MARKET", None, None, product,
+                               intent=OrderIntent(sym, side, 1.0, reason, quantity=abs(qty)),
+                               exit_only=True)
+            if r.status == "REJECTED":
+                self.squareoff_failures += 1
+                logger.error("square-off of %s %d failed: %s", sym, qty, r.message)
+                self._publish(RISK_SQUAREOFF_FAILED, {"symbol": sym, "quantity": qty,
+                                                      "message": r.message, "ts": self.clock()})
+            results.append(r)
+        return results
