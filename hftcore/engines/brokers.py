@@ -143,6 +143,7 @@ class OrderBook:
         self._listeners: list[Listener] = []
         self._pending: deque[tuple[str, BrokerOrder, Fill | None]] = deque()
         self._flush_lock = threading.Lock()
+        self._flushing: int | None = None          # the thread delivering events now
 
     def add_listener(self, callback: Listener) -> None:
         self._listeners.append(callback)
@@ -191,16 +192,26 @@ class OrderBook:
         self._pending.append((kind, order, None))
 
     def flush(self) -> None:
-        """Deliver queued events to the listeners (call without holding the broker's lock)."""
-        with self._flush_lock:                 # one deliverer at a time keeps events in order
-            while self._pending:
-                kind, order, fill = self._pending.popleft()
-                for cb in list(self._listeners):
-                    try:
-                        cb(kind, order, fill)
-                    except Exception:
-                        logger.exception("order listener %r failed on %s of %s", cb, kind,
-                                         order.order_id)
+        """Deliver queued events to the listeners (call without holding the broker's lock).
+
+        One deliverer at a time keeps events in order; a listener that acts on the
+        broker (a bracket cancelling its other leg) queues its events, and the
+        delivery loop already running hands them out next."""
+        if self._flushing == threading.get_ident():
+            return
+        with self._flush_lock:
+            self._flushing = threading.get_ident()
+            try:
+                while self._pending:
+                    kind, order, fill = self._pending.popleft()
+                    for cb in list(self._listeners):
+                        try:
+                            cb(kind, order, fill)
+                        except Exception:
+                            logger.exception("order listener %r failed on %s of %s", cb, kind,
+                                             order.order_id)
+            finally:
+                self._flushing = None
 
 
 class PaperBroker:

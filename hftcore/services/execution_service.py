@@ -134,6 +134,7 @@ class ExecutionService:
         self._brackets: dict[str, _Bracket] = {}   # entry order id -> its exits
         self._exit_of: dict[str, str] = {}         # exit order key (tag) -> entry order id
         self._order_of: dict[str, str] = {}        # gate key -> broker order id
+        self._placing: set[str] = set()            # keys inside _send right now
         self.rejections: Counter[str] = Counter()  # rule -> orders rejected
         self.fill_failures = 0
         self.squareoff_failures = 0
@@ -288,6 +289,17 @@ class ExecutionService:
             return self._reject(intent, d.rule, d.message, quantity=qty if isinstance(qty, int)
                                 else 0, exit=exit_only)
         sized = d.quantity
+        with self._lock:
+            self._placing.add(key)
+        try:
+            return self._place(key, d, intent, symbol, side, qty, sized, order_type, price,
+                               trigger, product)
+        finally:
+            with self._lock:
+                self._placing.discard(key)
+
+    def _place(self, key, d, intent, symbol, side, qty, sized, order_type, price, trigger,
+               product) -> OrderResult:
         try:
             order = self.broker.place_order(symbol, side, sized, order_type, price, product,
                                             trigger, tag=key)
@@ -306,6 +318,9 @@ class ExecutionService:
         # fills the broker made while place_order ran and did not send to listeners
         for fill in list(order.fills):
             self._apply_fill(order, fill)
+        if not order.working:
+            with self._lock:
+                self._seen.pop(order.order_id, None)
         failed = not order.working and order.status != "COMPLETE"
         status = "FILLED" if order.status == "COMPLETE" else "PLACED"
         if failed:       # cancelled or rejected by the exchange before we returned
@@ -359,9 +374,9 @@ class ExecutionService:
             if fill.fill_id in seen:
                 return
             seen.add(fill.fill_id)
-            if not order.working:
-                self._seen.pop(order.order_id, None)     # final: the portfolio's ids take over
             key = self._key_of.get(order.order_id) or getattr(order, "tag", "")
+            if not order.working and key not in self._placing:
+                self._seen.pop(order.order_id, None)     # final: the portfolio's ids take over
         payload = fill.to_payload(self.mode)
         # the order's cumulative state as of this fill
         filled = sum(f.quantity for f in order.fills[:order.fills.index(fill) + 1]) \
