@@ -1,4 +1,3 @@
-# cython: language_level=3
 """The contract of the candle bank: ticks -> OHLCV candles -> indicator state.
 
 All state lives in one C struct (``Bank``) with flat arrays indexed by

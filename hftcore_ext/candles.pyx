@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Candle bank: the compiled core of the market-data engine.
 
 Ticks ``(symbol id, ts_ns, price, volume)`` aggregate into OHLCV candles on

@@ -1,4 +1,3 @@
-# cython: language_level=3
 """The contract of the position ledger: exact integer-paise accounting.
 
 Money is held as signed 64-bit integers in paise (1 rupee = 100 paise) and

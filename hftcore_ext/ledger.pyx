@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Position ledger in integer paise: O(1) per fill, exact over any number of fills.
 
 ``apply_fill`` (one fill from Python) and ``apply_fills`` (numpy arrays,
