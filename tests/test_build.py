@@ -118,3 +118,26 @@ def test_uncompiled_source_tree_import_says_how_to_build(tmp_path):
     assert "not built" in last and "build_ext --inplace" in last and "pip install" in last, last
     for m in MODULES:
         assert m in last
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_stub_classes_and_bases_match_the_compiled_module(module):
+    """The .pyi stubs (what mypy sees) declare only classes the module has, with the bases
+    it really has (indicators.pyi once declared RSI(EMA) and Slope(EMA))."""
+    import ast
+    import collections.abc
+    import importlib
+    mod = importlib.import_module(f"hftcore_ext.{module}")
+    tree = ast.parse((EXT / f"{module}.pyi").read_text())
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert classes
+    for cls in classes:
+        runtime = getattr(mod, cls.name, None)
+        assert isinstance(runtime, type), f"{module}.pyi declares {cls.name}, not in the module"
+        for base in cls.bases:
+            if isinstance(base, ast.Subscript):        # Mapping[str, Any] -> Mapping
+                base = base.value
+            name = ast.unparse(base)
+            declared = getattr(mod, name, None) or getattr(collections.abc, name, None)
+            assert isinstance(declared, type) and issubclass(runtime, declared), \
+                f"{module}.pyi: {cls.name}({name}) but {cls.name}.__mro__ is {runtime.__mro__}"
