@@ -38,5 +38,4 @@ cdef struct Book:
 
 cdef class Ledger:
     cdef Book book
-    cpdef int apply_fill(self, Py_ssize_t sym, long long qty, long long price, long long fee=*)
     cpdef void set_mark(self, Py_ssize_t sym, long long price)
