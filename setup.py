@@ -72,7 +72,10 @@ setup(
         extensions,
         compiler_directives=directives,
         annotate=DEBUG,
-        # A build that changed a directive must recompile.
+        # A build that changed a directive must recompile: the debug C files go to
+        # their own folder (always regenerated), so a later normal build never
+        # reuses them.
         force=DEBUG,
+        build_dir=os.path.join("build", "cython-debug") if DEBUG else None,
     ),
 )
