@@ -1,9 +1,11 @@
 # Python types of hftcore_ext.candles.  Arrays: int32 ids, int64 ns, float64 prices/volumes.
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
 class CandleBank:
-    def __init__(self, n_symbols: int, timeframes: tuple[int, ...] = (60, 300, 900),
+    def __init__(self, n_symbols: int, timeframes: Sequence[int] = (60, 300, 900),
                  history: int = 200, ema_fast: int = 20, ema_slow: int = 50, rsi: int = 14,
                  atr: int = 14, slope: int = 20, max_price: float = 1e7,
                  max_volume: float = 1e12, future_tolerance: float | None = 3600) -> None: ...
