@@ -200,10 +200,12 @@ cdef int _release(Bank* b) noexcept nogil:
 
 cdef inline bint _valid(Bank* b, Py_ssize_t sym, double o, double h, double l, double c,
                         double v) noexcept nogil:
-    # NaN fails every comparison, +inf fails the upper bounds: a handful of compares
-    return (sym >= 0 and sym < b.n_sym and l > 0.0 and h >= l and h <= b.max_price
-            and o > 0.0 and o <= b.max_price and c > 0.0 and c <= b.max_price
-            and v >= 0.0 and v <= b.max_volume)
+    # NaN fails every comparison, +inf fails the upper bounds.  Non-short-circuit
+    # (&): one branch, and for a tick (o == h == l == c) the compiler folds the
+    # repeated price compares; the unsigned compare also refuses sym < 0.
+    return ((<size_t> sym < <size_t> b.n_sym) & (l > 0.0) & (h >= l) & (h <= b.max_price)
+            & (o > 0.0) & (o <= b.max_price) & (c > 0.0) & (c <= b.max_price)
+            & (v >= 0.0) & (v <= b.max_volume))
 
 
 cdef inline int bank_trade(Bank* b, Py_ssize_t sym, long long ts, double o, double h,
