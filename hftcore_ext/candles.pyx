@@ -513,7 +513,11 @@ cdef class CandleBank:
         makes that timeframe's EMA fast/slow cross (``stop="cross"``).
 
         Returns ``(next_index, symbol_id)``: resume from ``next_index``;
-        ``symbol_id`` is -1 when the arrays ran out without a stop.
+        ``symbol_id`` is -1 when the arrays ran out without a stop.  When tick ``i``
+        confirms an input held beyond the future tolerance (see the class doc) and
+        that input closes/crosses, the stop is reported for it before tick ``i`` is
+        applied: ``next_index == i``, which can equal ``start`` when the held input
+        came from an earlier call.
         """
         if stop not in ("close", "cross"):
             raise ValueError(f"stop must be 'close' or 'cross', got {stop!r}")
