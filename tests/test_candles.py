@@ -497,3 +497,17 @@ def test_set_clock_checks_even_the_first_tick():
     bank.set_clock(T0 - 10**12)                               # never moves back
     assert bank.clock == T0 + 5 * ref.NS
     _tally(bank)
+
+
+def test_a_held_tick_from_an_earlier_batch_stops_before_the_next_batch_starts():
+    day2 = T0 + 86_400 * ref.NS
+    first = (np.array([0, 1, 0], np.int32), np.array([T0, T0 + ref.NS, day2], np.int64),
+             np.array([10.0, 20.0, 11.0]), np.ones(3))
+    second = (np.array([1], np.int32), np.array([day2 + ref.NS], np.int64), np.array([21.0]),
+              np.ones(1))
+    bank = CandleBank(2, (60,))
+    assert bank.ingest_ticks_until(*first, start=0, tf=0) == (3, -1) and bank.held == 1
+    assert bank.ingest_ticks_until(*second, start=0, tf=0) == (0, 0)   # the held tick closes
+    assert bank.ltp(0) == 11.0 and bank.ltp(1) == 20.0
+    assert bank.ingest_ticks_until(*second, start=0, tf=0) == (1, 1)
+    assert bank.ltp(1) == 21.0 and bank.dropped == 0
