@@ -202,19 +202,24 @@ def test_from_state_refuses_totals_that_wrap_64_bits():
     assert ok.check() and ok.market_value == cost and ok.cash == -cost
 
 
-big = st.integers(-MAX_QTY, MAX_QTY).filter(bool)
+big = st.one_of(st.sampled_from([MAX_QTY, -MAX_QTY, MAX_QTY // 2, -MAX_QTY // 2]),
+                st.integers(-MAX_QTY, MAX_QTY).filter(bool))
+price_near_limit = st.one_of(st.sampled_from([MAX_PRICE_PAISE, MAX_PRICE_PAISE // 3]),
+                             st.integers(1, MAX_PRICE_PAISE))
 
 
-@given(st.lists(st.tuples(st.integers(0, 2), big, st.integers(1, MAX_PRICE_PAISE),
-                          st.one_of(st.integers(0, 5000), st.integers(0, 2**62))),
-                max_size=60),
+@given(st.lists(st.tuples(st.integers(0, 2), big, price_near_limit,
+                          st.one_of(st.integers(0, 5000), st.integers(0, 2**62)),
+                          st.integers(1, 12)),          # repeated: totals reach the limits
+                max_size=12),
        st.integers(-(10**18), 10**18))
-def test_near_the_limits_every_fill_is_exact_or_refused(fills, initial):
+def test_near_the_limits_every_fill_is_exact_or_refused(groups, initial):
     """Fills at the per-fill limits: the ledger agrees with the integer reference on
     every fill it takes; a refused fill changes nothing; check() holds throughout; a
     fill whose every total stays well inside 64 bits is never refused."""
     import copy
     led, r = Ledger(3, initial), ref.RefLedger(initial)
+    fills = [(s, q, p, f) for s, q, p, f, k in groups for _ in range(k)]
     for s, q, p, f in fills:
         trial = copy.deepcopy(r)
         trial.fill(s, q, p, f)
