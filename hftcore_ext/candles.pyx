@@ -324,21 +324,25 @@ cdef class CandleBank:
                   ema_slow=50, rsi=14, atr=14, slope=20, max_price=1e7, max_volume=1e12,
                   future_tolerance=3600):
         memset(&self.bank, 0, sizeof(Bank))
-        for name, v in (("max_price", max_price), ("max_volume", max_volume)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not (isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-        if future_tolerance is None:
-            self.bank.future_ns = LLONG_MAX
-        elif isinstance(future_tolerance, bool) \
-                or not isinstance(future_tolerance, (int, float, np.integer, np.floating)) \
-                or not (isfinite(future_tolerance) and 0 <= future_tolerance <= 366 * 86400):
-            raise ValueError(f"future_tolerance must be seconds in [0, 1 year] or None, "
-                             f"got {future_tolerance!r}")
-        else:
-            self.bank.future_ns = <long long> (future_tolerance * NS)
-        self.bank.max_price = max_price
-        self.bank.max_volume = max_volume
+        limits = {}
+        for name, v in (("max_price", max_price), ("max_volume", max_volume),
+                        ("future_tolerance", future_tolerance)):
+            if v is None and name == "future_tolerance":
+                continue
+            try:
+                ok = (not isinstance(v, bool)
+                      and isinstance(v, (int, float, np.integer, np.floating))
+                      and isfinite(float(v)))
+            except OverflowError:
+                ok = False
+            if not ok or not (0 <= v <= 366 * 86400 if name == "future_tolerance" else v > 0):
+                raise ValueError(f"{name} must be a finite number > 0 (seconds in [0, 1 year] "
+                                 f"or None for future_tolerance), got {v!r}")
+            limits[name] = float(v)
+        self.bank.max_price = limits["max_price"]
+        self.bank.max_volume = limits["max_volume"]
+        self.bank.future_ns = (LLONG_MAX if future_tolerance is None
+                               else <long long> (limits["future_tolerance"] * NS))
         self.bank.clock = LLONG_MIN
         self.bank.horizon = LLONG_MAX
         for name, v, lo, hi in (("n_symbols", n_symbols, 0, 10_000_000),

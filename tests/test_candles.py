@@ -325,7 +325,8 @@ def test_price_and_volume_limits_are_configurable():
     assert bank.quarantined() == {"symbol": 0, "price": 2, "volume": 1, "bar": 1, "future": 0}
     for kw in ({"max_price": 0}, {"max_price": float("inf")}, {"max_volume": -1},
                {"future_tolerance": -1}, {"future_tolerance": float("nan")},
-               {"max_price": True}):
+               {"max_price": True}, {"max_price": 10**400}, {"future_tolerance": "1"},
+               {"max_volume": None}):
         with pytest.raises(ValueError):
             CandleBank(1, **kw)
     assert CandleBank(1, future_tolerance=None).future_tolerance is None
