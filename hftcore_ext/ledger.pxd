@@ -38,4 +38,3 @@ cdef struct Book:
 
 cdef class Ledger:
     cdef Book book
-    cpdef void set_mark(self, Py_ssize_t sym, long long price)

@@ -229,10 +229,16 @@ cdef class Ledger:
                 applied += book_fill(b, sym[i], qty[i], price[i], fee[i]) + 1
         return applied
 
-    cpdef void set_mark(self, Py_ssize_t sym, long long price):
-        """Mark ``sym`` at ``price`` paise (ignored if out of range, <= 0, or if the
-        market value would overflow 64 bits)."""
-        book_mark(&self.book, sym, price)
+    def set_mark(self, sym, price):
+        """Mark ``sym`` at ``price`` paise (ignored if out of range, <= 0, beyond 64
+        bits, or if the market value would overflow 64 bits)."""
+        cdef Py_ssize_t s
+        cdef long long p
+        try:
+            s, p = sym, price
+        except OverflowError:
+            return
+        book_mark(&self.book, s, p)
 
     def set_marks(self, const int[:] sym, const long long[:] price):
         cdef Py_ssize_t i, n = sym.shape[0]

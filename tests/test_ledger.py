@@ -174,6 +174,9 @@ def test_huge_integers_are_refused_not_raised(args):
     led = Ledger(1, 10**12)
     assert led.apply_fill(*args) == -1
     assert led.rejected == 1 and led.fills == 0 and led.cash == 10**12 and led.check()
+    assert led.apply_fill(0, 5, 100) == 0
+    led.set_mark(args[0], args[2] * 10**20)                 # ignored, not raised
+    assert led.position(0)[4] == 100 and led.check()
 
 
 def test_portfolio_service_refuses_a_huge_quantity_instead_of_raising():
