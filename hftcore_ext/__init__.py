@@ -4,3 +4,25 @@ Modules: ``bus`` (event log + dispatch), ``indicators`` (EMA, RSI, ATR, VWAP,
 Slope, Bundle), ``candles`` (CandleBank), ``ledger`` (Ledger, integer paise).
 There is no pure-Python fallback: if these fail to import, the build failed.
 """
+from importlib.machinery import PathFinder as _PathFinder
+
+_MODULES = ("bus", "indicators", "candles", "ledger")
+
+
+def _check_built() -> None:
+    # Importing the package from a source tree that was never compiled (a notebook
+    # at the repository root shadows the installed package) would otherwise fail
+    # later with "cannot import name 'bus'", which names neither cause nor fix.
+    missing = [m for m in _MODULES
+               if _PathFinder.find_spec(f"{__name__}.{m}", __path__) is None]
+    if missing:
+        where = __path__[0] if __path__ else "?"
+        raise ImportError(
+            f"hftcore_ext is imported from {where}, where the compiled extension modules "
+            f"({', '.join(missing)}) are not built for this Python. Build them in place with "
+            f"`python setup.py build_ext --inplace` (or `pip install -e .`) in the repository, "
+            f"or install the package (`pip install .`) and run from outside the source tree "
+            f"so the installed copy is imported.")
+
+
+_check_built()

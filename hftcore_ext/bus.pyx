@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Compiled event lane: a ring-buffer event log and synchronous topic dispatch.
 
 This is the one place in the core that holds Python objects.  An event is an

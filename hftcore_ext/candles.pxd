@@ -1,4 +1,3 @@
-# cython: language_level=3
 """The contract of the candle bank: ticks -> OHLCV candles -> indicator state.
 
 All state lives in one C struct (``Bank``) with flat arrays indexed by
@@ -50,8 +49,21 @@ cdef struct Bank:
     Candle* hist_bars                     # [n_sym * n_tf * hist]: closed candles, one
                                           # 48-byte record each (one cache miss per close)
     long long accepted
-    long long dropped                     # bad symbol id, price or volume
+    long long dropped                     # quarantined: sum of the q_* counters below
     long long late                        # older than the symbol's newest tick
+    # quarantine: inputs that must not reach the state, counted by reason
+    double max_price                      # a price above this (or <= 0, NaN, inf) is refused
+    double max_volume                     # a volume above this (or < 0, NaN, inf) is refused
+    long long future_ns                   # tolerance ahead of ``clock``; LLONG_MAX = off
+    long long clock                       # newest accepted ts over all symbols (LLONG_MIN: none)
+    long long horizon                     # clock + future_ns (saturating): later is "future"
+    long long q_symbol, q_price, q_volume, q_bar, q_future
+    # one input beyond the horizon, held until a second one near it confirms the jump
+    # (a data gap, a new session) or an input inside the horizon shows it was a stray
+    bint held
+    Py_ssize_t held_sym
+    long long held_ts, held_span
+    double held_o, held_h, held_l, held_c, held_v
 
 
 cdef class CandleBank:

@@ -1,11 +1,14 @@
 # Python types of hftcore_ext.candles.  Arrays: int32 ids, int64 ns, float64 prices/volumes.
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
 class CandleBank:
-    def __init__(self, n_symbols: int, timeframes: tuple[int, ...] = (60, 300, 900),
+    def __init__(self, n_symbols: int, timeframes: Sequence[int] = (60, 300, 900),
                  history: int = 200, ema_fast: int = 20, ema_slow: int = 50, rsi: int = 14,
-                 atr: int = 14, slope: int = 20) -> None: ...
+                 atr: int = 14, slope: int = 20, max_price: float = 1e7,
+                 max_volume: float = 1e12, future_tolerance: float | None = 3600) -> None: ...
     def grow(self, n_symbols: int) -> None: ...
     def on_tick(self, sym: int, ts_ns: int, price: float, volume: float) -> int: ...   # mask | -1
     def on_bar(self, sym: int, ts_ns: int, open: float, high: float, low: float, close: float,
@@ -23,9 +26,12 @@ class CandleBank:
                           volume: npt.ArrayLike, span_seconds: int, start: int = 0, tf: int = 0,
                           stop: str = "close") -> tuple[int, int]: ...
     def flush(self, ts_ns: int) -> int: ...
+    def set_clock(self, ts_ns: int) -> None: ...
     def reset_session(self, sym: int) -> None: ...
     def timeframe_index(self, seconds: int) -> int: ...
     def bundle(self, sym: int, tf: int, live: bool = False) -> tuple[float, ...]: ...
+    def bundle_dict(self, sym: int, tf: int, keys: tuple[str, ...],
+                    live: bool = False) -> dict[str, float | None]: ...  # keys: 6 names
     def history(self, sym: int, tf: int, n: int = -1) -> dict[str, np.ndarray]: ...
     def forming(self, sym: int, tf: int) -> tuple[int, float, float, float, float, float] | None: ...
     def trend(self, sym: int, tf: int) -> int: ...
@@ -38,4 +44,10 @@ class CandleBank:
     accepted: int
     dropped: int
     late: int
+    def quarantined(self) -> dict[str, int]: ...   # symbol, price, volume, bar, future
+    held: int
+    clock: int | None
+    max_price: float
+    max_volume: float
+    future_tolerance: float | None
     nbytes: int

@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Candle bank: the compiled core of the market-data engine.
 
 Ticks ``(symbol id, ts_ns, price, volume)`` aggregate into OHLCV candles on
@@ -13,17 +12,33 @@ candles start at :15, :20, ... exactly as Kite's do, and 60m candles start at
 arrives, when a bar covering its end is ingested, or when ``flush(ts)`` is
 called with a time at or past its end (use it at the session close).
 
-Input rules (checked in the kernel, counted, never raised):
+Input rules (checked in the kernel, counted, never raised): a bad input is
+quarantined -- it changes nothing, so one bad tick cannot poison later state --
+and counted by reason in ``quarantined()`` (the reasons sum to ``dropped``):
 
-* a symbol id outside ``[0, n_symbols)``, a price that is NaN or <= 0, a
-  volume that is NaN or < 0, or high < low -> dropped (``dropped``);
-* a tick older than the symbol's newest accepted tick -> dropped (``late``);
-* zero volume is accepted: it moves the candle's prices but not the VWAP.
+* ``symbol``: an id outside ``[0, n_symbols)``;
+* ``price``: a price (any of open/high/low/close) that is NaN, +-inf, <= 0 or
+  above ``max_price``;
+* ``volume``: NaN, inf, < 0 or above ``max_volume``;
+* ``bar``: high < low;
+* ``future``: stamped more than ``future_tolerance`` ahead of the bank's clock
+  (the newest accepted timestamp over all symbols).  Such an input is held
+  aside, not applied and not advancing the clock; the next input near it
+  (within the tolerance) confirms a real jump -- a data gap, the next session --
+  and both are applied in order, while an input inside the tolerance shows it
+  was a stray, and it is counted here.  ``flush(ts)`` applies a held input
+  stamped at or before ``ts``.  The very first input sets the clock unchecked,
+  unless ``set_clock`` gave it one (live trading: the wall clock).
+
+A tick older than the symbol's newest accepted tick is dropped as ``late``
+(counted apart from ``dropped``).  Zero volume is accepted: it moves the
+candle's prices but not the VWAP.
 """
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.string cimport memset, memcpy
-from libc.math cimport NAN
+from libc.math cimport NAN, isfinite
+from libc.limits cimport LLONG_MAX, LLONG_MIN
 
 import numpy as np
 cimport numpy as cnp
@@ -39,6 +54,8 @@ cdef long long NS = 1_000_000_000
 cdef long long IST_OFFSET_NS = 19_800 * NS        # UTC+05:30
 cdef long long DAY_NS = 86_400 * NS
 cdef long long SESSION_ANCHOR_NS = 13_500 * NS    # 09:15 IST is 03:45 UTC
+cdef long long BAR_SPANS = 10                     # bars may jump this many spans ahead
+cdef long long MAX_SPAN_S = 366 * 86_400
 
 IST_OFFSET_SECONDS = 19_800
 
@@ -56,6 +73,12 @@ cdef inline long long _floormod(long long a, long long m) noexcept nogil:
     if r < 0:
         r += m
     return r
+
+
+cdef long long _span_ns(long long span_seconds) except -1:
+    if not 0 < span_seconds <= MAX_SPAN_S:
+        raise ValueError(f"span_seconds must be in [1, {MAX_SPAN_S}], got {span_seconds}")
+    return span_seconds * NS
 
 
 cdef inline void _close_candle(Bank* b, Py_ssize_t sym, Py_ssize_t tf, Series* s) noexcept nogil:
@@ -80,22 +103,127 @@ cdef inline void _close_candle(Bank* b, Py_ssize_t sym, Py_ssize_t tf, Series* s
         s.trend = sign
 
 
+cdef inline long long _sat_add(long long a, long long d) noexcept nogil:
+    """a + d for d >= 0, saturating at LLONG_MAX instead of wrapping."""
+    return a + d if a <= LLONG_MAX - d else LLONG_MAX
+
+
+cdef int _quarantine(Bank* b, Py_ssize_t sym, double o, double h, double l, double c,
+                     double v) noexcept nogil:
+    """Count a refused input by reason (the rare path: not inlined into the loops)."""
+    b.dropped += 1
+    if sym < 0 or sym >= b.n_sym:
+        b.q_symbol += 1
+    elif not (o > 0.0 and o <= b.max_price and h > 0.0 and h <= b.max_price
+              and l > 0.0 and l <= b.max_price and c > 0.0 and c <= b.max_price):
+        b.q_price += 1
+    elif not (v >= 0.0 and v <= b.max_volume):
+        b.q_volume += 1
+    else:
+        b.q_bar += 1                    # high < low
+    return -1
+
+
+cdef inline void _unhold(Bank* b) noexcept nogil:
+    b.held = False
+    b.horizon = LLONG_MAX if b.clock == LLONG_MIN else _sat_add(b.clock, b.future_ns)
+
+
+cdef inline void _discard_held(Bank* b) noexcept nogil:
+    _unhold(b)
+    b.dropped += 1
+    b.q_future += 1
+
+
+cdef inline long long _window(Bank* b, long long span) noexcept nogil:
+    """How far ahead of the clock an input may be: the tolerance, or for bars
+    BAR_SPANS bars (a daily-bar replay jumps a day per bar and more at weekends)."""
+    cdef long long w = b.future_ns
+    if span > 0 and span <= LLONG_MAX // BAR_SPANS and span * BAR_SPANS > w:
+        w = span * BAR_SPANS
+    return w
+
+
+cdef bint _hold(Bank* b, Py_ssize_t sym, long long ts, double o, double h, double l, double c,
+                double v, long long span) noexcept nogil:
+    """The rare path of ``bank_trade`` (not inlined): beyond the horizon, keep the input
+    aside, replacing (and counting) an earlier held one, and return True;
+    ``bank_confirm`` applies it if a second input close to it arrives.  Inside the
+    horizon with an input held, the held one was a stray: count it, return False."""
+    if b.held:
+        _discard_held(b)                # (restores the horizon)
+    if ts <= b.horizon or ts <= _sat_add(b.clock, _window(b, span)):
+        return False
+    b.held = True
+    b.horizon = LLONG_MIN               # every input takes this path until it is settled
+    b.held_sym, b.held_ts, b.held_span = sym, ts, span
+    b.held_o, b.held_h, b.held_l, b.held_c, b.held_v = o, h, l, c, v
+    return True
+
+
+cdef int bank_confirm(Bank* b, Py_ssize_t sym, long long ts, double o, double h,
+                      double l, double c, double v, long long span) noexcept nogil:
+    """Call before ``bank_trade`` when ``b.held``: if this (valid) input is also beyond
+    the horizon and within the window of the held one, the clock really jumped, so
+    the held input is applied first.  Returns its candle mask (symbol ``b.held_sym``),
+    or -1 if nothing was released."""
+    cdef long long w = _window(b, b.held_span if b.held_span > span else span)
+    if not b.held or not _valid(b, sym, o, h, l, c, v):
+        return -1
+    if ts <= _sat_add(b.clock, _window(b, span)):
+        return -1                       # inside the horizon: bank_trade drops the held one
+    if ts > _sat_add(b.held_ts, w) or b.held_ts > _sat_add(ts, w):
+        return -1                       # far from the held one too: bank_trade replaces it
+    return _release(b)
+
+
+cdef bint _confirm_stops(Bank* b, Py_ssize_t sym, long long ts, double o, double h, double l,
+                         double c, double v, long long span, Py_ssize_t tf,
+                         bint on_cross) noexcept nogil:
+    """``bank_confirm`` for the ``*_until`` loops: True if the released input closed a
+    candle on timeframe ``tf`` (and, with ``on_cross``, crossed its EMAs)."""
+    cdef int mask = bank_confirm(b, sym, ts, o, h, l, c, v, span)
+    return mask > 0 and (mask & (1 << tf)) != 0 and (
+        not on_cross or b.series[b.held_sym * b.n_tf + tf].crossed)
+
+
+cdef int _release(Bank* b) noexcept nogil:
+    """Apply the held input (through ``bank_trade``, so one copy of the kernel is
+    inlined in the loops; its horizon check is lifted for this one call)."""
+    b.held = False
+    b.horizon = LLONG_MAX
+    cdef int mask = bank_trade(b, b.held_sym, b.held_ts, b.held_o, b.held_h, b.held_l, b.held_c,
+                               b.held_v, b.held_span)
+    _unhold(b)                          # the horizon from the (possibly moved) clock
+    return mask
+
+
+cdef inline bint _valid(Bank* b, Py_ssize_t sym, double o, double h, double l, double c,
+                        double v) noexcept nogil:
+    # NaN fails every comparison, +inf fails the upper bounds.  Non-short-circuit
+    # (&): one branch, and for a tick (o == h == l == c) the compiler folds the
+    # repeated price compares; the unsigned compare also refuses sym < 0.
+    return ((<size_t> sym < <size_t> b.n_sym) & (l > 0.0) & (h >= l) & (h <= b.max_price)
+            & (o > 0.0) & (o <= b.max_price) & (c > 0.0) & (c <= b.max_price)
+            & (v >= 0.0) & (v <= b.max_volume))
+
+
 cdef inline int bank_trade(Bank* b, Py_ssize_t sym, long long ts, double o, double h,
                            double l, double c, double v, long long span) noexcept nogil:
     """Apply one tick (span == 0) or one bar of ``span`` ns starting at ``ts``.
 
     Returns a bit mask of the timeframes whose candle closed (bit j for
-    ``tf_ns[j]``), or -1 if the input was dropped.
+    ``tf_ns[j]``), or -1 if the input was quarantined, late or held.
     """
     cdef SymbolState* ss
     cdef Series* s
     cdef Py_ssize_t j
     cdef long long tf, start, session
     cdef int mask = 0
-    if sym < 0 or sym >= b.n_sym or not (c > 0.0) or not (v >= 0.0) or not (h >= l) \
-            or not (l > 0.0) or not (o > 0.0):
-        b.dropped += 1
-        return -1
+    if not _valid(b, sym, o, h, l, c, v):
+        return _quarantine(b, sym, o, h, l, c, v)
+    if ts > b.horizon and _hold(b, sym, ts, o, h, l, c, v, span):   # (horizon is LLONG_MIN
+        return -1                                                   # while an input is held)
     ss = &b.syms[sym]
     if ts < ss.last_ts:
         b.late += 1
@@ -110,6 +238,9 @@ cdef inline int bank_trade(Bank* b, Py_ssize_t sym, long long ts, double o, doub
     ss.last_ts = ts
     ss.ltp = c
     b.accepted += 1
+    if ts > b.clock:
+        b.clock = ts
+        b.horizon = _sat_add(ts, b.future_ns)
     for j in range(b.n_tf):
         tf = b.tf_ns[j]
         if span > tf:
@@ -176,11 +307,44 @@ cdef class CandleBank:
         Closed candles kept per symbol and timeframe.
     ema_fast, ema_slow, rsi, atr, slope : int
         Indicator periods, in candles.
+    max_price : float
+        Prices above this (rupees; default 1e7) are quarantined as absurd.
+    max_volume : float
+        Volumes above this (units; default 1e12) are quarantined as absurd.
+    future_tolerance : float or None
+        Seconds a tick may be stamped ahead of the bank's clock (the newest accepted
+        timestamp over all symbols; default 3600).  One further ahead is held aside:
+        a second input near it confirms the jump (a data gap, the next session) and
+        both are applied; an input inside the tolerance instead shows it was a stray,
+        and it is quarantined (``future``).  Bars may also run ``10 * span`` ahead.
+        None turns the check off.
     """
 
     def __cinit__(self, n_symbols, timeframes=(60, 300, 900), history=200, ema_fast=20,
-                  ema_slow=50, rsi=14, atr=14, slope=20):
+                  ema_slow=50, rsi=14, atr=14, slope=20, max_price=1e7, max_volume=1e12,
+                  future_tolerance=3600):
         memset(&self.bank, 0, sizeof(Bank))
+        limits = {}
+        for name, v in (("max_price", max_price), ("max_volume", max_volume),
+                        ("future_tolerance", future_tolerance)):
+            if v is None and name == "future_tolerance":
+                continue
+            try:
+                ok = (not isinstance(v, bool)
+                      and isinstance(v, (int, float, np.integer, np.floating))
+                      and isfinite(float(v)))
+            except OverflowError:
+                ok = False
+            if not ok or not (0 <= v <= 366 * 86400 if name == "future_tolerance" else v > 0):
+                raise ValueError(f"{name} must be a finite number > 0 (seconds in [0, 1 year] "
+                                 f"or None for future_tolerance), got {v!r}")
+            limits[name] = float(v)
+        self.bank.max_price = limits["max_price"]
+        self.bank.max_volume = limits["max_volume"]
+        self.bank.future_ns = (LLONG_MAX if future_tolerance is None
+                               else <long long> (limits["future_tolerance"] * NS))
+        self.bank.clock = LLONG_MIN
+        self.bank.horizon = LLONG_MAX
         for name, v, lo, hi in (("n_symbols", n_symbols, 0, 10_000_000),
                                 ("history", history, 1, 10_000_000),
                                 ("ema_fast", ema_fast, 1, 1_000_000),
@@ -244,15 +408,25 @@ cdef class CandleBank:
 
     cpdef int on_tick(self, Py_ssize_t sym, long long ts_ns, double price, double volume):
         """Apply one tick.  Returns the mask of timeframes whose candle closed
-        (bit j for ``timeframes[j]``), or -1 if the tick was dropped."""
-        return bank_trade(&self.bank, sym, ts_ns, price, price, price, price, volume, 0)
+        (bit j for ``timeframes[j]``), or -1 if the tick was quarantined, late or
+        held (see ``future_tolerance``).  A tick that confirms a held one applies
+        both; the mask then covers both."""
+        cdef int held = -1, mask
+        if self.bank.held:
+            held = bank_confirm(&self.bank, sym, ts_ns, price, price, price, price, volume, 0)
+        mask = bank_trade(&self.bank, sym, ts_ns, price, price, price, price, volume, 0)
+        return mask if held < 0 else (held if mask < 0 else held | mask)
 
     def on_bar(self, Py_ssize_t sym, long long ts_ns, double open, double high, double low,
                double close, double volume, long long span_seconds):
         """Apply one bar of ``span_seconds`` starting at ``ts_ns`` (e.g. a Kite
         1-minute candle).  Timeframes shorter than the bar are not touched."""
-        return bank_trade(&self.bank, sym, ts_ns, open, high, low, close, volume,
-                          span_seconds * NS)
+        cdef long long span = _span_ns(span_seconds)
+        cdef int held = -1, mask
+        if self.bank.held:
+            held = bank_confirm(&self.bank, sym, ts_ns, open, high, low, close, volume, span)
+        mask = bank_trade(&self.bank, sym, ts_ns, open, high, low, close, volume, span)
+        return mask if held < 0 else (held if mask < 0 else held | mask)
 
     def ingest_ticks(self, const int[:] sym, const long long[:] ts_ns, const double[:] price,
                      const double[:] volume):
@@ -266,6 +440,12 @@ cdef class CandleBank:
             raise ValueError("sym, ts_ns, price and volume must have the same length")
         with nogil:
             for i in range(n):
+                if b.held:
+                    mask = bank_confirm(b, sym[i], ts_ns[i], price[i], price[i], price[i],
+                                        price[i], volume[i], 0)
+                    while mask > 0:
+                        closed += mask & 1
+                        mask >>= 1
                 mask = bank_trade(b, sym[i], ts_ns[i], price[i], price[i], price[i], price[i],
                                   volume[i], 0)
                 while mask > 0:
@@ -278,7 +458,7 @@ cdef class CandleBank:
                     const double[:] volume, long long span_seconds):
         """Apply arrays of bars in order, without the GIL.  Returns candles closed."""
         cdef Py_ssize_t i, n = sym.shape[0]
-        cdef long long closed = 0, span = span_seconds * NS
+        cdef long long closed = 0, span = _span_ns(span_seconds)
         cdef int mask
         cdef Bank* b = &self.bank
         if not (ts_ns.shape[0] == open.shape[0] == high.shape[0] == low.shape[0]
@@ -286,6 +466,12 @@ cdef class CandleBank:
             raise ValueError("all bar arrays must have the same length")
         with nogil:
             for i in range(n):
+                if b.held:
+                    mask = bank_confirm(b, sym[i], ts_ns[i], open[i], high[i], low[i], close[i],
+                                        volume[i], span)
+                    while mask > 0:
+                        closed += mask & 1
+                        mask >>= 1
                 mask = bank_trade(b, sym[i], ts_ns[i], open[i], high[i], low[i], close[i],
                                   volume[i], span)
                 while mask > 0:
@@ -310,6 +496,10 @@ cdef class CandleBank:
         with nogil:
             i = start
             while i < n:
+                if b.held and _confirm_stops(b, sym[i], ts_ns[i], open[i], high[i], low[i],
+                                             close[i], volume[i], span, tf, on_cross):
+                    hit = b.held_sym    # tick i confirmed a held input that closes/crosses:
+                    break               # stop for it before tick i (applied on resume)
                 mask = bank_trade(b, sym[i], ts_ns[i], open[i], high[i], low[i], close[i],
                                   volume[i], span)
                 i += 1
@@ -327,7 +517,11 @@ cdef class CandleBank:
         makes that timeframe's EMA fast/slow cross (``stop="cross"``).
 
         Returns ``(next_index, symbol_id)``: resume from ``next_index``;
-        ``symbol_id`` is -1 when the arrays ran out without a stop.
+        ``symbol_id`` is -1 when the arrays ran out without a stop.  When tick ``i``
+        confirms an input held beyond the future tolerance (see the class doc) and
+        that input closes/crosses, the stop is reported for it before tick ``i`` is
+        applied: ``next_index == i``, which can equal ``start`` when the held input
+        came from an earlier call.
         """
         if stop not in ("close", "cross"):
             raise ValueError(f"stop must be 'close' or 'cross', got {stop!r}")
@@ -343,8 +537,8 @@ cdef class CandleBank:
             raise ValueError(f"stop must be 'close' or 'cross', got {stop!r}")
         if not (open.shape[0] == high.shape[0] == low.shape[0] == close.shape[0]):
             raise ValueError("all bar arrays must have the same length")
-        return self._run_until(sym, ts_ns, open, high, low, close, volume, span_seconds * NS,
-                               start, tf, stop == "cross")
+        return self._run_until(sym, ts_ns, open, high, low, close, volume,
+                               _span_ns(span_seconds), start, tf, stop == "cross")
 
     def trend(self, Py_ssize_t sym, Py_ssize_t tf):
         """Sign of EMA fast - slow at the last close (+1, -1; 0 before both warm up)."""
@@ -353,11 +547,22 @@ cdef class CandleBank:
 
     def flush(self, long long ts_ns):
         """Close every forming candle whose bucket ends at or before ``ts_ns``.
-        Returns the number closed."""
+        Returns the number closed.  A held input (see ``future_tolerance``) stamped
+        at or before ``ts_ns`` is applied first (the caller's clock vouches for it);
+        one stamped after it is quarantined as ``future``."""
         cdef Bank* b = &self.bank
         cdef Py_ssize_t i, j
         cdef long long closed = 0
         cdef Series* s
+        cdef int mask
+        if b.held:
+            if b.held_ts <= ts_ns:
+                mask = _release(b)
+                while mask > 0:
+                    closed += mask & 1
+                    mask >>= 1
+            else:
+                _discard_held(b)
         with nogil:
             for i in range(b.n_sym):
                 for j in range(b.n_tf):
@@ -366,6 +571,15 @@ cdef class CandleBank:
                         _close_candle(b, i, j, s)
                         closed += 1
         return closed
+
+    def set_clock(self, long long ts_ns):
+        """Advance the bank's clock to ``ts_ns`` if it is behind (e.g. to the wall clock
+        when trading live), so the future tolerance applies from the first tick."""
+        cdef Bank* b = &self.bank
+        if ts_ns > b.clock:
+            b.clock = ts_ns
+            if not b.held:
+                b.horizon = _sat_add(ts_ns, b.future_ns)
 
     def reset_session(self, Py_ssize_t sym):
         """Start a new VWAP session for ``sym`` now (sessions also roll at IST midnight)."""
@@ -410,6 +624,10 @@ cdef class CandleBank:
     def bundle_dict(self, Py_ssize_t sym, Py_ssize_t tf, tuple keys, bint live=False):
         """``bundle`` as a dict under ``keys`` (six names), None where not warmed up:
         the form the services hand out, built in one call."""
+        # keys is indexed without a bounds check in the normal build: a shorter tuple
+        # would read past its end
+        if keys is None or len(keys) != 6:
+            raise ValueError(f"keys must be a tuple of 6 names, got {keys!r}")
         values = self.bundle(sym, tf, live)
         cdef dict out = {}
         cdef Py_ssize_t k
@@ -488,6 +706,38 @@ cdef class CandleBank:
     @property
     def late(self):
         return self.bank.late
+
+    def quarantined(self):
+        """Inputs refused so far, by reason (they sum to ``dropped``): ``symbol`` (id
+        not in the bank), ``price`` (<= 0, NaN, inf or above ``max_price``), ``volume``
+        (< 0, NaN, inf or above ``max_volume``), ``bar`` (high < low), ``future``
+        (stamped beyond ``future_tolerance`` and never confirmed)."""
+        b = &self.bank
+        return {"symbol": b.q_symbol, "price": b.q_price, "volume": b.q_volume,
+                "bar": b.q_bar, "future": b.q_future}
+
+    @property
+    def held(self):
+        """1 while an input beyond the future tolerance waits for confirmation, else 0."""
+        return 1 if self.bank.held else 0
+
+    @property
+    def clock(self):
+        """Newest accepted timestamp over all symbols, ns (None before the first)."""
+        return None if self.bank.clock == LLONG_MIN else self.bank.clock
+
+    @property
+    def max_price(self):
+        return self.bank.max_price
+
+    @property
+    def max_volume(self):
+        return self.bank.max_volume
+
+    @property
+    def future_tolerance(self):
+        """Seconds (float), or None when the check is off."""
+        return None if self.bank.future_ns == LLONG_MAX else self.bank.future_ns / NS
 
     @property
     def nbytes(self):

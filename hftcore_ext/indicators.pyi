@@ -12,11 +12,25 @@ class EMA:
     count: int
     initialized: bool
 
-class RSI(EMA):
-    def __init__(self, period: int = 14) -> None: ...
+class RSI:                # not an EMA subclass: Wilder-smoothed, its own C state
+    def __init__(self, period: int = 14) -> None: ...        # Py_ssize_t in [1, 1e6]
+    def update(self, value: float) -> float: ...
+    def batch(self, values: npt.ArrayLike) -> np.ndarray: ...
+    def reset(self) -> None: ...
+    value: float
+    period: int
+    count: int
+    initialized: bool
 
-class Slope(EMA):
+class Slope:              # not an EMA subclass: least-squares slope over a window
     def __init__(self, period: int = 20) -> None: ...        # [2, 64]
+    def update(self, value: float) -> float: ...
+    def batch(self, values: npt.ArrayLike) -> np.ndarray: ...
+    def reset(self) -> None: ...
+    value: float
+    period: int
+    count: int
+    initialized: bool
 
 class ATR:
     def __init__(self, period: int = 14) -> None: ...

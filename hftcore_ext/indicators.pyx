@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Incremental indicators for Python: EMA, RSI, ATR, VWAP, Slope and a Bundle.
 
 Each class wraps one C struct from ``indicators.pxd``.  ``update(...)`` feeds

@@ -1,4 +1,3 @@
-# cython: language_level=3
 """The contract of the position ledger: exact integer-paise accounting.
 
 Money is held as signed 64-bit integers in paise (1 rupee = 100 paise) and
@@ -39,5 +38,3 @@ cdef struct Book:
 
 cdef class Ledger:
     cdef Book book
-    cpdef int apply_fill(self, Py_ssize_t sym, long long qty, long long price, long long fee=*)
-    cpdef void set_mark(self, Py_ssize_t sym, long long price)

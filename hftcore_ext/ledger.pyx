@@ -1,11 +1,14 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Position ledger in integer paise: O(1) per fill, exact over any number of fills.
 
 ``apply_fill`` (one fill from Python) and ``apply_fills`` (numpy arrays,
 without the GIL) share ``book_fill``.  Inputs the kernel refuses -- a symbol id
 out of range, zero quantity, a price <= 0 or above ``MAX_PRICE_PAISE``, a
-quantity above ``MAX_QTY``, a negative fee -- are counted in ``rejected`` and
-change nothing.  The limits keep ``qty * price`` inside 64 bits.
+quantity above ``MAX_QTY`` (or beyond 64 bits), a negative fee -- are counted in
+``rejected`` and change nothing.  The limits keep one fill's ``qty * price``
+inside 64 bits; every running total (cash, cost, realized, fees, market value,
+exposure, and the equity / unrealized sums) is added with checked arithmetic,
+and a fill that would overflow any of them is refused the same way, so the
+books never wrap.  ``check()`` verifies the accounting identity in 128 bits.
 """
 
 from cpython.mem cimport PyMem_Realloc, PyMem_Free
@@ -26,8 +29,30 @@ cdef extern from *:
         if (2 * r >= c) q += (p < 0) ? -1 : 1;
         return (long long)q;
     }
+    /* Checked 64-bit arithmetic: store the result and return nonzero on overflow. */
+    static inline int hf_add(long long a, long long b, long long *r) {
+        return __builtin_add_overflow(a, b, r);
+    }
+    static inline int hf_sub(long long a, long long b, long long *r) {
+        return __builtin_sub_overflow(a, b, r);
+    }
+    static inline int hf_mul(long long a, long long b, long long *r) {
+        return __builtin_mul_overflow(a, b, r);
+    }
+    /* |a| for the market value of a position, refusing LLONG_MIN. */
+    static inline int hf_abs(long long a, long long *r) {
+        if (a == LLONG_MIN) return 1;
+        *r = a < 0 ? -a : a;
+        return 0;
+    }
     """
     long long hf_muldiv_round(long long a, long long b, long long c) noexcept nogil
+    int hf_add(long long a, long long b, long long* r) noexcept nogil
+    int hf_sub(long long a, long long b, long long* r) noexcept nogil
+    int hf_mul(long long a, long long b, long long* r) noexcept nogil
+    int hf_abs(long long a, long long* r) noexcept nogil
+    # a C type Cython passes through: 128-bit sums for check()
+    ctypedef long long i128 "__int128"
 
 cdef long long _MAX_QTY = 1_000_000_000            # units per fill
 cdef long long _MAX_PRICE = 1_000_000_000          # paise per unit (Rs 1 crore)
@@ -39,72 +64,104 @@ cdef inline long long _abs(long long x) noexcept nogil:
     return -x if x < 0 else x
 
 
-cdef inline void _leave(Book* b, Position* p) noexcept nogil:
-    """Take a position's contribution out of the book totals."""
-    cdef long long mv = p.qty * p.mark
-    b.market_value -= mv
-    b.exposure -= _abs(mv)
-    b.cost -= p.cost
-    if p.qty != 0:
-        b.open_count -= 1
+cdef inline int _totals(Book* b, Position* old, Position* new, long long* mv, long long* ex,
+                        long long* cost) noexcept nogil:
+    """The book's market value, exposure and cost with ``old`` replaced by ``new``
+    (checked).  Returns nonzero if any of them, or a position's own market value,
+    would overflow 64 bits."""
+    cdef long long mv_old, mv_new, a_old, a_new, t
+    cdef int bad = 0
+    bad |= hf_mul(old.qty, old.mark, &mv_old)
+    bad |= hf_mul(new.qty, new.mark, &mv_new)
+    bad |= hf_abs(mv_old, &a_old)
+    bad |= hf_abs(mv_new, &a_new)
+    bad |= hf_sub(b.market_value, mv_old, &t)
+    bad |= hf_add(t, mv_new, mv)
+    bad |= hf_sub(b.exposure, a_old, &t)
+    bad |= hf_add(t, a_new, ex)
+    bad |= hf_sub(b.cost, old.cost, &t)
+    bad |= hf_add(t, new.cost, cost)
+    return bad
 
 
-cdef inline void _enter(Book* b, Position* p) noexcept nogil:
-    cdef long long mv = p.qty * p.mark
-    b.market_value += mv
-    b.exposure += _abs(mv)
-    b.cost += p.cost
-    if p.qty != 0:
-        b.open_count += 1
+cdef inline int _commit(Book* b, Position* p, Position* nxt, long long cash, long long realized,
+                        long long fees) noexcept nogil:
+    """Replace ``p`` by ``nxt`` and set the book's totals, or change nothing and return
+    nonzero if a total (or equity / unrealized, read as sums) would overflow."""
+    cdef long long mv, ex, cost, t
+    cdef int bad = _totals(b, p, nxt, &mv, &ex, &cost)
+    bad |= hf_add(cash, mv, &t)              # equity
+    bad |= hf_sub(mv, cost, &t)              # unrealized
+    if bad:
+        return -1
+    b.open_count += (nxt.qty != 0) - (p.qty != 0)
+    p[0] = nxt[0]
+    b.cash, b.realized, b.fees = cash, realized, fees
+    b.market_value, b.exposure, b.cost = mv, ex, cost
+    return 0
 
 
 cdef inline int book_fill(Book* b, Py_ssize_t sym, long long qty, long long price,
                           long long fee) noexcept nogil:
     """Apply a fill of ``qty`` units (signed: + buy, - sell) at ``price`` paise with
-    ``fee`` paise of charges.  Returns 0, or -1 if refused."""
+    ``fee`` paise of charges.  Returns 0, or -1 if refused (nothing changed): bad
+    input, or a running total that would overflow 64 bits (checked arithmetic on
+    every total, so the accounting never wraps)."""
     cdef Position* p
-    cdef long long removed, pnl
+    cdef Position nxt
+    cdef long long notional, removed, pnl, cash, realized, fees, t
+    cdef int bad = 0
     if (sym < 0 or sym >= b.n or qty == 0 or qty > _MAX_QTY or qty < -_MAX_QTY
             or price <= 0 or price > _MAX_PRICE or fee < 0):
         b.rejected += 1
         return -1
     p = &b.pos[sym]
-    _leave(b, p)
-    b.cash -= qty * price + fee
-    p.fees += fee
-    b.fees += fee
+    nxt = p[0]
+    realized = b.realized
+    bad |= hf_mul(qty, price, &notional)     # within the per-fill limits: cannot overflow
+    bad |= hf_add(notional, fee, &t)
+    bad |= hf_sub(b.cash, t, &cash)
+    bad |= hf_add(nxt.fees, fee, &nxt.fees)
+    bad |= hf_add(b.fees, fee, &fees)
     if p.qty == 0 or (p.qty > 0) == (qty > 0):
-        p.cost += qty * price                          # open or add
-        p.qty += qty
+        bad |= hf_add(nxt.cost, notional, &nxt.cost)     # open or add
+        bad |= hf_add(nxt.qty, qty, &nxt.qty)
     elif _abs(qty) <= _abs(p.qty):
         removed = hf_muldiv_round(p.cost, _abs(qty), _abs(p.qty))   # reduce or close
-        pnl = -qty * price - removed
-        p.realized += pnl
-        b.realized += pnl
-        p.cost -= removed
-        p.qty += qty
+        bad |= hf_add(notional, removed, &t)            # |removed| <= |cost|: no overflow
+        pnl = -t
+        bad |= hf_add(nxt.realized, pnl, &nxt.realized)
+        bad |= hf_add(realized, pnl, &realized)
+        nxt.cost = p.cost - removed
+        nxt.qty = p.qty + qty
     else:
-        pnl = p.qty * price - p.cost                   # close all, then open the rest
-        p.realized += pnl
-        b.realized += pnl
-        p.qty += qty
-        p.cost = p.qty * price
-    p.mark = price
-    p.fills += 1
-    p.traded += _abs(qty)
+        bad |= hf_mul(p.qty, price, &t)                 # close all, then open the rest
+        bad |= hf_sub(t, p.cost, &pnl)
+        bad |= hf_add(nxt.realized, pnl, &nxt.realized)
+        bad |= hf_add(realized, pnl, &realized)
+        nxt.qty = p.qty + qty
+        bad |= hf_mul(nxt.qty, price, &nxt.cost)
+    nxt.mark = price
+    nxt.fills += 1
+    bad |= hf_add(nxt.traded, _abs(qty), &nxt.traded)
+    if bad or _commit(b, p, &nxt, cash, realized, fees):
+        b.rejected += 1
+        return -1
     b.fills += 1
-    _enter(b, p)
     return 0
 
 
-cdef inline void book_mark(Book* b, Py_ssize_t sym, long long price) noexcept nogil:
+cdef inline int book_mark(Book* b, Py_ssize_t sym, long long price) noexcept nogil:
+    """Mark ``sym`` at ``price``; -1 (nothing changed) if out of range or if the
+    market value would overflow."""
     cdef Position* p
+    cdef Position nxt
     if sym < 0 or sym >= b.n or price <= 0 or price > _MAX_PRICE:
-        return
+        return -1
     p = &b.pos[sym]
-    _leave(b, p)
-    p.mark = price
-    _enter(b, p)
+    nxt = p[0]
+    nxt.mark = price
+    return _commit(b, p, &nxt, b.cash, b.realized, b.fees)
 
 
 cdef class Ledger:
@@ -146,10 +203,18 @@ cdef class Ledger:
         self.book.pos = pos
         self.book.n = n_symbols
 
-    cpdef int apply_fill(self, Py_ssize_t sym, long long qty, long long price, long long fee=0):
+    def apply_fill(self, sym, qty, price, fee=0):
         """Apply one fill: ``qty`` signed units, ``price`` and ``fee`` in paise.
-        Returns 0, or -1 if the fill was refused (see the module doc)."""
-        return book_fill(&self.book, sym, qty, price, fee)
+        Returns 0, or -1 if the fill was refused (see the module doc); an integer
+        too large for 64 bits is refused too, never an OverflowError."""
+        cdef Py_ssize_t s
+        cdef long long q, pr, f
+        try:
+            s, q, pr, f = sym, qty, price, fee
+        except OverflowError:
+            self.book.rejected += 1
+            return -1
+        return book_fill(&self.book, s, q, pr, f)
 
     def apply_fills(self, const int[:] sym, const long long[:] qty, const long long[:] price,
                     const long long[:] fee):
@@ -164,9 +229,16 @@ cdef class Ledger:
                 applied += book_fill(b, sym[i], qty[i], price[i], fee[i]) + 1
         return applied
 
-    cpdef void set_mark(self, Py_ssize_t sym, long long price):
-        """Mark ``sym`` at ``price`` paise (ignored if out of range or <= 0)."""
-        book_mark(&self.book, sym, price)
+    def set_mark(self, sym, price):
+        """Mark ``sym`` at ``price`` paise (ignored if out of range, <= 0, beyond 64
+        bits, or if the market value would overflow 64 bits)."""
+        cdef Py_ssize_t s
+        cdef long long p
+        try:
+            s, p = sym, price
+        except OverflowError:
+            return
+        book_mark(&self.book, s, p)
 
     def set_marks(self, const int[:] sym, const long long[:] price):
         cdef Py_ssize_t i, n = sym.shape[0]
@@ -186,21 +258,26 @@ cdef class Ledger:
 
     def check(self):
         """True if cash + market value == initial + realized + unrealized - fees exactly
-        and every total equals the sum over positions."""
+        and every total equals the sum over positions.  Sums and the identity are
+        computed in 128-bit arithmetic, so a total that wrapped 64 bits cannot pass."""
         cdef Book* b = &self.book
         cdef Py_ssize_t i
-        cdef long long r = 0, f = 0, c = 0, mv = 0, ex = 0, oc = 0
+        cdef i128 r = 0, f = 0, c = 0, mv = 0, ex = 0, m
+        cdef long long oc = 0
         for i in range(b.n):
-            r += b.pos[i].realized
-            f += b.pos[i].fees
-            c += b.pos[i].cost
-            mv += b.pos[i].qty * b.pos[i].mark
-            ex += _abs(b.pos[i].qty * b.pos[i].mark)
+            r += <i128> b.pos[i].realized
+            f += <i128> b.pos[i].fees
+            c += <i128> b.pos[i].cost
+            m = <i128> b.pos[i].qty * <i128> b.pos[i].mark
+            mv += m
+            ex += -m if m < 0 else m
             oc += b.pos[i].qty != 0
-        return (r == b.realized and f == b.fees and c == b.cost and mv == b.market_value
-                and ex == b.exposure and oc == b.open_count
-                and b.cash + b.market_value
-                == b.initial + b.realized + (b.market_value - b.cost) - b.fees)
+        # the cash flows are not kept per position: cash must equal what the positions imply
+        return (r == <i128> b.realized and f == <i128> b.fees and c == <i128> b.cost
+                and mv == <i128> b.market_value and ex == <i128> b.exposure
+                and oc == b.open_count
+                and <i128> b.cash == <i128> b.initial + r - c - f
+                and <i128> b.cash + mv == <i128> b.initial + r + (mv - c) - f)
 
     # ------------------------------------------------------------ state for checkpoints
 
@@ -230,16 +307,25 @@ cdef class Ledger:
         cdef Book* b = &led.book
         cdef Py_ssize_t i
         cdef Position* p
+        cdef Position nxt
+        cdef int bad = 0
+        cdef long long realized = 0, fees = 0
+        memset(&nxt, 0, sizeof(Position))
+        try:
+            b.cash = int(state["cash"])
+        except OverflowError:
+            raise ValueError("ledger state is inconsistent: cash beyond 64 bits") from None
         for i in range(arr.shape[0]):
             p = &b.pos[i]
-            p.qty, p.cost, p.realized, p.fees, p.mark, p.fills, p.traded = (int(v) for v in arr[i])
-            b.realized += p.realized
-            b.fees += p.fees
-            _enter(b, p)
-        b.cash = int(state["cash"])
+            nxt.qty, nxt.cost, nxt.realized, nxt.fees, nxt.mark, nxt.fills, nxt.traded = (
+                int(v) for v in arr[i])
+            bad |= hf_add(realized, nxt.realized, &realized)
+            bad |= hf_add(fees, nxt.fees, &fees)
+            if bad or _commit(b, p, &nxt, b.cash, realized, fees):
+                raise ValueError(f"ledger state is inconsistent: totals overflow at position {i}")
         b.fills = int(state.get("fills", 0))
         b.rejected = int(state.get("rejected", 0))
-        if b.cash != b.initial + b.realized - b.cost - b.fees:
+        if not led.check():
             raise ValueError("ledger state is inconsistent: cash != initial + realized - cost - fees")
         return led
 

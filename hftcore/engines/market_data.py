@@ -24,7 +24,7 @@ import numpy as np
 
 from hftcore_ext.candles import CandleBank
 
-from ..feeds import IST, NS, Bars, Ticks
+from ..feeds import IST, NS, Bars
 from ..instruments import InstrumentTable
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,33 @@ def parse_timeframe(tf) -> int:
 
 BUNDLE_KEYS = ("ema20", "ema50", "rsi", "atr", "vwap", "slope")
 
+_INT32_MAX = 2**31 - 1
+
+
+def symbol_ids(sym, n_symbols: int | None = None) -> np.ndarray:
+    """``sym`` as the kernels' contiguous int32 ids, refusing instead of wrapping.
+
+    A plain ``astype(np.int32)`` wraps: id 2**32 + 1 becomes 1 and its ticks land on
+    symbol 1.  Here an id that is negative, not a whole number, beyond int32 or (with
+    ``n_symbols``) not below ``n_symbols`` becomes -1, which the candle bank
+    quarantines and counts as ``symbol``.  One vectorised pass; no copy when ``sym``
+    is already a contiguous int32 array.
+    """
+    a = np.asarray(sym)
+    if a.dtype == np.int32:
+        return np.ascontiguousarray(a)
+    hi = _INT32_MAX if n_symbols is None else min(int(n_symbols) - 1, _INT32_MAX)
+    if a.dtype.kind in "iu":
+        bad = (a < 0) | (a > hi)
+    elif a.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(a) | (a < 0) | (a > hi) | (a != np.floor(a))
+    else:
+        raise ValueError(f"symbol ids must be integers, got dtype {a.dtype}")
+    if not bad.any():
+        return np.ascontiguousarray(a, np.int32)
+    return np.ascontiguousarray(np.where(bad, -1, a), np.int32)
+
 
 class MarketDataEngine:
     """Candles and indicators for every instrument on several timeframes.
@@ -85,15 +112,23 @@ class MarketDataEngine:
     ema_fast, ema_slow, rsi, atr, slope : int
         Indicator periods in candles.  The bundle keys stay ``ema20``/``ema50``
         as documented, whatever the periods.
+    max_price, max_volume, future_tolerance :
+        Quarantine limits of the candle bank (rupees, units, seconds ahead of the
+        newest tick; see ``CandleBank``).  Refused ticks are counted by reason in
+        ``stats["quarantined"]``.
     """
 
     def __init__(self, instruments: InstrumentTable | None = None,
                  timeframes=("1m", "5m", "15m"), history: int = 200, ema_fast: int = 20,
-                 ema_slow: int = 50, rsi: int = 14, atr: int = 14, slope: int = 20):
+                 ema_slow: int = 50, rsi: int = 14, atr: int = 14, slope: int = 20,
+                 max_price: float = 1e7, max_volume: float = 1e12,
+                 future_tolerance: float | None = 3600):
         self.instruments = instruments if instruments is not None else InstrumentTable.nse_default()
         seconds = [parse_timeframe(t) for t in timeframes]
         self.bank = CandleBank(max(len(self.instruments), 1), seconds, history, ema_fast,
-                               ema_slow, rsi, atr, slope)
+                               ema_slow, rsi, atr, slope, max_price=max_price,
+                               max_volume=max_volume, future_tolerance=future_tolerance)
+        self._unknown = 0             # on_tick calls for a symbol not in the table
         self._tf_index = {s: self.bank.timeframe_index(s) for s in seconds}
         self._located: dict = {}      # (symbol, timeframe) -> (id, tf index); ids never change
         # the bank's batch calls release the GIL: every access goes through this lock
@@ -108,9 +143,11 @@ class MarketDataEngine:
 
     def on_tick(self, symbol, ts_ns: int, price: float, volume: float = 0.0) -> int:
         """One live tick.  Returns the mask of timeframes whose candle closed
-        (bit j for ``timeframes[j]``), 0 if none, -1 if the tick was dropped."""
+        (bit j for ``timeframes[j]``), 0 if none, -1 if the tick was not applied
+        (quarantined, late, or held beyond the future tolerance; see ``stats``)."""
         sym = self.instruments.id_of(symbol)
         if sym < 0:
+            self._unknown += 1
             logger.warning("on_tick: unknown symbol %r", symbol)
             return -1
         try:
@@ -123,16 +160,17 @@ class MarketDataEngine:
             return -1
 
     def ingest(self, data) -> int:
-        """Apply a ``Ticks`` or ``Bars`` batch in one nogil pass; returns candles closed."""
-        sym = np.ascontiguousarray(data.sym, np.int32)
+        """Apply a ``Ticks`` or ``Bars`` batch in one nogil pass; returns candles closed.
+        Symbol ids that do not fit int32 are quarantined (``symbol``), never wrapped."""
+        sym = symbol_ids(data.sym)
         ts = np.ascontiguousarray(data.ts_ns, np.int64)
         with self._lock:
             self.sync_instruments()
             if isinstance(data, Bars):
-                return self.bank.ingest_bars(
-                    sym, ts, *(np.ascontiguousarray(a, np.float64)
-                               for a in (data.open, data.high, data.low, data.close, data.volume)),
-                    int(data.span_s))
+                o, h, lo, c, v = (np.ascontiguousarray(a, np.float64)
+                                  for a in (data.open, data.high, data.low, data.close,
+                                            data.volume))
+                return self.bank.ingest_bars(sym, ts, o, h, lo, c, v, int(data.span_s))
             return self.bank.ingest_ticks(sym, ts, np.ascontiguousarray(data.price, np.float64),
                                           np.ascontiguousarray(data.volume, np.float64))
 
@@ -218,6 +256,11 @@ class MarketDataEngine:
 
     @property
     def stats(self) -> dict:
-        return {"accepted": self.bank.accepted, "dropped": self.bank.dropped,
-                "late": self.bank.late, "symbols": self.bank.n_symbols,
-                "state_bytes": self.bank.nbytes}
+        """Tick counters: ``quarantined`` by reason (``symbol`` includes ticks for
+        names not in the instrument table), ``held`` (0/1, waiting for confirmation)."""
+        with self._lock:
+            q = self.bank.quarantined()
+            q["symbol"] += self._unknown
+            return {"accepted": self.bank.accepted, "dropped": self.bank.dropped + self._unknown,
+                    "late": self.bank.late, "quarantined": q, "held": self.bank.held,
+                    "symbols": self.bank.n_symbols, "state_bytes": self.bank.nbytes}
