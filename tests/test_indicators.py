@@ -3,11 +3,31 @@ import math
 
 import numpy as np
 import pytest
-import talib
-from hypothesis import given, strategies as st
-
 import reference as ref
-from hftcore_ext.indicators import ATR, EMA, RSI, VWAP, Bundle, Slope
+import talib
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hftcore_ext.indicators import (
+    ADX,
+    ATR,
+    BBANDS,
+    DONCHIAN,
+    EMA,
+    MACD,
+    MINUS_DI,
+    OBV,
+    PLUS_DI,
+    RSI,
+    SMA,
+    STDDEV,
+    STOCH,
+    SUPERTREND,
+    VWAP,
+    WMA,
+    Bundle,
+    Slope,
+)
 
 
 def random_walk(n, seed=1):
@@ -160,3 +180,157 @@ def test_bundle_batch_equals_individual_indicators():
     for i in range(len(close)):
         b.update(high[i], low[i], close[i], vol[i])
     assert_close(np.array(b.values), out[-1], rtol=0)
+
+
+# ---------------------------------------------------------------- declared-indicator classes
+# kernel vs the plain-Python references (TA-Lib parity: tests/test_indicators_talib.py)
+
+bars = st.lists(st.tuples(st.floats(1.0, 1e4), st.floats(0, 50), st.floats(0, 1),
+                          st.integers(0, 10_000)), max_size=300)
+
+
+def hlcv(rows):
+    close = np.array([r[0] for r in rows], float)
+    high = close + np.array([r[1] for r in rows], float)
+    low = close - np.array([r[1] * r[2] for r in rows], float)
+    return high, low, close, np.array([r[3] for r in rows], float)
+
+
+def scale_of(xs):
+    return max([abs(x) for x in xs if not math.isnan(x)], default=1.0)
+
+
+@given(prices, periods)
+def test_sma_wma_agree_with_reference(xs, n):
+    a = np.array(xs, float)
+    assert_close(SMA(n).batch(a), ref.sma(xs, n), rtol=1e-9, atol=1e-9 * scale_of(xs))
+    assert_close(WMA(n).batch(a), ref.wma(xs, n), rtol=1e-9, atol=1e-9 * scale_of(xs))
+
+
+@given(prices, periods, st.floats(0.5, 3.0))
+def test_stddev_and_bbands_agree_with_reference(xs, n, k):
+    a = np.array(xs, float)
+    tol = 1e-7 * scale_of(xs)            # a two-pass reference vs shifted running sums
+    assert_close(STDDEV(n, k).batch(a), ref.stddev(xs, n, k), rtol=0, atol=tol)
+    for got, want in zip(BBANDS(n, k, 1.0).batch(a), ref.bbands(xs, n, k, 1.0)):
+        assert_close(got, want, rtol=0, atol=tol)
+
+
+@given(prices, st.integers(2, 15), st.integers(0, 20), st.integers(1, 12))
+def test_macd_agrees_with_reference(xs, fast, extra, signal):
+    got = MACD(fast, fast + extra, signal).batch(np.array(xs, float))
+    for g, w in zip(got, ref.macd(xs, fast, fast + extra, signal)):
+        assert_close(g, w, rtol=0, atol=1e-9 * scale_of(xs))
+
+
+@given(bars, st.integers(1, 20), st.integers(1, 5), st.integers(1, 5))
+def test_stoch_agrees_with_reference(rows, fk, sk, sd):
+    high, low, close, _ = hlcv(rows)
+    for g, w in zip(STOCH(fk, sk, sd).batch(high, low, close), ref.stoch(high, low, close, fk, sk, sd)):
+        assert_close(g, w, rtol=0, atol=1e-9)
+
+
+@given(bars, st.integers(2, 30))
+def test_adx_and_dis_agree_with_reference(rows, n):
+    high, low, close, _ = hlcv(rows)
+    want = ref.adx(high, low, close, n)
+    assert_close(ADX(n).batch(high, low, close), want[0], rtol=0, atol=1e-9)
+    assert_close(PLUS_DI(n).batch(high, low, close), want[1], rtol=0, atol=1e-9)
+    assert_close(MINUS_DI(n).batch(high, low, close), want[2], rtol=0, atol=1e-9)
+
+
+@given(bars)
+def test_obv_agrees_with_reference(rows):
+    _, _, close, vol = hlcv(rows)
+    assert_close(OBV().batch(close, vol), ref.obv(close, vol), rtol=0)
+
+
+@given(bars, st.integers(1, 20), st.floats(0.5, 4.0))
+def test_supertrend_agrees_with_reference(rows, n, mult):
+    high, low, close, _ = hlcv(rows)
+    for g, w in zip(SUPERTREND(n, mult).batch(high, low, close),
+                    ref.supertrend(high, low, close, n, mult)):
+        assert_close(g, w, rtol=1e-9, atol=1e-9)
+
+
+@given(bars, st.integers(1, 30))
+def test_donchian_agrees_with_reference(rows, n):
+    high, low, _, _ = hlcv(rows)
+    for g, w in zip(DONCHIAN(n).batch(high, low), ref.donchian(high, low, n)):
+        assert_close(g, w, rtol=0)
+
+
+def test_nan_bars_are_skipped_like_the_references():
+    high, low, close = random_walk(400, seed=11)
+    close[[50, 51, 200]] = np.nan
+    high[120] = np.nan
+    vol = np.arange(400, dtype=float)
+    assert_close(SMA(10).batch(close), ref.sma(close, 10), rtol=1e-9)
+    for g, w in zip(STOCH(14, 3, 3).batch(high, low, close), ref.stoch(high, low, close, 14, 3, 3)):
+        assert_close(g, w, rtol=0, atol=1e-9)
+    assert_close(ADX(14).batch(high, low, close), ref.adx(high, low, close, 14)[0], rtol=0, atol=1e-9)
+    assert_close(OBV().batch(close, vol), ref.obv(close, vol), rtol=0)
+
+
+def _feed(ind, cols, lo, hi):
+    return [ind.update(*[c[i] for c in cols]) for i in range(lo, hi)]
+
+
+@pytest.mark.parametrize("make,inputs", [
+    (lambda: SMA(7), "c"), (lambda: WMA(7), "c"), (lambda: STDDEV(7, 2.0), "c"),
+    (lambda: BBANDS(7, 2.0, 1.0), "c"), (lambda: MACD(3, 8, 4), "c"),
+    (lambda: STOCH(5, 3, 2), "hlc"), (lambda: ADX(5), "hlc"), (lambda: PLUS_DI(5), "hlc"),
+    (lambda: MINUS_DI(5), "hlc"), (lambda: OBV(), "cv"), (lambda: SUPERTREND(5, 2.0), "hlc"),
+    (lambda: DONCHIAN(6), "hl")])
+def test_update_then_batch_continues_the_same_state(make, inputs):
+    """update() for a while, then batch() on the rest == batch() of everything; reset() starts over."""
+    high, low, close = random_walk(2_000, seed=12)
+    vol = np.random.default_rng(3).integers(1, 100, 2_000).astype(float)
+    cols = [{"h": high, "l": low, "c": close, "v": vol}[k] for k in inputs]
+    full = make().batch(*cols)
+    full = full if isinstance(full, tuple) else (full,)
+    a = make()
+    stepped = _feed(a, cols, 0, 700)
+    rest = a.batch(*[c[700:] for c in cols])
+    rest = rest if isinstance(rest, tuple) else (rest,)
+    for k, f in enumerate(full):
+        np.testing.assert_array_equal(rest[k], f[700:])
+        col = [s[k] if isinstance(s, tuple) else s for s in stepped]
+        np.testing.assert_array_equal(np.array(col), f[:700])
+    assert a.initialized and a.count == 2_000
+    a.reset()
+    assert a.count == 0 and not a.initialized
+    again = a.batch(*cols)
+    again = again if isinstance(again, tuple) else (again,)
+    for k, f in enumerate(full):
+        np.testing.assert_array_equal(again[k], f)
+
+
+def test_multi_output_update_returns_talib_order():
+    b = BBANDS(3, 2.0, 2.0)
+    for x in (1.0, 2.0):
+        assert all(math.isnan(v) for v in b.update(x))
+    upper, middle, lower = b.update(3.0)
+    sd = math.sqrt(2 / 3)
+    assert (upper, middle, lower) == pytest.approx((2 + 2 * sd, 2.0, 2 - 2 * sd))
+    assert b.value == (upper, middle, lower)
+    d = DONCHIAN(2)
+    d.update(10.0, 8.0)
+    assert d.update(9.0, 7.0) == (10.0, 8.5, 7.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SMA(0), lambda: WMA(2.5), lambda: STDDEV(5, float("nan")), lambda: BBANDS(5, "2"),
+    lambda: MACD(26, 12, 9), lambda: MACD(1, 26, 9), lambda: MACD(12, 26, 0), lambda: STOCH(0, 3, 3),
+    lambda: ADX(1), lambda: PLUS_DI(True), lambda: SUPERTREND(10, 0.0),
+    lambda: SUPERTREND(10, -1.0), lambda: DONCHIAN(0)])
+def test_new_constructors_reject_bad_parameters(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_batch_rejects_arrays_of_different_lengths():
+    with pytest.raises(ValueError):
+        STOCH().batch(np.ones(5), np.ones(5), np.ones(4))
+    with pytest.raises(ValueError):
+        OBV().batch(np.ones(5), np.ones(6))
