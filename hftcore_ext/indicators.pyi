@@ -3,6 +3,7 @@ import numpy as np
 import numpy.typing as npt
 
 class EMA:
+    kind: int                                                # kernel code (candle bank)
     def __init__(self, period: int = 20) -> None: ...        # Py_ssize_t in [1, 1e6]
     def update(self, value: float) -> float: ...             # double -> double, NaN until warm
     def batch(self, values: npt.ArrayLike) -> np.ndarray: ... # const double[:] -> float64[n]
@@ -67,7 +68,7 @@ class STDDEV(SMA):
     nbdev: float
 
 class BBANDS:
-    def __init__(self, period: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0) -> None: ...
+    def __init__(self, period: int = 20, nbdevup: float = 2.0, nbdevdn: float = 2.0) -> None: ...
     def update(self, value: float) -> tuple[float, float, float]: ...          # upper, middle, lower
     def batch(self, values: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def reset(self) -> None: ...
@@ -86,7 +87,7 @@ class MACD:
     initialized: bool
 
 class STOCH:
-    def __init__(self, fastk: int = 5, slowk: int = 3, slowd: int = 3) -> None: ...
+    def __init__(self, fastk: int = 14, slowk: int = 3, slowd: int = 3) -> None: ...
     def update(self, high: float, low: float, close: float) -> tuple[float, float]: ...  # slowk, slowd
     def batch(self, high: npt.ArrayLike, low: npt.ArrayLike,
               close: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]: ...

@@ -25,6 +25,8 @@ cdef inline Py_ssize_t _check_period(object period, Py_ssize_t lo, Py_ssize_t hi
 cdef class EMA:
     """Exponential moving average, TA-Lib definition (SMA-seeded)."""
 
+    kind = K_EMA                # kernel code for the candle bank (indicators.pxd)
+
     def __cinit__(self, period=20):
         ema_init(&self.state, _check_period(period, 1, 1_000_000))
 
@@ -69,6 +71,8 @@ cdef class EMA:
 cdef class RSI:
     """Relative strength index with Wilder smoothing, TA-Lib definition."""
 
+    kind = K_RSI                # kernel code for the candle bank (indicators.pxd)
+
     def __cinit__(self, period=14):
         rsi_init(&self.state, _check_period(period, 1, 1_000_000))
 
@@ -110,6 +114,8 @@ cdef class RSI:
 
 cdef class ATR:
     """Average true range with Wilder smoothing, TA-Lib definition."""
+
+    kind = K_ATR                # kernel code for the candle bank (indicators.pxd)
 
     def __cinit__(self, period=14):
         atr_init(&self.state, _check_period(period, 1, 1_000_000))
@@ -195,6 +201,8 @@ cdef class VWAP:
 
 cdef class Slope:
     """Least-squares slope of the last ``period`` values (TA-Lib LINEARREG_SLOPE)."""
+
+    kind = K_SLOPE                # kernel code for the candle bank (indicators.pxd)
 
     def __cinit__(self, period=20):
         slope_init(&self.state, _check_period(period, 2, SLOPE_MAX))
@@ -326,6 +334,8 @@ cdef inline Py_ssize_t _same_len(tuple arrays, str names) except -1:
 cdef class SMA:
     """Simple moving average of the last ``period`` values, TA-Lib SMA."""
 
+    kind = K_SMA                # kernel code for the candle bank (indicators.pxd)
+
     def __cinit__(self, period=30):
         cdef Py_ssize_t n = _check_period(period, 1, 1_000_000)
         self.buf = _alloc(n)
@@ -374,6 +384,8 @@ cdef class SMA:
 cdef class WMA:
     """Linearly weighted moving average (weights 1..n, newest heaviest), TA-Lib WMA."""
 
+    kind = K_WMA                # kernel code for the candle bank (indicators.pxd)
+
     def __cinit__(self, period=30):
         cdef Py_ssize_t n = _check_period(period, 1, 1_000_000)
         self.buf = _alloc(n)
@@ -420,6 +432,8 @@ cdef class WMA:
 cdef class STDDEV:
     """Population standard deviation of the last ``period`` values times
     ``nbdev``, TA-Lib STDDEV (its cancellation-free rolling variance)."""
+
+    kind = K_STDDEV                # kernel code for the candle bank (indicators.pxd)
 
     def __cinit__(self, period=5, nbdev=1.0):
         cdef Py_ssize_t n = _check_period(period, 1, 1_000_000)
@@ -472,7 +486,9 @@ cdef class BBANDS:
     """Bollinger bands, TA-Lib BBANDS with its default SMA: (upper, middle,
     lower) = SMA +- nbdev * population stddev of the last ``period`` values."""
 
-    def __cinit__(self, period=5, nbdevup=2.0, nbdevdn=2.0):
+    kind = K_BBANDS                # kernel code for the candle bank (indicators.pxd)
+
+    def __cinit__(self, period=20, nbdevup=2.0, nbdevdn=2.0):
         cdef Py_ssize_t n = _check_period(period, 1, 1_000_000)
         cdef double up = _check_float(nbdevup, "nbdevup")
         cdef double dn = _check_float(nbdevdn, "nbdevdn")
@@ -535,6 +551,8 @@ cdef class MACD:
     outputs nothing before the signal line exists: NaN for the first
     ``slow + signal - 2`` inputs."""
 
+    kind = K_MACD                # kernel code for the candle bank (indicators.pxd)
+
     def __cinit__(self, fast=12, slow=26, signal=9):
         cdef Py_ssize_t f = _check_period(fast, 2, 100_000)
         cdef Py_ssize_t s = _check_period(slow, 2, 100_000)
@@ -587,7 +605,9 @@ cdef class MACD:
 cdef class STOCH:
     """Slow stochastic, TA-Lib STOCH with SMA smoothing: (slowk, slowd)."""
 
-    def __cinit__(self, fastk=5, slowk=3, slowd=3):
+    kind = K_STOCH                # kernel code for the candle bank (indicators.pxd)
+
+    def __cinit__(self, fastk=14, slowk=3, slowd=3):
         cdef Py_ssize_t a = _check_period(fastk, 1, 100_000)
         cdef Py_ssize_t b = _check_period(slowk, 1, 100_000)
         cdef Py_ssize_t c = _check_period(slowd, 1, 100_000)
@@ -642,6 +662,8 @@ cdef class ADX:
     bars).  ``plus_di`` / ``minus_di`` give TA-Lib's PLUS_DI / MINUS_DI of the
     same pass (warm after ``period`` bars)."""
 
+    kind = K_ADX                # kernel code for the candle bank (indicators.pxd)
+
     def __cinit__(self, period=14):
         adx_init(&self.state, _check_period(period, 2, 100_000))
 
@@ -693,6 +715,8 @@ cdef class ADX:
 cdef class PLUS_DI:
     """Plus directional indicator, TA-Lib PLUS_DI (NaN for the first ``period`` bars)."""
 
+    kind = K_PLUS_DI                # kernel code for the candle bank (indicators.pxd)
+
     def __cinit__(self, period=14):
         adx_init(&self.state, _check_period(period, 2, 100_000))
 
@@ -735,6 +759,8 @@ cdef class PLUS_DI:
 cdef class MINUS_DI:
     """Minus directional indicator, TA-Lib MINUS_DI (NaN for the first ``period`` bars)."""
 
+    kind = K_MINUS_DI                # kernel code for the candle bank (indicators.pxd)
+
     def __cinit__(self, period=14):
         adx_init(&self.state, _check_period(period, 2, 100_000))
 
@@ -776,6 +802,8 @@ cdef class MINUS_DI:
 
 cdef class OBV:
     """On-balance volume, TA-Lib OBV (starts at the first bar's volume)."""
+
+    kind = K_OBV                # kernel code for the candle bank (indicators.pxd)
 
     def __cinit__(self):
         obv_init(&self.state)
@@ -820,6 +848,8 @@ cdef class SUPERTREND:
     ATR (bar ``period + 1``): the upper band, direction -1.  Same rules as
     TradingView's ``ta.supertrend`` except that its direction sign is
     opposite (-1 = up there) and its ATR's first TR is high - low."""
+
+    kind = K_SUPERTREND                # kernel code for the candle bank (indicators.pxd)
 
     def __cinit__(self, period=10, multiplier=3.0):
         supertrend_init(&self.state, _check_period(period, 1, 100_000),
@@ -871,6 +901,8 @@ cdef class SUPERTREND:
 cdef class DONCHIAN:
     """Donchian channel: (upper, middle, lower) = highest high, mid-point and
     lowest low of the last ``period`` bars (NaN for the first ``period - 1``)."""
+
+    kind = K_DONCHIAN                # kernel code for the candle bank (indicators.pxd)
 
     def __cinit__(self, period=20):
         cdef Py_ssize_t n = _check_period(period, 1, 1_000_000)

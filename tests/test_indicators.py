@@ -334,3 +334,59 @@ def test_batch_rejects_arrays_of_different_lengths():
         STOCH().batch(np.ones(5), np.ones(5), np.ones(4))
     with pytest.raises(ValueError):
         OBV().batch(np.ones(5), np.ones(6))
+
+
+# ---------------------------------------------------------------- registry and specs
+
+def test_registry_entries_name_their_class_kernel_inputs_and_outputs():
+    from hftcore.indicators import REGISTRY
+    kinds = {d.kind for d in REGISTRY.values()}
+    assert len(kinds) == len(REGISTRY)                     # one kernel code per entry
+    for name, d in REGISTRY.items():
+        ind = d.cls(*[p[2] for p in d.params])              # the defaults construct
+        assert d.name == name and set(d.inputs) <= {"open", "high", "low", "close", "volume"}
+        cols = {"high": np.array([11.0, 12.0]), "low": np.array([9.0, 10.0]),
+                "close": np.array([10.0, 11.0]), "volume": np.array([5.0, 6.0])}
+        out = ind.batch(*[cols[k] for k in d.inputs])       # inputs in batch() order
+        assert len(out if isinstance(out, tuple) else (out,)) == len(d.outputs)
+
+
+def test_spec_keys_are_stable_and_hashable():
+    from hftcore.indicators import bbands, ema, macd, obv, sma, stoch, supertrend
+    assert ema(10).key == "ema_10" and sma(50).key == "sma_50"
+    assert bbands(20, 2).key == "bbands_20_2.0_2.0" == bbands(20, 2.0, 2.0).key
+    assert bbands(20, 2, 1.5).key == "bbands_20_2.0_1.5"
+    assert macd().key == "macd_12_26_9" and obv().key == "obv"
+    assert supertrend(7, 2).key == "supertrend_7_2.0" and stoch().key == "stoch_14_3_3"
+    assert bbands(20, 2).output_names == ("bbands_20_2.0_2.0.upper", "bbands_20_2.0_2.0.middle",
+                                          "bbands_20_2.0_2.0.lower")
+    assert sma(50).output_names == ("sma_50",)
+    assert len({ema(10), ema(10), sma(10)}) == 2
+    assert ema(10, as_="fast").key == "fast" and ema(10, as_="fast").output_names == ("fast",)
+
+
+def test_spec_make_gives_the_compiled_indicator():
+    from hftcore.indicators import bbands
+    high, low, close = random_walk(500, seed=13)
+    got = bbands(10, 1.5).make().batch(close)
+    want = BBANDS(10, 1.5, 1.5).batch(close)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_parse_reads_calls_and_keys():
+    from hftcore.indicators import bbands, macd, parse, plus_di, sma
+    assert parse("sma(50)") == sma(50) and parse("sma_50") == sma(50)
+    assert parse("bbands(20, 2)") == bbands(20, 2) == parse("bbands_20_2.0_2.0")
+    assert parse("macd") == macd() and parse("plus_di_7") == plus_di(7)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.spec("nope", 3), lambda m: m.sma(2.5), lambda m: m.sma(0), lambda m: m.ema(True),
+    lambda m: m.macd(26, 12), lambda m: m.spec("sma", 1, 2), lambda m: m.spec("sma", length=3),
+    lambda m: m.bbands(20, float("inf")), lambda m: m.ema(5, as_="not a name"),
+    lambda m: m.parse("sma(x)"), lambda m: m.parse("zigzag_3")])
+def test_bad_specs_raise_value_error(call):
+    import hftcore.indicators as m
+    with pytest.raises(ValueError):
+        call(m)
