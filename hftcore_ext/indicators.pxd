@@ -1026,6 +1026,15 @@ cdef inline Py_ssize_t any_state_bytes(int kind, const double* p) noexcept nogil
     return 0
 
 
+cdef inline int any_n_outputs(int kind) noexcept nogil:
+    """How many values ``any_update`` writes for a kind (0: unknown kind)."""
+    if kind == K_BBANDS or kind == K_MACD or kind == K_DONCHIAN:
+        return 3
+    if kind == K_STOCH or kind == K_SUPERTREND:
+        return 2
+    return 1 if 1 <= kind <= K_LAST else 0
+
+
 cdef inline void any_init(int kind, char* st, const double* p) noexcept nogil:
     cdef Py_ssize_t n = <Py_ssize_t> p[0]
     if kind == K_EMA:
