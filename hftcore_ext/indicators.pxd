@@ -25,7 +25,7 @@ NaN inputs are ignored: the state is left unchanged and the current value is
 returned.  Every value is NaN until the indicator has warmed up.
 """
 
-from libc.math cimport NAN, fabs, sqrt
+from libc.math cimport INFINITY, NAN, fabs, sqrt
 
 # Largest window the slope ring can hold (the ring lives inside the struct so
 # that a bank of thousands of symbols is one flat allocation).
@@ -390,15 +390,18 @@ cdef struct MacdState:
     double macd, signal_value, hist    # NaN until warm
 
 
-cdef struct Extremes:     # rolling highest high / lowest low over n bars
+cdef struct Extremes:     # rolling highest high / lowest low over n bars (van Herk/Gil-Werman)
     Py_ssize_t period
     Py_ssize_t count      # bars seen
-    Py_ssize_t hi_at      # bar number (count - 1 based) of the highest
-    Py_ssize_t lo_at
+    Py_ssize_t pos        # position in the current block of n bars
+    double hpre           # highest / lowest of the current block so far
+    double lpre
     double highest
     double lowest
-    double* highs         # [period]
-    double* lows          # [period]
+    double* hb            # [n] the current block's highs
+    double* hs            # [n + 1] suffix maxima of the previous block (hs[n] = -inf)
+    double* lb            # [n]
+    double* ls            # [n + 1]
 
 
 cdef struct StochState:
@@ -411,6 +414,7 @@ cdef struct StochState:
 
 cdef struct AdxState:
     Py_ssize_t period
+    int only              # 0: ADX and both DIs; 1: +DI only; 2: -DI only (PLUS_DI/MINUS_DI)
     Py_ssize_t count      # bars seen
     double prev_high, prev_low, prev_close
     double plus_dm, minus_dm, tr     # Wilder sums
@@ -466,44 +470,55 @@ cdef inline double _ring_push(SmaState* s, double x) noexcept nogil:
 
 
 cdef inline void extremes_init(Extremes* e, Py_ssize_t period, double* ring) noexcept nogil:
+    """``ring`` holds 4 * period + 2 doubles."""
+    cdef Py_ssize_t j
     e.period = period
     e.count = 0
-    e.hi_at = -1
-    e.lo_at = -1
+    e.pos = 0
+    e.hpre = -INFINITY
+    e.lpre = INFINITY
     e.highest = NAN
     e.lowest = NAN
-    e.highs = ring
-    e.lows = ring + period
+    e.hb = ring
+    e.hs = ring + period
+    e.lb = ring + 2 * period + 1
+    e.ls = ring + 3 * period + 1
+    for j in range(period + 1):
+        e.hs[j] = -INFINITY
+        e.ls[j] = INFINITY
 
 
 cdef inline void extremes_push(Extremes* e, double high, double low) noexcept nogil:
-    """Add a bar; rescan the window only when the extreme leaves it (TA-Lib MAX/MIN)."""
-    cdef Py_ssize_t n = e.period, now = e.count, oldest, i, slot
-    slot = now % n
-    e.highs[slot] = high
-    e.lows[slot] = low
+    """Add a bar.  The window of the last n bars is the tail of the previous block of
+    n plus the head of the current one, so its extreme is max(suffix max of the
+    previous block, prefix max of this one): O(1) per bar without branches, and one
+    backward pass per n bars.  Exactly TA-Lib MAX / MIN's values."""
+    cdef Py_ssize_t n = e.period, p = e.pos, j
+    cdef double v, w
+    e.hb[p] = high
+    e.lb[p] = low
+    if p == 0:
+        e.hpre = high
+        e.lpre = low
+    else:
+        e.hpre = high if high > e.hpre else e.hpre
+        e.lpre = low if low < e.lpre else e.lpre
+    v = e.hs[p + 1]
+    e.highest = v if v > e.hpre else e.hpre
+    v = e.ls[p + 1]
+    e.lowest = v if v < e.lpre else e.lpre
     e.count += 1
-    oldest = now - n + 1
-    if e.hi_at < oldest:
-        e.hi_at = oldest if oldest > 0 else 0
-        e.highest = e.highs[e.hi_at % n]
-        for i in range(e.hi_at + 1, now + 1):
-            if e.highs[i % n] >= e.highest:
-                e.highest = e.highs[i % n]
-                e.hi_at = i
-    elif high >= e.highest:
-        e.highest = high
-        e.hi_at = now
-    if e.lo_at < oldest:
-        e.lo_at = oldest if oldest > 0 else 0
-        e.lowest = e.lows[e.lo_at % n]
-        for i in range(e.lo_at + 1, now + 1):
-            if e.lows[i % n] <= e.lowest:
-                e.lowest = e.lows[i % n]
-                e.lo_at = i
-    elif low <= e.lowest:
-        e.lowest = low
-        e.lo_at = now
+    p += 1
+    if p == n:                          # block complete: its suffix extremes for the next n bars
+        v = -INFINITY
+        w = INFINITY
+        for j in range(n - 1, -1, -1):
+            v = e.hb[j] if e.hb[j] > v else v
+            w = e.lb[j] if e.lb[j] < w else w
+            e.hs[j] = v
+            e.ls[j] = w
+        p = 0
+    e.pos = p
 
 
 # ---------------------------------------------------------------- init
@@ -580,14 +595,15 @@ cdef inline void macd_init(MacdState* s, Py_ssize_t fast, Py_ssize_t slow,
 cdef inline void stoch_init(StochState* s, Py_ssize_t fastk, Py_ssize_t slowk,
                             Py_ssize_t slowd, double* ring) noexcept nogil:
     extremes_init(&s.ext, fastk, ring)
-    _sma_core_init(&s.k, slowk, ring + 2 * fastk)
-    _sma_core_init(&s.d, slowd, ring + 2 * fastk + slowk)
+    _sma_core_init(&s.k, slowk, ring + 4 * fastk + 2)
+    _sma_core_init(&s.d, slowd, ring + 4 * fastk + 2 + slowk)
     s.slowk = NAN
     s.slowd = NAN
 
 
-cdef inline void adx_init(AdxState* s, Py_ssize_t period) noexcept nogil:
+cdef inline void adx_init(AdxState* s, Py_ssize_t period, int only=0) noexcept nogil:
     s.period = period
+    s.only = only
     s.count = 0
     s.prev_high = NAN
     s.prev_low = NAN
@@ -782,6 +798,15 @@ cdef inline double macd_update(MacdState* s, double x) noexcept nogil:
     if x != x:
         return s.macd
     s.count += 1
+    if s.sig_count >= s.signal:         # warm: the common path, one predictable branch
+        s.slow_ema = ((x - s.slow_ema) * s.ks) + s.slow_ema
+        s.fast_ema = ((x - s.fast_ema) * s.kf) + s.fast_ema
+        m = s.fast_ema - s.slow_ema
+        s.sig_ema = ((m - s.sig_ema) * s.kg) + s.sig_ema
+        s.macd = m
+        s.signal_value = s.sig_ema
+        s.hist = m - s.sig_ema
+        return m
     if s.count <= s.slow:
         s.slow_sum += x
         if s.count > s.slow - s.fast:
@@ -866,18 +891,25 @@ cdef inline double adx_update(AdxState* s, double high, double low, double close
             s.plus_dm += diff_p
         s.tr += tr
         return s.adx
-    s.minus_dm -= s.minus_dm / n
-    s.plus_dm -= s.plus_dm / n
+    # Wilder steps as TA-Lib 0.8 writes them (#411): x - x * (1/n), no divide
+    s.minus_dm -= s.minus_dm * s.inv
+    s.plus_dm -= s.plus_dm * s.inv
     if diff_m > 0 and diff_p < diff_m:
         s.minus_dm += diff_m
     elif diff_p > 0 and diff_p > diff_m:
         s.plus_dm += diff_p
-    s.tr = s.tr - (s.tr / n) + tr
+    s.tr = s.tr - (s.tr * s.inv) + tr
     if not s.tr > 0.0:                  # a sum of ranges: exactly 0 only when flat (TA-Lib #253)
         s.plus_di = 0.0
         s.minus_di = 0.0
         if s.count == 2 * n:
             s.adx = s.sum_dx / n
+        return s.adx
+    if s.only == 1:                     # PLUS_DI / MINUS_DI skip the rest
+        s.plus_di = 100.0 * (s.plus_dm / s.tr)
+        return s.adx
+    if s.only == 2:
+        s.minus_di = 100.0 * (s.minus_dm / s.tr)
         return s.adx
     mdi = 100.0 * (s.minus_dm / s.tr)
     pdi = 100.0 * (s.plus_dm / s.tr)
@@ -903,10 +935,9 @@ cdef inline double obv_update(ObvState* s, double close, double volume) noexcept
     s.count += 1
     if s.count == 1:
         s.value = volume
-    elif close > s.prev:
-        s.value += volume
-    elif close < s.prev:
-        s.value -= volume
+    else:
+        # branchless (the sign is a coin flip): + volume * (+1 | 0 | -1), exact
+        s.value += volume * (<double> (close > s.prev) - <double> (close < s.prev))
     s.prev = close
     return s.value
 
@@ -1014,7 +1045,7 @@ cdef inline Py_ssize_t any_state_bytes(int kind, const double* p) noexcept nogil
     if kind == K_MACD:
         return _round8(sizeof(MacdState))
     if kind == K_STOCH:
-        return _round8(sizeof(StochState)) + (2 * n + <Py_ssize_t> p[1] + <Py_ssize_t> p[2]) * 8
+        return _round8(sizeof(StochState)) + (4 * n + 2 + <Py_ssize_t> p[1] + <Py_ssize_t> p[2]) * 8
     if kind == K_ADX or kind == K_PLUS_DI or kind == K_MINUS_DI:
         return _round8(sizeof(AdxState))
     if kind == K_OBV:
@@ -1022,7 +1053,7 @@ cdef inline Py_ssize_t any_state_bytes(int kind, const double* p) noexcept nogil
     if kind == K_SUPERTREND:
         return _round8(sizeof(SupertrendState))
     if kind == K_DONCHIAN:
-        return _round8(sizeof(DonchianState)) + 2 * n * 8
+        return _round8(sizeof(DonchianState)) + (4 * n + 2) * 8
     return 0
 
 
@@ -1060,7 +1091,7 @@ cdef inline void any_init(int kind, char* st, const double* p) noexcept nogil:
         stoch_init(<StochState*> st, n, <Py_ssize_t> p[1], <Py_ssize_t> p[2],
                    <double*> (st + _round8(sizeof(StochState))))
     elif kind == K_ADX or kind == K_PLUS_DI or kind == K_MINUS_DI:
-        adx_init(<AdxState*> st, n)
+        adx_init(<AdxState*> st, n, 0 if kind == K_ADX else (1 if kind == K_PLUS_DI else 2))
     elif kind == K_OBV:
         obv_init(<ObvState*> st)
     elif kind == K_SUPERTREND:

@@ -611,7 +611,7 @@ cdef class STOCH:
         cdef Py_ssize_t a = _check_period(fastk, 1, 100_000)
         cdef Py_ssize_t b = _check_period(slowk, 1, 100_000)
         cdef Py_ssize_t c = _check_period(slowd, 1, 100_000)
-        self.buf = _alloc(2 * a + b + c)
+        self.buf = _alloc(4 * a + 2 + b + c)
         stoch_init(&self.state, a, b, c, self.buf)
 
     def __dealloc__(self):
@@ -718,7 +718,7 @@ cdef class PLUS_DI:
     kind = K_PLUS_DI                # kernel code for the candle bank (indicators.pxd)
 
     def __cinit__(self, period=14):
-        adx_init(&self.state, _check_period(period, 2, 100_000))
+        adx_init(&self.state, _check_period(period, 2, 100_000), 1)
 
     cpdef double update(self, double high, double low, double close):
         adx_update(&self.state, high, low, close)
@@ -737,7 +737,7 @@ cdef class PLUS_DI:
         return out
 
     def reset(self):
-        adx_init(&self.state, self.state.period)
+        adx_init(&self.state, self.state.period, 1)
 
     @property
     def value(self):
@@ -762,7 +762,7 @@ cdef class MINUS_DI:
     kind = K_MINUS_DI                # kernel code for the candle bank (indicators.pxd)
 
     def __cinit__(self, period=14):
-        adx_init(&self.state, _check_period(period, 2, 100_000))
+        adx_init(&self.state, _check_period(period, 2, 100_000), 2)
 
     cpdef double update(self, double high, double low, double close):
         adx_update(&self.state, high, low, close)
@@ -781,7 +781,7 @@ cdef class MINUS_DI:
         return out
 
     def reset(self):
-        adx_init(&self.state, self.state.period)
+        adx_init(&self.state, self.state.period, 2)
 
     @property
     def value(self):
@@ -906,7 +906,7 @@ cdef class DONCHIAN:
 
     def __cinit__(self, period=20):
         cdef Py_ssize_t n = _check_period(period, 1, 1_000_000)
-        self.buf = _alloc(2 * n)
+        self.buf = _alloc(4 * n + 2)
         donchian_init(&self.state, n, self.buf)
 
     def __dealloc__(self):
