@@ -965,10 +965,12 @@ cdef inline double supertrend_update(SupertrendState* s, double high, double low
         s.lower = dn
         s.direction = -1.0
     else:
-        if not (up < s.upper or prev_close > s.upper):
-            up = s.upper
-        if not (dn > s.lower or prev_close < s.lower):
-            dn = s.lower
+        # a band only tightens (min / max: no branch, which way is a coin flip) unless
+        # the previous close broke through it (rare, and runs of it predict well)
+        if not prev_close > s.upper:
+            up = up if up < s.upper else s.upper
+        if not prev_close < s.lower:
+            dn = dn if dn > s.lower else s.lower
         s.upper = up
         s.lower = dn
         if s.direction < 0:
