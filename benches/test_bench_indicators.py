@@ -307,3 +307,27 @@ def test_hftcore_bank_fixed_bundle_dict(benchmark):
 def test_hftcore_bank_history_views(benchmark):
     bank = _bank_with(())
     benchmark(bank.history, 0, 0, 100)
+
+
+# ---------------------------------------------------------------- cost of declaring in the close path
+
+def _ingest_bars(specs, n=200_000):
+    from hftcore_ext.candles import CandleBank
+    ts = 1_795_664_700 * 10**9 + np.arange(n, dtype=np.int64) * 60 * 10**9
+    sym = np.zeros(n, np.int32)
+
+    def run():
+        bank = CandleBank(1, (60, 300, 900), history=200, indicators=specs)
+        bank.ingest_bars(sym, ts, CLOSE[:n], HIGH[:n], LOW[:n], CLOSE[:n], VOL[:n], 60)
+    return run
+
+
+@pytest.mark.benchmark(group="ingest 200k 1m bars into 1m/5m/15m")
+def test_hftcore_ingest_fixed_bundle_only(benchmark):
+    benchmark(_ingest_bars(()))
+
+
+@pytest.mark.benchmark(group="ingest 200k 1m bars into 1m/5m/15m")
+def test_hftcore_ingest_with_5_declared(benchmark):
+    from hftcore.indicators import bbands, ema, macd, rsi, sma
+    benchmark(_ingest_bars((ema(10), sma(50), rsi(14), bbands(20, 2), macd(12, 26, 9))))
