@@ -260,7 +260,8 @@ cdef class CandleBank:
         PyMem_Free(self.bank.syms)
 
     cdef int _alloc_rows(self, Py_ssize_t lo, Py_ssize_t hi) except -1:
-        """History rows for symbols [lo, hi): one new chunk; existing rows stay put."""
+        """History rows for symbols [lo, hi): one new chunk; existing rows stay put.
+        Left uninitialised (only the ``hist_len`` newest slots are ever read)."""
         cdef Bank* b = &self.bank
         cdef Py_ssize_t i, per = b.n_tf * 2 * b.ring
         cdef void** chunks = <void**> PyMem_Realloc(b.chunks, (b.n_chunks + 1) * sizeof(void*))
@@ -270,7 +271,6 @@ cdef class CandleBank:
         cdef Candle* rows = <Candle*> PyMem_Malloc(max((hi - lo) * per, 1) * sizeof(Candle))
         if rows == NULL:
             raise MemoryError()
-        memset(rows, 0, max((hi - lo) * per, 1) * sizeof(Candle))
         b.chunks[b.n_chunks] = rows
         b.n_chunks += 1
         for i in range(lo, hi):
