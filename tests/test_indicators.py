@@ -390,3 +390,31 @@ def test_bad_specs_raise_value_error(call):
     import hftcore.indicators as m
     with pytest.raises(ValueError):
         call(m)
+
+
+junk = st.one_of(st.none(), st.booleans(), st.integers(-10**7, 10**7), st.text(max_size=3),
+                 st.floats(allow_nan=True, allow_infinity=True), st.lists(st.integers(), max_size=2))
+
+
+ARITY = {SMA: 1, WMA: 1, STDDEV: 2, BBANDS: 3, MACD: 3, STOCH: 3, ADX: 1, PLUS_DI: 1,
+         MINUS_DI: 1, SUPERTREND: 2, DONCHIAN: 1}
+
+
+@given(st.sampled_from(list(ARITY)), st.lists(junk, max_size=3))
+def test_constructors_take_junk_with_value_error_only(cls, args):
+    """Any values (up to the parameter count) build a working indicator or raise ValueError."""
+    args = args[:ARITY[cls]]
+    try:
+        ind = cls(*args)
+    except ValueError:
+        return
+    out = ind.update(*([1.0] * (3 if cls in (STOCH, ADX, PLUS_DI, MINUS_DI, SUPERTREND)
+                              else 2 if cls is DONCHIAN else 1)))
+    assert out is not None
+
+
+def test_batch_rejects_wrong_dtypes_with_value_error():
+    with pytest.raises(ValueError):
+        SMA(3).batch(np.arange(10))                       # int64, not float64
+    with pytest.raises(ValueError):
+        DONCHIAN(3).batch(np.ones((2, 2)), np.ones((2, 2)))
