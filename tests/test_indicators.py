@@ -367,7 +367,7 @@ def test_spec_keys_are_stable_and_hashable():
 
 def test_spec_make_gives_the_compiled_indicator():
     from hftcore.indicators import bbands
-    high, low, close = random_walk(500, seed=13)
+    _, _, close = random_walk(500, seed=13)
     got = bbands(10, 1.5).make().batch(close)
     want = BBANDS(10, 1.5, 1.5).batch(close)
     for g, w in zip(got, want):
