@@ -867,7 +867,7 @@ cdef inline double adx_update(AdxState* s, double high, double low, double close
     DI: from bar n (0 when the TR sum is exactly zero).  ADX: at bar 2n-1 the mean of the
     first n DX values, then Wilder-smoothed; a bar with a zero TR or DI sum
     leaves it unchanged (TA-Lib)."""
-    cdef double diff_p, diff_m, tr, pdi, mdi, tot
+    cdef double diff_p, diff_m, tr, pdi, mdi, tot, up, down
     cdef double probe = high + low + close
     cdef Py_ssize_t n = s.period
     if probe != probe:
@@ -891,13 +891,14 @@ cdef inline double adx_update(AdxState* s, double high, double low, double close
             s.plus_dm += diff_p
         s.tr += tr
         return s.adx
-    # Wilder steps as TA-Lib 0.8 writes them (#411): x - x * (1/n), no divide
-    s.minus_dm -= s.minus_dm * s.inv
-    s.plus_dm -= s.plus_dm * s.inv
-    if diff_m > 0 and diff_p < diff_m:
-        s.minus_dm += diff_m
-    elif diff_p > 0 and diff_p > diff_m:
-        s.plus_dm += diff_p
+    # Wilder steps as TA-Lib 0.8 writes them (#411): x - x * (1/n), no divide, and the
+    # one-bar DMs as selects (which of +DM / -DM wins is a coin flip; adding 0.0 is exact)
+    up = diff_p if diff_p > diff_m else 0.0
+    up = up if up > 0.0 else 0.0
+    down = diff_m if diff_m > diff_p else 0.0
+    down = down if down > 0.0 else 0.0
+    s.minus_dm = (s.minus_dm - s.minus_dm * s.inv) + down
+    s.plus_dm = (s.plus_dm - s.plus_dm * s.inv) + up
     s.tr = s.tr - (s.tr * s.inv) + tr
     if not s.tr > 0.0:                  # a sum of ranges: exactly 0 only when flat (TA-Lib #253)
         s.plus_di = 0.0
