@@ -895,13 +895,15 @@ cdef inline double adx_update(AdxState* s, double high, double low, double close
         return s.adx
     # Wilder steps as TA-Lib 0.8 writes them (#411): x - x * (1/n), no divide, and the
     # one-bar DMs as selects (which of +DM / -DM wins is a coin flip; adding 0.0 is exact)
-    up = diff_p if diff_p > diff_m else 0.0
-    up = up if up > 0.0 else 0.0
-    down = diff_m if diff_m > diff_p else 0.0
-    down = down if down > 0.0 else 0.0
-    s.minus_dm = (s.minus_dm - s.minus_dm * s.inv) + down
-    s.plus_dm = (s.plus_dm - s.plus_dm * s.inv) + up
     s.tr = s.tr - (s.tr * s.inv) + tr
+    if s.only != 2:
+        up = diff_p if diff_p > diff_m else 0.0
+        up = up if up > 0.0 else 0.0
+        s.plus_dm = (s.plus_dm - s.plus_dm * s.inv) + up
+    if s.only != 1:
+        down = diff_m if diff_m > diff_p else 0.0
+        down = down if down > 0.0 else 0.0
+        s.minus_dm = (s.minus_dm - s.minus_dm * s.inv) + down
     if not s.tr > 0.0:                  # a sum of ranges: exactly 0 only when flat (TA-Lib #253)
         s.plus_di = 0.0
         s.minus_di = 0.0
