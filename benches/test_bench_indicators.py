@@ -1,8 +1,8 @@
 """Incremental updates from Python, and batch arrays of 1M points."""
 import numpy as np
 import pytest
-
 import reference as ref
+
 from hftcore_ext.indicators import ATR, EMA, RSI, VWAP, Bundle
 
 N = 1_000_000
@@ -205,3 +205,129 @@ def test_talib_atr(benchmark):
 def test_pure_python_atr_list(benchmark):
     h, l, c = HIGH.tolist(), LOW.tolist(), CLOSE.tolist()
     benchmark.pedantic(ref.atr, (h, l, c, 14), rounds=1, iterations=1)
+
+
+# ---------------------------------------------------------------- declared-indicator classes, 1M points
+# Each beside TA-Lib in the same group (target: <= 1.0x TA-Lib's time); SUPERTREND and
+# DONCHIAN have no TA-Lib function: beside TA-Lib's ATR (SuperTrend's inner loop) and
+# MAX + MIN (the channel), and the plain-Python references on a 100k slice.
+
+def _new_indicators():
+    from hftcore_ext import indicators as ind
+    return {
+        "SMA(20)": (lambda: ind.SMA(20).batch(CLOSE), lambda t: t.SMA(CLOSE, 20)),
+        "WMA(20)": (lambda: ind.WMA(20).batch(CLOSE), lambda t: t.WMA(CLOSE, 20)),
+        "STDDEV(20)": (lambda: ind.STDDEV(20, 1.0).batch(CLOSE), lambda t: t.STDDEV(CLOSE, 20, 1.0)),
+        "BBANDS(20, 2)": (lambda: ind.BBANDS(20, 2.0, 2.0).batch(CLOSE),
+                          lambda t: t.BBANDS(CLOSE, 20, 2.0, 2.0)),
+        "MACD(12, 26, 9)": (lambda: ind.MACD(12, 26, 9).batch(CLOSE),
+                            lambda t: t.MACD(CLOSE, 12, 26, 9)),
+        "STOCH(14, 3, 3)": (lambda: ind.STOCH(14, 3, 3).batch(HIGH, LOW, CLOSE),
+                            lambda t: t.STOCH(HIGH, LOW, CLOSE, 14, 3, 0, 3, 0)),
+        "ADX(14)": (lambda: ind.ADX(14).batch(HIGH, LOW, CLOSE),
+                    lambda t: t.ADX(HIGH, LOW, CLOSE, 14)),
+        "PLUS_DI(14)": (lambda: ind.PLUS_DI(14).batch(HIGH, LOW, CLOSE),
+                        lambda t: t.PLUS_DI(HIGH, LOW, CLOSE, 14)),
+        "MINUS_DI(14)": (lambda: ind.MINUS_DI(14).batch(HIGH, LOW, CLOSE),
+                         lambda t: t.MINUS_DI(HIGH, LOW, CLOSE, 14)),
+        "OBV": (lambda: ind.OBV().batch(CLOSE, VOL), lambda t: t.OBV(CLOSE, VOL)),
+        "SUPERTREND(10, 3) vs TA-Lib ATR(10)": (
+            lambda: ind.SUPERTREND(10, 3.0).batch(HIGH, LOW, CLOSE),
+            lambda t: t.ATR(HIGH, LOW, CLOSE, 10)),
+        "DONCHIAN(20) vs TA-Lib MAX + MIN": (
+            lambda: ind.DONCHIAN(20).batch(HIGH, LOW),
+            lambda t: (t.MAX(HIGH, 20), t.MIN(LOW, 20))),
+    }
+
+
+NEW = list(_new_indicators())
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_hftcore_new_batch(benchmark, name):
+    benchmark.group = f"batch {name}, 1M points"
+    benchmark(_new_indicators()[name][0])
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_talib_new(benchmark, name):
+    talib = pytest.importorskip("talib")
+    benchmark.group = f"batch {name}, 1M points"
+    fn = _new_indicators()[name][1]
+    benchmark(fn, talib)
+
+
+@pytest.mark.parametrize("name", ["SUPERTREND(10, 3) vs TA-Lib ATR(10)",
+                                  "DONCHIAN(20) vs TA-Lib MAX + MIN"])
+def test_pure_python_reference_100k(benchmark, name):
+    benchmark.group = f"batch {name}, 1M points"
+    k = 100_000
+    h, l, c = HIGH[:k].tolist(), LOW[:k].tolist(), CLOSE[:k].tolist()
+    if name.startswith("SUPERTREND"):
+        benchmark.pedantic(ref.supertrend, (h, l, c, 10, 3.0), rounds=1, iterations=1)
+    else:
+        benchmark.pedantic(ref.donchian, (h, l, 20), rounds=1, iterations=1)
+    benchmark.extra_info["points"] = k
+
+
+# ---------------------------------------------------------------- the bank's read-out
+
+def _bank_with(specs):
+    from hftcore_ext.candles import CandleBank
+    bank = CandleBank(1, (60,), history=200, indicators=specs)
+    n = 5_000
+    ts = 1_795_664_700 * 10**9 + np.arange(n, dtype=np.int64) * 60 * 10**9
+    bank.ingest_bars(np.zeros(n, np.int32), ts, CLOSE[:n], HIGH[:n], LOW[:n], CLOSE[:n],
+                     VOL[:n], 60)
+    return bank
+
+
+@pytest.mark.benchmark(group="read declared indicators of one series (5 specs, 11 values)")
+def test_hftcore_bank_indicators_dict(benchmark):
+    from hftcore.indicators import bbands, ema, macd, rsi, sma
+    bank = _bank_with((ema(10), sma(50), rsi(14), bbands(20, 2), macd(12, 26, 9)))
+    benchmark(bank.indicators, 0, 0)
+
+
+@pytest.mark.benchmark(group="read declared indicators of one series (5 specs, 11 values)")
+def test_hftcore_bank_indicator_values_array(benchmark):
+    from hftcore.indicators import bbands, ema, macd, rsi, sma
+    bank = _bank_with((ema(10), sma(50), rsi(14), bbands(20, 2), macd(12, 26, 9)))
+    benchmark(bank.indicator_values, 0, 0)
+
+
+@pytest.mark.benchmark(group="read declared indicators of one series (5 specs, 11 values)")
+def test_hftcore_bank_fixed_bundle_dict(benchmark):
+    bank = _bank_with(())
+    keys = ("ema20", "ema50", "rsi", "atr", "vwap", "slope")
+    benchmark(bank.bundle_dict, 0, 0, keys)
+
+
+@pytest.mark.benchmark(group="history(sym, tf, 100): views of the ring")
+def test_hftcore_bank_history_views(benchmark):
+    bank = _bank_with(())
+    benchmark(bank.history, 0, 0, 100)
+
+
+# ---------------------------------------------------------------- cost of declaring in the close path
+
+def _ingest_bars(specs, n=200_000):
+    from hftcore_ext.candles import CandleBank
+    ts = 1_795_664_700 * 10**9 + np.arange(n, dtype=np.int64) * 60 * 10**9
+    sym = np.zeros(n, np.int32)
+
+    def run():
+        bank = CandleBank(1, (60, 300, 900), history=200, indicators=specs)
+        bank.ingest_bars(sym, ts, CLOSE[:n], HIGH[:n], LOW[:n], CLOSE[:n], VOL[:n], 60)
+    return run
+
+
+@pytest.mark.benchmark(group="ingest 200k 1m bars into 1m/5m/15m")
+def test_hftcore_ingest_fixed_bundle_only(benchmark):
+    benchmark(_ingest_bars(()))
+
+
+@pytest.mark.benchmark(group="ingest 200k 1m bars into 1m/5m/15m")
+def test_hftcore_ingest_with_5_declared(benchmark):
+    from hftcore.indicators import bbands, ema, macd, rsi, sma
+    benchmark(_ingest_bars((ema(10), sma(50), rsi(14), bbands(20, 2), macd(12, 26, 9))))

@@ -46,8 +46,27 @@ cdef struct Bank:
     Py_ssize_t ema_fast, ema_slow, rsi, atr, slope
     Series* series                        # [n_sym * n_tf]
     SymbolState* syms                     # [n_sym]
-    Candle* hist_bars                     # [n_sym * n_tf * hist]: closed candles, one
-                                          # 48-byte record each (one cache miss per close)
+    # Closed candles: per series a ring of ``ring = hist + 1`` slots, each candle
+    # written twice (slot and slot + ring), so the newest n <= hist are always one
+    # contiguous run of 48-byte records and ``history`` can hand out numpy views.
+    # A symbol's rows never move (grow allocates new chunks), so a view stays valid
+    # memory for as long as it holds the bank.
+    Py_ssize_t ring
+    Candle** hist_rows                    # [n_sym] -> [n_tf * 2 * ring]
+    void** chunks                         # allocations behind hist_rows, freed at dealloc
+    Py_ssize_t n_chunks
+    # Declared indicators (``CandleBank.declare``): one block per series holding the
+    # n_out output values first, then each indicator's state (struct + ring).
+    Py_ssize_t n_decl
+    Py_ssize_t n_out
+    Py_ssize_t decl_stride                # bytes per series block
+    int* decl_kind                        # [n_decl] kernel code (indicators.pxd K_*)
+    Py_ssize_t* decl_off                  # [n_decl] byte offset of the state in the block
+    Py_ssize_t* decl_out                  # [n_decl] first output column
+    double* decl_params                   # [n_decl * MAX_PARAMS]
+    char** decl_rows                      # [n_sym] -> [n_tf * decl_stride]
+    void** dchunks                        # allocations behind decl_rows
+    Py_ssize_t n_dchunks
     long long accepted
     long long dropped                     # quarantined: sum of the q_* counters below
     long long late                        # older than the symbol's newest tick
@@ -68,6 +87,10 @@ cdef struct Bank:
 
 cdef class CandleBank:
     cdef Bank bank
+    cdef tuple _decl_names                # output names, in column order
+    cdef tuple _decl_specs                # the declared spec objects
+    cdef int _alloc_rows(self, Py_ssize_t lo, Py_ssize_t hi) except -1
+    cdef int _alloc_decl(self, Py_ssize_t lo, Py_ssize_t hi) except -1
     cdef int _check(self, Py_ssize_t sym, Py_ssize_t tf) except -1
     cdef tuple _run_until(self, const int[:] sym, const long long[:] ts_ns, const double[:] open,
                           const double[:] high, const double[:] low, const double[:] close,

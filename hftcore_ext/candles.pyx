@@ -12,6 +12,11 @@ candles start at :15, :20, ... exactly as Kite's do, and 60m candles start at
 arrives, when a bar covering its end is ingested, or when ``flush(ts)`` is
 called with a time at or past its end (use it at the session close).
 
+Declared indicators (``declare``): any indicator of ``hftcore.indicators.REGISTRY``,
+computed per symbol and timeframe on each close by the same inline kernels as the
+``hftcore_ext.indicators`` classes; read with ``indicators(sym, tf)``.  ``history``
+returns read-only numpy views of the closed-candle ring, not copies.
+
 Input rules (checked in the kernel, counted, never raised): a bad input is
 quarantined -- it changes nothing, so one bad tick cannot poison later state --
 and counted by reason in ``quarantined()`` (the reasons sum to ``dropped``):
@@ -36,6 +41,7 @@ candle's prices but not the VWAP.
 """
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.ref cimport Py_INCREF
 from libc.string cimport memset, memcpy
 from libc.math cimport NAN, isfinite
 from libc.limits cimport LLONG_MAX, LLONG_MIN
@@ -45,7 +51,8 @@ cimport numpy as cnp
 
 from hftcore_ext.indicators cimport (
     BarIndicators, VwapState, SLOPE_MAX, bar_indicators_init, bar_indicators_update,
-    slope_value, vwap_init, vwap_update,
+    slope_value, vwap_init, vwap_update, MAX_PARAMS, any_n_outputs, any_state_bytes, any_init,
+    any_update,
 )
 
 cnp.import_array()
@@ -81,15 +88,29 @@ cdef long long _span_ns(long long span_seconds) except -1:
     return span_seconds * NS
 
 
+cdef inline void _declared_update(Bank* b, Py_ssize_t sym, Py_ssize_t tf,
+                                  const Candle* c) noexcept nogil:
+    """Feed a closed candle to the series' declared indicators (their one kernel each)."""
+    cdef char* blk = b.decl_rows[sym] + tf * b.decl_stride
+    cdef Py_ssize_t k
+    for k in range(b.n_decl):
+        any_update(b.decl_kind[k], blk + b.decl_off[k], c.high, c.low, c.close, c.volume,
+                   (<double*> blk) + b.decl_out[k])
+
+
 cdef inline void _close_candle(Bank* b, Py_ssize_t sym, Py_ssize_t tf, Series* s) noexcept nogil:
-    b.hist_bars[(sym * b.n_tf + tf) * b.hist + s.hist_next] = s.forming
+    cdef Candle* row = b.hist_rows[sym] + tf * 2 * b.ring
+    row[s.hist_next] = s.forming
+    row[s.hist_next + b.ring] = s.forming      # the mirror keeps the newest run contiguous
     s.hist_next += 1
-    if s.hist_next == b.hist:
+    if s.hist_next == b.ring:
         s.hist_next = 0
     if s.hist_len < b.hist:
         s.hist_len += 1
     s.closed += 1
     bar_indicators_update(&s.ind, s.forming.high, s.forming.low, s.forming.close)
+    if b.n_decl:
+        _declared_update(b, sym, tf, &s.forming)
     s.forming.start = -1
     # Crossover watch: the compiled lane tells Python when EMA fast/slow cross,
     # so a trend strategy is consulted only when there is something to decide.
@@ -306,7 +327,7 @@ cdef class CandleBank:
     history : int
         Closed candles kept per symbol and timeframe.
     ema_fast, ema_slow, rsi, atr, slope : int
-        Indicator periods, in candles.
+        Indicator periods, in candles (the fixed bundle).
     max_price : float
         Prices above this (rupees; default 1e7) are quarantined as absurd.
     max_volume : float
@@ -318,11 +339,13 @@ cdef class CandleBank:
         both are applied; an input inside the tolerance instead shows it was a stray,
         and it is quarantined (``future``).  Bars may also run ``10 * span`` ahead.
         None turns the check off.
+    indicators : sequence of specs
+        Declared indicators (``hftcore.indicators.sma(50)``, ...), as ``declare``.
     """
 
     def __cinit__(self, n_symbols, timeframes=(60, 300, 900), history=200, ema_fast=20,
                   ema_slow=50, rsi=14, atr=14, slope=20, max_price=1e7, max_volume=1e12,
-                  future_tolerance=3600):
+                  future_tolerance=3600, indicators=()):
         memset(&self.bank, 0, sizeof(Bank))
         limits = {}
         for name, v in (("max_price", max_price), ("max_volume", max_volume),
@@ -364,7 +387,8 @@ cdef class CandleBank:
             raise ValueError(f"between 1 and {MAX_TIMEFRAMES} timeframes are supported, got {len(tfs)}")
         if len(set(tfs)) != len(tfs):
             raise ValueError(f"timeframes must be distinct, got {tuple(timeframes)}")
-        need = int(n_symbols) * len(tfs) * (sizeof(Series) + int(history) * sizeof(Candle))
+        need = int(n_symbols) * len(tfs) * (sizeof(Series)
+                                            + 2 * (int(history) + 1) * sizeof(Candle))
         if need > _physical_memory():
             raise ValueError(f"{n_symbols} symbols x {len(tfs)} timeframes x {history} candles "
                              f"need {need / 2**30:.1f} GiB, more than this machine has")
@@ -373,14 +397,75 @@ cdef class CandleBank:
         for j, t in enumerate(tfs):
             self.bank.tf_ns[j] = t * NS
         self.bank.hist = history
+        self.bank.ring = history + 1
         self.bank.ema_fast, self.bank.ema_slow = ema_fast, ema_slow
         self.bank.rsi, self.bank.atr, self.bank.slope = rsi, atr, slope
+        self._decl_names = ()
+        self._decl_specs = ()
         self.grow(n_symbols)
+        if indicators:
+            self.declare(indicators)
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self.bank.n_chunks):
+            PyMem_Free(self.bank.chunks[i])
+        for i in range(self.bank.n_dchunks):
+            PyMem_Free(self.bank.dchunks[i])
+        PyMem_Free(self.bank.chunks)
+        PyMem_Free(self.bank.dchunks)
+        PyMem_Free(self.bank.hist_rows)
+        PyMem_Free(self.bank.decl_rows)
+        PyMem_Free(self.bank.decl_kind)
+        PyMem_Free(self.bank.decl_off)
+        PyMem_Free(self.bank.decl_out)
+        PyMem_Free(self.bank.decl_params)
         PyMem_Free(self.bank.series)
         PyMem_Free(self.bank.syms)
-        PyMem_Free(self.bank.hist_bars)
+
+    cdef int _alloc_rows(self, Py_ssize_t lo, Py_ssize_t hi) except -1:
+        """History rows for symbols [lo, hi): one new chunk; existing rows stay put.
+        Left uninitialised (only the ``hist_len`` newest slots are ever read)."""
+        cdef Bank* b = &self.bank
+        cdef Py_ssize_t i, per = b.n_tf * 2 * b.ring
+        cdef void** chunks = <void**> PyMem_Realloc(b.chunks, (b.n_chunks + 1) * sizeof(void*))
+        if chunks == NULL:
+            raise MemoryError()
+        b.chunks = chunks
+        cdef Candle* rows = <Candle*> PyMem_Malloc(max((hi - lo) * per, 1) * sizeof(Candle))
+        if rows == NULL:
+            raise MemoryError()
+        b.chunks[b.n_chunks] = rows
+        b.n_chunks += 1
+        for i in range(lo, hi):
+            b.hist_rows[i] = rows + (i - lo) * per
+        return 0
+
+    cdef int _alloc_decl(self, Py_ssize_t lo, Py_ssize_t hi) except -1:
+        """Declared-indicator blocks for symbols [lo, hi), initialised (cold)."""
+        cdef Bank* b = &self.bank
+        cdef Py_ssize_t i, j, k, per = b.n_tf * b.decl_stride
+        cdef char* blk
+        if b.n_decl == 0 or hi <= lo:
+            return 0
+        cdef void** chunks = <void**> PyMem_Realloc(b.dchunks, (b.n_dchunks + 1) * sizeof(void*))
+        if chunks == NULL:
+            raise MemoryError()
+        b.dchunks = chunks
+        cdef char* mem = <char*> PyMem_Malloc((hi - lo) * per)
+        if mem == NULL:
+            raise MemoryError()
+        b.dchunks[b.n_dchunks] = mem
+        b.n_dchunks += 1
+        for i in range(lo, hi):
+            b.decl_rows[i] = mem + (i - lo) * per
+            for j in range(b.n_tf):
+                blk = b.decl_rows[i] + j * b.decl_stride
+                for k in range(b.n_out):
+                    (<double*> blk)[k] = NAN
+                for k in range(b.n_decl):
+                    any_init(b.decl_kind[k], blk + b.decl_off[k], &b.decl_params[k * MAX_PARAMS])
+        return 0
 
     def grow(self, Py_ssize_t n_symbols):
         """Make room for symbol ids up to ``n_symbols - 1``; existing state is kept."""
@@ -397,10 +482,16 @@ cdef class CandleBank:
         if syms == NULL:
             raise MemoryError()
         b.syms = syms
-        bars = <Candle*> PyMem_Realloc(b.hist_bars, max(cells * b.hist, 1) * sizeof(Candle))
-        if bars == NULL:
+        rows = <Candle**> PyMem_Realloc(b.hist_rows, max(n, 1) * sizeof(Candle*))
+        if rows == NULL:
             raise MemoryError()
-        b.hist_bars = bars
+        b.hist_rows = rows
+        decl = <char**> PyMem_Realloc(b.decl_rows, max(n, 1) * sizeof(char*))
+        if decl == NULL:
+            raise MemoryError()
+        b.decl_rows = decl
+        self._alloc_rows(old, n)
+        self._alloc_decl(old, n)
         _init_symbols(b, old, n)
         b.n_sym = n
 
@@ -586,6 +677,132 @@ cdef class CandleBank:
         self._check(sym, 0)
         vwap_init(&self.bank.syms[sym].vwap)
 
+    # ------------------------------------------------------------ declared indicators
+
+    def declare(self, specs):
+        """Compute these indicators on every closed candle of every symbol and timeframe.
+
+        ``specs`` are indicator specs (``hftcore.indicators.sma(50)``, ``bbands(20, 2)``,
+        ...; any object with ``key``, ``kind``, ``kernel_params``, ``output_names`` and
+        ``make()``).  Specs already declared (same key) are skipped, so strategies can
+        each declare what they need.  The bank feeds them, in the nogil close path,
+        through the same inline kernels as the ``hftcore_ext.indicators`` classes.
+
+        Declaring after candles have closed re-initialises every declared indicator
+        and replays the kept history (the last ``history_length`` candles of each
+        series) into it, so it is warm at once where that history suffices.
+        Returns the output names, in column order (``indicator_names``).
+        Raises ValueError for a spec the kernels do not know; nothing is changed then.
+        """
+        cdef Bank* b = &self.bank
+        cdef list merged = list(self._decl_specs)
+        cdef set keys = {sp.key for sp in merged}
+        cdef Py_ssize_t k, j, n_decl, n_out, off, nb, i, t, slot
+        cdef Candle* row
+        cdef Series* s
+        for sp in specs:
+            try:
+                key, kind = sp.key, sp.kind
+                params = tuple(float(x) for x in sp.kernel_params)
+                names = tuple(sp.output_names)
+                sp.make()                                   # the class validates the parameters
+            except AttributeError as exc:
+                raise ValueError(f"not an indicator spec: {sp!r} ({exc})") from None
+            if not isinstance(kind, int) or any_n_outputs(kind) == 0 \
+                    or any_n_outputs(kind) != len(names) or len(params) > MAX_PARAMS:
+                raise ValueError(f"indicator spec {key!r}: unknown kind {kind!r} or "
+                                 f"{len(names)} outputs where the kernel writes "
+                                 f"{any_n_outputs(kind) if isinstance(kind, int) else '?'}")
+            if key not in keys:
+                keys.add(key)
+                merged.append(sp)
+        if len(merged) == len(self._decl_specs):
+            return self._decl_names
+        n_decl = len(merged)
+        kinds = <int*> PyMem_Malloc(n_decl * sizeof(int))
+        offs = <Py_ssize_t*> PyMem_Malloc(n_decl * sizeof(Py_ssize_t))
+        outs = <Py_ssize_t*> PyMem_Malloc(n_decl * sizeof(Py_ssize_t))
+        prm = <double*> PyMem_Malloc(n_decl * MAX_PARAMS * sizeof(double))
+        if kinds == NULL or offs == NULL or outs == NULL or prm == NULL:
+            PyMem_Free(kinds)
+            PyMem_Free(offs)
+            PyMem_Free(outs)
+            PyMem_Free(prm)
+            raise MemoryError()
+        out_names = []
+        n_out = 0
+        for k, sp in enumerate(merged):
+            kinds[k] = sp.kind
+            outs[k] = n_out
+            n_out += len(sp.output_names)
+            out_names.extend(sp.output_names)
+            params = tuple(float(x) for x in sp.kernel_params)
+            for j in range(MAX_PARAMS):
+                prm[k * MAX_PARAMS + j] = params[j] if j < len(params) else 0.0
+        off = n_out * sizeof(double)
+        for k in range(n_decl):
+            offs[k] = off
+            off += any_state_bytes(kinds[k], &prm[k * MAX_PARAMS])
+        # swap in the new layout; the old blocks are private (never handed out)
+        for i in range(b.n_dchunks):
+            PyMem_Free(b.dchunks[i])
+        b.n_dchunks = 0
+        PyMem_Free(b.decl_kind)
+        PyMem_Free(b.decl_off)
+        PyMem_Free(b.decl_out)
+        PyMem_Free(b.decl_params)
+        b.decl_kind, b.decl_off, b.decl_out, b.decl_params = kinds, offs, outs, prm
+        b.n_decl, b.n_out, b.decl_stride = n_decl, n_out, off
+        self._decl_specs = tuple(merged)
+        self._decl_names = tuple(out_names)
+        self._alloc_decl(0, b.n_sym)
+        with nogil:                                          # warm up from the kept history
+            for i in range(b.n_sym):
+                for t in range(b.n_tf):
+                    s = &b.series[i * b.n_tf + t]
+                    row = b.hist_rows[i] + t * 2 * b.ring
+                    for slot in range(s.hist_next + b.ring - s.hist_len, s.hist_next + b.ring):
+                        _declared_update(b, i, t, &row[slot])
+        return self._decl_names
+
+    @property
+    def indicator_names(self):
+        """Output names of the declared indicators, in column order: a spec's key
+        for a one-output indicator, ``key.output`` for each output of the others."""
+        return self._decl_names
+
+    @property
+    def declared(self):
+        """The declared specs, in declaration order."""
+        return self._decl_specs
+
+    def indicators(self, Py_ssize_t sym, Py_ssize_t tf):
+        """Declared indicators as of the last closed candle: ``{name: value}``,
+        None where not warmed up (the services' convention)."""
+        self._check(sym, tf)
+        cdef Bank* b = &self.bank
+        cdef dict out = {}
+        cdef tuple names = self._decl_names
+        cdef Py_ssize_t k
+        cdef double v
+        if b.n_decl == 0:
+            return out
+        cdef double* vals = <double*> (b.decl_rows[sym] + tf * b.decl_stride)
+        for k in range(b.n_out):
+            v = vals[k]
+            out[names[k]] = None if v != v else v
+        return out
+
+    def indicator_values(self, Py_ssize_t sym, Py_ssize_t tf):
+        """Declared indicators as a float64 array (a copy) in ``indicator_names``
+        order; NaN where not warmed up."""
+        self._check(sym, tf)
+        cdef Bank* b = &self.bank
+        cdef cnp.ndarray[cnp.float64_t, ndim=1] out = np.empty(b.n_out, dtype=np.float64)
+        if b.n_out:
+            memcpy(out.data, b.decl_rows[sym] + tf * b.decl_stride, b.n_out * sizeof(double))
+        return out
+
     # ------------------------------------------------------------ read
 
     cdef int _check(self, Py_ssize_t sym, Py_ssize_t tf) except -1:
@@ -639,24 +856,31 @@ cdef class CandleBank:
 
     def history(self, Py_ssize_t sym, Py_ssize_t tf, Py_ssize_t n=-1):
         """The newest ``n`` closed candles (all kept if n < 0), oldest first, as a
-        dict of numpy arrays: ts (int64 ns, candle start), open, high, low, close, volume."""
+        dict of read-only numpy arrays: ts (int64 ns, candle start), open, high,
+        low, close, volume (float64).
+
+        No copy: the arrays are strided views of the bank's ring (each candle is
+        kept twice, so the newest run is always contiguous).  They keep the bank
+        alive and show the same candles until ``history_length + 1 - n`` more
+        candles close on this series - always through the next close, so a
+        decision taken between two closes sees a consistent window.  After that
+        their slots are reused: ``np.array(view)`` to keep one for longer.
+        """
         self._check(sym, tf)
-        cdef Series* s = &self.bank.series[sym * self.bank.n_tf + tf]
+        cdef Bank* b = &self.bank
+        cdef Series* s = &b.series[sym * b.n_tf + tf]
         cdef Py_ssize_t count = s.hist_len if n < 0 or n > s.hist_len else n
-        cdef Py_ssize_t base = (sym * self.bank.n_tf + tf) * self.bank.hist
-        cdef Py_ssize_t k, slot
-        cdef cnp.ndarray[cnp.int64_t, ndim=1] ts = np.empty(count, dtype=np.int64)
-        cdef cnp.ndarray[cnp.float64_t, ndim=2] bars = np.empty((count, 5), dtype=np.float64)
-        for k in range(count):
-            slot = s.hist_next - count + k
-            if slot < 0:
-                slot += self.bank.hist
-            ts[k] = self.bank.hist_bars[base + slot].start
-            memcpy(&(<double*> bars.data)[5 * k], &self.bank.hist_bars[base + slot].open,
-                   5 * sizeof(double))
-        return {"ts": ts, "open": bars[:, 0].copy(), "high": bars[:, 1].copy(),
-                "low": bars[:, 2].copy(), "close": bars[:, 3].copy(),
-                "volume": bars[:, 4].copy()}
+        cdef Candle* first = b.hist_rows[sym] + tf * 2 * b.ring + s.hist_next + b.ring - count
+        cdef cnp.npy_intp dims[2]
+        dims[0] = count
+        dims[1] = 6
+        cdef cnp.ndarray raw = cnp.PyArray_SimpleNewFromData(2, dims, cnp.NPY_FLOAT64,
+                                                             <void*> first)
+        Py_INCREF(self)
+        cnp.PyArray_SetBaseObject(raw, self)
+        cnp.PyArray_CLEARFLAGS(raw, cnp.NPY_ARRAY_WRITEABLE)
+        return {"ts": raw[:, 0].view(np.int64), "open": raw[:, 1], "high": raw[:, 2],
+                "low": raw[:, 3], "close": raw[:, 4], "volume": raw[:, 5]}
 
     def forming(self, Py_ssize_t sym, Py_ssize_t tf):
         """The forming candle as (ts, open, high, low, close, volume), or None."""
@@ -744,4 +968,4 @@ cdef class CandleBank:
         """Bytes of C state held (all symbols)."""
         cdef Py_ssize_t cells = self.bank.n_sym * self.bank.n_tf
         return (cells * sizeof(Series) + self.bank.n_sym * sizeof(SymbolState)
-                + cells * self.bank.hist * sizeof(Candle))
+                + cells * 2 * self.bank.ring * sizeof(Candle) + cells * self.bank.decl_stride)

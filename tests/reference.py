@@ -296,3 +296,204 @@ class ATR:
         else:
             self.value = (self.value * (self.n - 1) + tr) / self.n
         return self.value
+
+
+# ---------------------------------------------------------------- declared indicators
+# Each recomputes from the window it needs (no running sums), so it is an independent
+# statement of the definition.  NaN inputs (any field of a bar) are skipped: the output
+# repeats the previous one, as the kernels do.
+
+def _windowed(values, n, fn):
+    out, window, last = [], [], NAN
+    for x in values:
+        if not math.isnan(x):
+            window = (window + [x])[-n:]
+            if len(window) == n:
+                last = fn(window)
+        out.append(last)
+    return out
+
+
+def sma(values, n):
+    return _windowed(values, n, lambda w: sum(w) / n)
+
+
+def wma(values, n):
+    return _windowed(values, n, lambda w: sum((i + 1) * x for i, x in enumerate(w))
+                     / (n * (n + 1) / 2))
+
+
+def _pvar(w):
+    m = sum(w) / len(w)
+    return sum((x - m) ** 2 for x in w) / len(w)
+
+
+def stddev(values, n, nbdev=1.0):
+    return _windowed(values, n, lambda w: math.sqrt(_pvar(w)) * nbdev)
+
+
+def bbands(values, n, up=2.0, dn=2.0):
+    """(upper, middle, lower) lists."""
+    mids = sma(values, n)
+    sds = stddev(values, n)
+    return ([m + s * up for m, s in zip(mids, sds)], mids,
+            [m - s * dn for m, s in zip(mids, sds)])
+
+
+def macd(values, fast, slow, signal):
+    """TA-Lib MACD: both EMAs start at input ``slow`` (the fast one seeded with the
+    mean of the last ``fast`` inputs there); the signal EMA is seeded with the mean
+    of the first ``signal`` MACD values; nothing is output before the signal."""
+    xs, out = [], ([], [], [])
+    kf, ks, kg = 2 / (fast + 1), 2 / (slow + 1), 2 / (signal + 1)
+    f = s = g = NAN
+    macds = []
+    cur = (NAN, NAN, NAN)
+    for x in values:
+        if not math.isnan(x):
+            xs.append(x)
+            if len(xs) == slow:
+                s = sum(xs) / slow
+                f = sum(xs[-fast:]) / fast
+            elif len(xs) > slow:
+                s = (x - s) * ks + s
+                f = (x - f) * kf + f
+            if len(xs) >= slow:
+                macds.append(f - s)
+                if len(macds) == signal:
+                    g = sum(macds) / signal
+                elif len(macds) > signal:
+                    g = (macds[-1] - g) * kg + g
+                if len(macds) >= signal:
+                    cur = (macds[-1], g, macds[-1] - g)
+        for o, v in zip(out, cur):
+            o.append(v)
+    return out
+
+
+def _bars(highs, lows, closes):
+    return [(h, l, c) for h, l, c in zip(highs, lows, closes)]
+
+
+def stoch(highs, lows, closes, fastk=5, slowk=3, slowd=3):
+    """(slowk, slowd): SMA(slowk) of fast %K, then SMA(slowd) of that."""
+    seen, fks, sks = [], [], []
+    cur, ok, od = (NAN, NAN), [], []
+    for h, l, c in _bars(highs, lows, closes):
+        if not (math.isnan(h) or math.isnan(l) or math.isnan(c)):
+            seen.append((h, l, c))
+            if len(seen) >= fastk:
+                w = seen[-fastk:]
+                hi, lo = max(b[0] for b in w), min(b[1] for b in w)
+                fks.append(0.0 if abs(hi - lo) <= 1e-14 * (abs(hi) + abs(lo))
+                           else (c - lo) / ((hi - lo) / 100.0))
+                if len(fks) >= slowk:
+                    sks.append(sum(fks[-slowk:]) / slowk)
+                    if len(sks) >= slowd:
+                        cur = (sks[-1], sum(sks[-slowd:]) / slowd)
+        ok.append(cur[0])
+        od.append(cur[1])
+    return ok, od
+
+
+def _dm(h, l, ph, pl):
+    up, down = h - ph, pl - l
+    plus = up if up > 0 and up > down else 0.0
+    minus = down if down > 0 and down > up else 0.0
+    return plus, minus
+
+
+def adx(highs, lows, closes, n):
+    """(adx, plus_di, minus_di) as TA-Lib computes them (Wilder's sums)."""
+    ax, pd, md = [], [], []
+    prev = None
+    k = 0
+    pdm = mdm = tr = sdx = 0.0
+    a = p = m = NAN
+    for h, l, c in _bars(highs, lows, closes):
+        if not (math.isnan(h) or math.isnan(l) or math.isnan(c)):
+            if prev is not None:
+                k += 1
+                plus, minus = _dm(h, l, prev[0], prev[1])
+                t = true_range(h, l, prev[2])
+                if k < n:
+                    pdm, mdm, tr = pdm + plus, mdm + minus, tr + t
+                else:
+                    pdm = pdm - pdm / n + plus
+                    mdm = mdm - mdm / n + minus
+                    tr = tr - tr / n + t
+                    if tr <= 0:
+                        p = m = 0.0
+                        dx = None
+                    else:
+                        p, m = 100 * pdm / tr, 100 * mdm / tr
+                        dx = None if abs(p + m) < 1e-14 else 100 * abs(m - p) / (m + p)
+                    if k < 2 * n - 1:
+                        sdx += dx or 0.0
+                    elif k == 2 * n - 1:
+                        a = (sdx + (dx or 0.0)) / n
+                    elif dx is not None:
+                        a = (a * (n - 1) + dx) / n
+            prev = (h, l, c)
+        ax.append(a)
+        pd.append(p)
+        md.append(m)
+    return ax, pd, md
+
+
+def obv(closes, volumes):
+    out, cur, prev = [], NAN, None
+    for c, v in zip(closes, volumes):
+        if not (math.isnan(c) or math.isnan(v)):
+            if prev is None:
+                cur = v
+            elif c > prev:
+                cur += v
+            elif c < prev:
+                cur -= v
+            prev = c
+        out.append(cur)
+    return out
+
+
+def supertrend(highs, lows, closes, n=10, mult=3.0):
+    """(supertrend, direction): TradingView's rules on TA-Lib's ATR, direction +1 up."""
+    atr_ = ATR(n)
+    st, dr = [], []
+    upper = lower = direction = value = NAN
+    prev_close = NAN
+    for h, l, c in _bars(highs, lows, closes):
+        if not (math.isnan(h) or math.isnan(l) or math.isnan(c)):
+            a = atr_.update(h, l, c)
+            if not math.isnan(a):
+                up, dn = (h + l) / 2 + mult * a, (h + l) / 2 - mult * a
+                if math.isnan(direction):
+                    upper, lower, direction = up, dn, -1.0
+                else:
+                    upper = up if (up < upper or prev_close > upper) else upper
+                    lower = dn if (dn > lower or prev_close < lower) else lower
+                    if direction < 0:
+                        direction = 1.0 if c > upper else -1.0
+                    else:
+                        direction = -1.0 if c < lower else 1.0
+                value = lower if direction > 0 else upper
+            prev_close = c
+        st.append(value)
+        dr.append(direction)
+    return st, dr
+
+
+def donchian(highs, lows, n=20):
+    """(upper, middle, lower): highest high / lowest low of the last n bars."""
+    seen, u, m, lo = [], [], [], []
+    cur = (NAN, NAN, NAN)
+    for h, l in zip(highs, lows):
+        if not (math.isnan(h) or math.isnan(l)):
+            seen.append((h, l))
+            if len(seen) >= n:
+                hi_, lo_ = max(b[0] for b in seen[-n:]), min(b[1] for b in seen[-n:])
+                cur = (hi_, (hi_ + lo_) / 2, lo_)
+        u.append(cur[0])
+        m.append(cur[1])
+        lo.append(cur[2])
+    return u, m, lo
