@@ -472,7 +472,7 @@ def test_crash_between_checkpoints_loses_no_fill(tmp_path):
     p.on_fill(FILL)
     p.checkpoint()
     p.on_fill({**FILL, "fill_id": "F2", "quantity": 5})
-    # no close(): the process "dies" here; the journal has F2
+    p._release_lock()        # no close(): the process "dies" (the OS closes its files)
     q = PortfolioService(100000.0, checkpoint_dir=tmp_path)
     assert q.get_position("RELIANCE")["quantity"] == 15
 
@@ -484,6 +484,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog):
     p.on_fill({**FILL, "fill_id": "F2", "quantity": 5})
     newest = p.checkpoint()
     newest.write_bytes(newest.read_bytes()[:50])            # torn write
+    p._release_lock()                                       # the process dies
     with caplog.at_level(logging.WARNING):
         q = PortfolioService(100000.0, checkpoint_dir=tmp_path)
     assert "unreadable" in caplog.text
