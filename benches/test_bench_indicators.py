@@ -147,8 +147,12 @@ def test_hftcore_six_separate_updates(benchmark):
     f, s, r, a, v, sl = EMA(20), EMA(50), RSI(14), ATR(14), VWAP(), Slope(20)
 
     def six(h, l, c, vol):
-        f.update(c); s.update(c); r.update(c); a.update(h, l, c)
-        v.update((h + l + c) / 3, vol); sl.update(c)
+        f.update(c)
+        s.update(c)
+        r.update(c)
+        a.update(h, l, c)
+        v.update((h + l + c) / 3, vol)
+        sl.update(c)
     for i in range(100):
         six(1501.0, 1499.0, 1500.0 + i % 3, 10.0)
     benchmark(six, 1502.0, 1499.5, 1500.5, 10.0)

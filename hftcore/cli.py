@@ -102,7 +102,8 @@ def cmd_backtest(args) -> int:
         raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     feed = ReplayFeed(args.data, instruments=instruments)
     if feed.rows_skipped:
-        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}", file=sys.stderr)
+        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}",
+              file=sys.stderr)
     if args.symbols:
         unknown = [s for s in cfg.symbols if s not in instruments]
         if unknown:
@@ -167,6 +168,7 @@ def cmd_paper(args) -> int:
     from .web import DashboardServer
     cfg = _config(args)
     instruments = _instruments(cfg)
+    feed: SyntheticFeed | ReplayFeed
     if args.feed == "synthetic":
         feed = SyntheticFeed(cfg.symbols, instruments=instruments, seed=args.seed)
     elif args.feed.startswith("replay:"):

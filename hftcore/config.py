@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 EXAMPLE = """\
 # hftcore session configuration (every key is optional; these are the defaults)
@@ -69,7 +70,7 @@ def _strict_loader():
     class StrictLoader(yaml.SafeLoader):
         pass
 
-    def mapping(loader, node, deep=False):
+    def mapping(loader: Any, node: Any, deep: bool = False) -> dict:
         seen: dict = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -228,7 +229,8 @@ class Config:
         number("ema_slow", 1, 10**6, integer=True)
         if not isinstance(self.symbols, list) or not self.symbols or \
                 not all(isinstance(s, str) and s for s in self.symbols):
-            raise ConfigError(f"'symbols' must be a non-empty list of symbols, got {self.symbols!r}")
+            raise ConfigError(f"'symbols' must be a non-empty list of symbols, "
+                              f"got {self.symbols!r}")
         for name in ("primary_tf", "secondary_tf"):
             from .engines.market_data import parse_timeframe
             try:
@@ -236,9 +238,10 @@ class Config:
             except ValueError:
                 raise ConfigError(f"'{_key(name)}' is not a timeframe: {getattr(self, name)!r}")
         if not isinstance(self.square_off, bool):
-            raise ConfigError(f"'execution.square_off' must be true or false")
+            raise ConfigError("'execution.square_off' must be true or false")
         if self.decide_on not in ("close", "cross"):
-            raise ConfigError(f"'execution.decide_on' must be close or cross, got {self.decide_on!r}")
+            raise ConfigError(f"'execution.decide_on' must be close or cross, "
+                              f"got {self.decide_on!r}")
         if self.instruments is not None and not isinstance(self.instruments, str):
             raise ConfigError("'instruments' must be a path or null")
         self._check_strategies()
@@ -332,7 +335,8 @@ class Config:
 
 def _key(attr: str) -> str:
     return {"primary_tf": "timeframes.primary", "secondary_tf": "timeframes.secondary",
-            "primary_weight": "fusion.primary_weight", "secondary_weight": "fusion.secondary_weight",
+            "primary_weight": "fusion.primary_weight",
+            "secondary_weight": "fusion.secondary_weight",
             "min_confidence": "fusion.min_confidence", "quantity": "execution.quantity",
             "max_position_size": "execution.max_position_size",
             "slippage_ticks": "execution.slippage_ticks", "max_order_value": "risk.max_order_value",

@@ -203,8 +203,9 @@ def write_report(session, out_dir, title: str = "hftcore backtest") -> dict:
     (out / "report.html").write_text(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#1f2328}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{padding:4px 10px;border-bottom:1px solid #d0d7de;
-text-align:right}}th{{text-align:left}}h1{{font-size:20px}}</style></head><body>
+table{{border-collapse:collapse;margin:1em 0}}
+td,th{{padding:4px 10px;border-bottom:1px solid #d0d7de;text-align:right}}
+th{{text-align:left}}h1{{font-size:20px}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <table>{summary}</table>
 <img alt="equity and drawdown" src="data:image/png;base64,{base64.b64encode(png).decode()}">

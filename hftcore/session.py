@@ -23,6 +23,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,13 +31,13 @@ from .engines import MarketDataEngine, PaperBroker, StrategyEngineV3
 from .engines.charges import ChargeSchedule
 from .engines.market_data import parse_timeframe
 from .feeds import NS, IST, Bars
-
-IST_OFFSET_NS = 19_800 * NS
-DAY_NS = 86_400 * NS
 from .instruments import InstrumentTable
 from .orders import OrderIntent
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
                        PortfolioService, RiskLimits, StrategyService)
+
+IST_OFFSET_NS = 19_800 * NS
+DAY_NS = 86_400 * NS
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class PaperSession:
         self.bus.subscribe("order.filled", lambda e: self.fills.append(e["payload"]))
         self.equity_curve: list[tuple[int, int]] = []  # (ts_ns, equity paise) per step
         self.max_exposure = 0.0                          # rupees
-        self._day = None                                 # IST day of the last slice
+        self._day: int | None = None                     # IST day of the last slice
         self._primary_idx = self.engine.bank.timeframe_index(parse_timeframe(primary_tf))
         self.report = SessionReport()
 
@@ -158,6 +159,8 @@ class PaperSession:
         f64 = lambda a: np.ascontiguousarray(a, np.float64)      # noqa: E731
         head = (np.ascontiguousarray(batch.sym, np.int32), np.ascontiguousarray(batch.ts_ns,
                                                                                np.int64))
+        arrays: tuple
+        until: Any                                       # the bank's *_until kernel
         if isinstance(batch, Bars):
             arrays = (*head, f64(batch.open), f64(batch.high), f64(batch.low), f64(batch.close),
                       f64(batch.volume), int(batch.span_s))

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from figures import FIGURES, report
+from figures import report
 from hftcore import (InstrumentTable, MarketDataEngine, OrderIntent, OrderResult, PaperBroker,
                      ReplayFeed, StrategyEngineV3, SyntheticFeed)
 from hftcore.services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
                               PortfolioService, RiskLimits, StrategyService)
 from hftcore_ext.candles import CandleBank
-from hftcore_ext.indicators import ATR, EMA, RSI, VWAP, Bundle, Slope
+from hftcore_ext.indicators import ATR, EMA, RSI, Bundle, Slope
 from hftcore_ext.ledger import Ledger
 
 junk = st.one_of(
@@ -73,7 +73,8 @@ def test_services_answer_garbage_without_crashing(world, a, b, c, d):
     intent = w["strat"].run_symbol(a, None)
     assert isinstance(intent, OrderIntent) and intent.action in ("BUY", "SELL", "HOLD")
     r = w["ex"].execute(OrderIntent(a, b if b in ("BUY", "SELL", "HOLD") else "BUY", 1.0,
-                                    quantity=c, order_type=d if d in ("MARKET", "LIMIT") else "MARKET",
+                                    quantity=c,
+                                    order_type=d if d in ("MARKET", "LIMIT") else "MARKET",
                                     limit_price=c))
     assert isinstance(r, OrderResult) and r.status in ("FILLED", "REJECTED", "PLACED")
     assert isinstance(w["ex"].execute(a), OrderResult)
@@ -123,7 +124,9 @@ def test_constructors_accept_or_raise_value_error(a, b, c):
 @given(junk, junk, junk, junk)
 def test_kernels_drop_garbage_numbers(a, b, c, d):
     def num(x):
-        return x if isinstance(x, float) else (float(x) if isinstance(x, int) and abs(x) < 1e300 else 1.0)
+        if isinstance(x, float):
+            return x
+        return float(x) if isinstance(x, int) and abs(x) < 1e300 else 1.0
     def idx(x):
         return int(x) % 5 - 1 if math.isfinite(x) and abs(x) < 1e18 else 0
     bank = CandleBank(2)

@@ -23,7 +23,8 @@ def run_bank(ticks, tfs=TFS, history=500):
     bank = CandleBank(1, tfs, history)
     n = len(ticks)
     bank.ingest_ticks(np.zeros(n, np.int32), np.array([t[0] for t in ticks], np.int64),
-                      np.array([t[1] for t in ticks], float), np.array([t[2] for t in ticks], float))
+                      np.array([t[1] for t in ticks], float),
+                      np.array([t[2] for t in ticks], float))
     return bank
 
 

@@ -203,7 +203,8 @@ def test_partial_fills_complete_on_later_prices():
 @pytest.mark.parametrize("args,why", [
     (("NOSUCH", "BUY", 1), "unknown symbol"), (("SBIN", "HOLD", 1), "side"),
     (("SBIN", "BUY", 0), "quantity"), (("SBIN", "BUY", 1, "LIMIT", 1200.0), "band"),
-    (("SBIN", "BUY", 1, "LIMIT", 900.03), "tick grid"), (("SBIN", "BUY", 1, "LIMIT", None), "limit"),
+    (("SBIN", "BUY", 1, "LIMIT", 900.03), "tick grid"),
+    (("SBIN", "BUY", 1, "LIMIT", None), "limit"),
     (("TCS", "BUY", 1), "no price"), (("SBIN", "BUY", 1, "MARKET", None, "NRML"), "product"),
 ])
 def test_paper_broker_rejections(args, why):

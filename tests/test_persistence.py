@@ -300,7 +300,8 @@ def test_a_failing_automatic_checkpoint_keeps_the_fill(tmp_path, caplog, monkeyp
 
 def test_a_second_portfolio_on_the_folder_is_refused_until_the_first_closes(tmp_path):
     p = PortfolioService(1e7, checkpoint_dir=tmp_path)
-    with pytest.raises(CheckpointInUseError, match=f"in use by another portfolio \\(pid {os.getpid()}"):
+    busy = f"in use by another portfolio \\(pid {os.getpid()}"
+    with pytest.raises(CheckpointInUseError, match=busy):
         PortfolioService(1e7, checkpoint_dir=tmp_path)
     p.record_fill(fill(0))
     p.close()

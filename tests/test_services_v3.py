@@ -4,10 +4,8 @@ Runs under pytest, or directly: ``python tests/test_services_v3.py``.
 """
 import json
 import logging
-import math
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 

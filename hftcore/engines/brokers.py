@@ -90,7 +90,7 @@ class PaperBroker:
             raise ValueError(f"price_band must be in (0, 1], got {price_band}")
         if max_fill_quantity is not None and (not isinstance(max_fill_quantity, int)
                                               or max_fill_quantity < 1):
-            raise ValueError(f"max_fill_quantity must be None or an int >= 1")
+            raise ValueError("max_fill_quantity must be None or an int >= 1")
         self.price_source = price_source
         self.instruments = instruments if instruments is not None else InstrumentTable.nse_default()
         self.slippage_ticks = slippage_ticks
@@ -161,7 +161,8 @@ class PaperBroker:
                                                f"{self.price_band:.0%} band around LTP {ltp}")
                 order.price_paise = limit
             elif order.order_type != "MARKET":
-                return self._reject(order, f"order_type must be MARKET or LIMIT, got {order_type!r}")
+                return self._reject(order,
+                                    f"order_type must be MARKET or LIMIT, got {order_type!r}")
             self._open.setdefault(inst.symbol, []).append(order)
             # Fills made here are returned on the order (its caller publishes
             # them); listeners only hear of fills that happen later.
@@ -219,7 +220,10 @@ class PaperBroker:
 
     def _match(self, symbol: str, ltp_p: int) -> list[Fill]:
         inst = self.instruments.get(symbol)
-        fills, still_open = [], []
+        fills: list[Fill] = []
+        still_open = []
+        if inst is None:                      # orders are only placed for known symbols
+            return fills
         for order in self._open.get(symbol, []):
             if order.order_type == "MARKET":
                 tick = inst.tick_paise(ltp_p)
@@ -291,7 +295,8 @@ class KiteBroker:
     def place_order(self, symbol, side, quantity, order_type="MARKET", price=None,
                     product="MIS") -> BrokerOrder:
         inst = self.instruments.get(symbol)
-        order = BrokerOrder("", str(symbol), str(side), quantity if isinstance(quantity, int) else 0,
+        order = BrokerOrder("", str(symbol), str(side),
+                            quantity if isinstance(quantity, int) else 0,
                             str(order_type).upper(), product=str(product).upper())
         if inst is None:
             order.status, order.message = "REJECTED", f"unknown symbol {symbol!r}"
@@ -328,12 +333,12 @@ class KiteBroker:
                 return None
             self._seen_trades.add(tid)
             order = self._orders.get(str(trade.get("order_id")))
-        side = trade.get("transaction_type")
+        side = str(trade.get("transaction_type") or "")
         qty = int(trade.get("quantity") or trade.get("filled_quantity") or 0)
         px = to_paise(float(trade["average_price"]))
         charges = self.charges.compute(side, qty, px, (order.product if order else "MIS"))
         fee = charges.pop("total")
-        fill = Fill(tid, str(trade.get("order_id")), trade.get("tradingsymbol", ""), side, qty,
+        fill = Fill(tid, str(trade.get("order_id")), str(trade.get("tradingsymbol", "")), side, qty,
                     px, fee, time.time_ns(), charges)
         if order is not None:
             order.filled += qty

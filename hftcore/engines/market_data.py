@@ -24,7 +24,7 @@ import numpy as np
 
 from hftcore_ext.candles import CandleBank
 
-from ..feeds import IST, NS, Bars, Ticks
+from ..feeds import IST, NS, Bars
 from ..instruments import InstrumentTable
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class MarketDataEngine:
                  ema_slow: int = 50, rsi: int = 14, atr: int = 14, slope: int = 20):
         self.instruments = instruments if instruments is not None else InstrumentTable.nse_default()
         seconds = [parse_timeframe(t) for t in timeframes]
-        self.bank = CandleBank(max(len(self.instruments), 1), seconds, history, ema_fast,
+        self.bank = CandleBank(max(len(self.instruments), 1), tuple(seconds), history, ema_fast,
                                ema_slow, rsi, atr, slope)
         self._tf_index = {s: self.bank.timeframe_index(s) for s in seconds}
         self._located: dict = {}      # (symbol, timeframe) -> (id, tf index); ids never change
@@ -129,10 +129,9 @@ class MarketDataEngine:
         with self._lock:
             self.sync_instruments()
             if isinstance(data, Bars):
-                return self.bank.ingest_bars(
-                    sym, ts, *(np.ascontiguousarray(a, np.float64)
-                               for a in (data.open, data.high, data.low, data.close, data.volume)),
-                    int(data.span_s))
+                o, h, lo, c, v = (np.ascontiguousarray(a, np.float64) for a in
+                                  (data.open, data.high, data.low, data.close, data.volume))
+                return self.bank.ingest_bars(sym, ts, o, h, lo, c, v, int(data.span_s))
             return self.bank.ingest_ticks(sym, ts, np.ascontiguousarray(data.price, np.float64),
                                           np.ascontiguousarray(data.volume, np.float64))
 

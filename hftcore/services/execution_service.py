@@ -221,7 +221,8 @@ class ExecutionService:
         if (order_type == "LIMIT" and ltp and self.risk.price_band is not None
                 and abs(limit - ltp) > self.risk.price_band * ltp):
             return self._reject(intent, f"limit price {limit} outside the price_band "
-                                        f"{self.risk.price_band:.0%} around LTP {ltp}", quantity=qty)
+                                        f"{self.risk.price_band:.0%} around LTP {ltp}",
+                                quantity=qty)
         if ref_price is None:
             ref_price = ltp
         if (self.risk.max_order_value is not None and ref_price is not None
