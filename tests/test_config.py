@@ -1,7 +1,9 @@
 """Configuration strictness: configs that used to pass ``config --check`` and then broke
 money (issue 14) are errors that name the key."""
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
+from figures import FIGURES
 from hftcore.cli import main
 from hftcore.config import EXAMPLE, MAX_DEPTH, Config, ConfigError
 
@@ -75,3 +77,50 @@ def test_the_example_and_exact_values_still_load(tmp_path):
     assert Config.load(f).quantity == 10
     f.write_text("charges:\n  brokerage_cap_paise: 1500\n  gst_rate: 0\n")
     assert Config.load(f).charge_schedule().brokerage_cap_paise == 1500
+
+
+# ---------------------------------------------------------------- fuzz: nothing but ConfigError
+
+absurd = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30),
+              st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+              st.sampled_from(["5m", "close", "zero", "zerodha_intraday", "RELIANCE", ""])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.sampled_from(
+                                ["capital", "risk", "execution", "charges", "strategies",
+                                 "ema_trend", "params", "weight", "quantity", "gst_rate",
+                                 "brokerage_cap_paise", "max_daily_loss", "symbols", "x"]),
+                                inner, max_size=4)),
+    max_leaves=30)
+SECTIONS = ["capital", "symbols", "instruments", "timeframes", "strategies", "fusion",
+            "execution", "risk", "charges", "indicators"]
+
+
+def tried(n=1):
+    FIGURES["config inputs fuzzed"] = FIGURES.get("config inputs fuzzed", 0) + n
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_random_bytes_are_a_config_or_a_config_error(tmp_path, data):
+    f = tmp_path / "fuzz.yaml"
+    f.write_bytes(data)
+    try:
+        Config.load(f)
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and str(f) in str(exc)
+    tried()
+
+
+@given(st.dictionaries(st.sampled_from(SECTIONS), absurd, max_size=5))
+def test_absurd_structures_are_a_valid_config_or_a_config_error(data):
+    try:
+        cfg = Config.from_dict(data)
+    except ConfigError:
+        tried()
+        return
+    # whatever passed builds a session's parts without raising
+    cfg.charge_schedule()
+    cfg.strategy_engine()
+    cfg.risk_limits()
+    tried()

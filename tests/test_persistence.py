@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import hftcore
 from figures import FIGURES
@@ -352,3 +353,29 @@ def test_a_restore_says_so(tmp_path, caplog):
                           "replayed": 0, "journal_corrupt": 0}
     assert q.restored["checkpoint"].startswith("portfolio-") and "portfolio restored" in caplog.text
     assert q.initial_capital == 1e7
+
+
+# ---------------------------------------------------------------- fuzz: memory and disk agree
+
+numbers = st.one_of(st.integers(-10**25, 10**25), st.floats(allow_nan=True, allow_infinity=True),
+                    st.sampled_from([0, 1, 10**9, 10**9 + 1, 2**63, -1, 0.5, "10", None, True]))
+fills = st.lists(st.fixed_dictionaries({
+    "fill_id": st.one_of(st.none(), st.sampled_from(["A", "B", "C", "D"]), st.text(max_size=4)),
+    "symbol": st.sampled_from(["RELIANCE", "TCS", "", " infy ", None, 7]),
+    "side": st.sampled_from(["BUY", "SELL", "HOLD", None]),
+    "quantity": numbers, "price_paise": numbers, "fees_paise": numbers}), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fills, st.integers(0, 3))
+def test_absurd_fills_leave_memory_and_disk_in_agreement(tmp_path_factory, batch, every):
+    folder = tmp_path_factory.mktemp("fuzz")
+    p = PortfolioService(1e7, checkpoint_dir=folder, checkpoint_every=every, fsync=False)
+    answers = [p.record_fill(f) for f in batch]
+    assert set(answers) <= {"applied", "duplicate", "invalid", "failed"}
+    totals = p.get_totals()
+    assert totals["balanced"] and totals["fills"] == answers.count("applied")
+    crash(p)
+    q = PortfolioService(1e7, checkpoint_dir=folder)
+    assert q.get_totals() == totals and q.journal_corrupt == 0
+    q.close()
