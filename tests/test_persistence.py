@@ -239,6 +239,7 @@ def test_a_fill_that_cannot_be_journaled_is_not_applied(tmp_path, caplog):
     assert q.get_totals() == p.get_totals() and q.journal_corrupt == 0
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
 def test_dev_full_and_a_failed_cleanup_leave_no_glued_records(tmp_path, caplog):
     p = PortfolioService(1e7, checkpoint_dir=tmp_path, checkpoint_every=0)
     p.record_fill(fill(0))
