@@ -147,8 +147,12 @@ def test_hftcore_six_separate_updates(benchmark):
     f, s, r, a, v, sl = EMA(20), EMA(50), RSI(14), ATR(14), VWAP(), Slope(20)
 
     def six(h, l, c, vol):
-        f.update(c); s.update(c); r.update(c); a.update(h, l, c)
-        v.update((h + l + c) / 3, vol); sl.update(c)
+        f.update(c)
+        s.update(c)
+        r.update(c)
+        a.update(h, l, c)
+        v.update((h + l + c) / 3, vol)
+        sl.update(c)
     for i in range(100):
         six(1501.0, 1499.0, 1500.0 + i % 3, 10.0)
     benchmark(six, 1502.0, 1499.5, 1500.5, 10.0)
@@ -207,7 +211,7 @@ def test_pure_python_atr_list(benchmark):
     benchmark.pedantic(ref.atr, (h, l, c, 14), rounds=1, iterations=1)
 
 
-# ---------------------------------------------------------------- declared-indicator classes, 1M points
+# ------------------------------------------------------- declared-indicator classes, 1M points
 # Each beside TA-Lib in the same group (target: <= 1.0x TA-Lib's time); SUPERTREND and
 # DONCHIAN have no TA-Lib function: beside TA-Lib's ATR (SuperTrend's inner loop) and
 # MAX + MIN (the channel), and the plain-Python references on a 100k slice.
@@ -217,7 +221,8 @@ def _new_indicators():
     return {
         "SMA(20)": (lambda: ind.SMA(20).batch(CLOSE), lambda t: t.SMA(CLOSE, 20)),
         "WMA(20)": (lambda: ind.WMA(20).batch(CLOSE), lambda t: t.WMA(CLOSE, 20)),
-        "STDDEV(20)": (lambda: ind.STDDEV(20, 1.0).batch(CLOSE), lambda t: t.STDDEV(CLOSE, 20, 1.0)),
+        "STDDEV(20)": (lambda: ind.STDDEV(20, 1.0).batch(CLOSE),
+                       lambda t: t.STDDEV(CLOSE, 20, 1.0)),
         "BBANDS(20, 2)": (lambda: ind.BBANDS(20, 2.0, 2.0).batch(CLOSE),
                           lambda t: t.BBANDS(CLOSE, 20, 2.0, 2.0)),
         "MACD(12, 26, 9)": (lambda: ind.MACD(12, 26, 9).batch(CLOSE),
@@ -309,7 +314,7 @@ def test_hftcore_bank_history_views(benchmark):
     benchmark(bank.history, 0, 0, 100)
 
 
-# ---------------------------------------------------------------- cost of declaring in the close path
+# ------------------------------------------------------- cost of declaring in the close path
 
 def _ingest_bars(specs, n=200_000):
     from hftcore_ext.candles import CandleBank

@@ -99,8 +99,6 @@ def test_stage_2_run_symbol(benchmark, world):
 
 @pytest.mark.benchmark(group="decision path, one symbol (tick -> dashboard)")
 def test_stage_3_execute_portfolio_dashboard(benchmark, world):
-    intents = []
-
     def setup():
         Alternate.flip += 1
         return (world["strat"].run_symbol("RELIANCE"),), {}

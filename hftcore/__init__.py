@@ -5,7 +5,8 @@ compiled ``hftcore_ext`` core; the services below carry decisions as events.
 Importing hftcore fails if the core is not compiled: there is no slow fallback.
 """
 
-from hftcore_ext import bus as _bus, candles as _candles, indicators as _indicators, ledger as _ledger
+from hftcore_ext import bus as _bus, candles as _candles
+from hftcore_ext import indicators as _indicators, ledger as _ledger
 
 from .engines import (Broker, BrokerOrder, ChargeSchedule, EmaTrend, KiteBroker,
                       MarketDataEngine, OrderBook, PaperBroker,
@@ -22,11 +23,14 @@ from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataServ
 __version__ = "0.1.0"
 
 #: True when the compiled core is loaded (always, since import fails otherwise).
-COMPILED = all(m.__file__.endswith((".so", ".pyd")) for m in (_bus, _candles, _indicators, _ledger))
+COMPILED = all((m.__file__ or "").endswith((".so", ".pyd"))
+               for m in (_bus, _candles, _indicators, _ledger))
 
 __all__ = ["COMPILED", "EventBus", "MarketDataService", "StrategyService", "ExecutionService",
            "PortfolioService", "DashboardFeed", "RiskLimits", "MarketDataEngine",
            "StrategyEngineV3", "EmaTrend", "RsiReversion", "VwapReversion", "register_strategy",
-           "PaperBroker", "KiteBroker", "Broker", "BrokerOrder", "OrderBook", "PreTradeGate", "ChargeSchedule", "ZERO_CHARGES", "SyntheticFeed",
-           "ReplayFeed", "ArrayFeed", "KiteQuoteFeed", "Ticks", "Bars", "Instrument", "InstrumentTable", "nse_tick_size",
+           "PaperBroker", "KiteBroker", "Broker", "BrokerOrder", "OrderBook", "PreTradeGate",
+           "ChargeSchedule", "ZERO_CHARGES", "SyntheticFeed",
+           "ReplayFeed", "ArrayFeed", "KiteQuoteFeed", "Ticks", "Bars", "Instrument",
+           "InstrumentTable", "nse_tick_size",
            "to_paise", "OrderIntent", "OrderResult", "Signal", "Fill", "tune_gc"]

@@ -93,9 +93,17 @@ def cmd_backtest(args) -> int:
     instruments = _instruments(cfg)
     if not Path(args.data).exists():
         raise UserError(f"data not found: {args.data}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     feed = ReplayFeed(args.data, instruments=instruments)
     if feed.rows_skipped:
-        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}", file=sys.stderr)
+        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}",
+              file=sys.stderr)
     if args.symbols:
         unknown = [s for s in cfg.symbols if s not in instruments]
         if unknown:
@@ -111,11 +119,33 @@ def cmd_backtest(args) -> int:
     if args.primary:
         kwargs["primary_tf"] = args.primary
     session = PaperSession(feed, **kwargs)
-    session.run(progress=_progress)
-    out = Path(args.out)
-    m = write_report(session, out, title=f"hftcore backtest: {Path(args.data).name}")
+    interrupted = {"now": False}
+
+    def request_stop(signum, frame):
+        if interrupted["now"]:                   # a second Ctrl-C: stop right away
+            raise KeyboardInterrupt
+        interrupted["now"] = True
+    # Ctrl-C ends the run after the current slice; the report is written, marked partial
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        session.run(progress=_progress, stop=lambda: interrupted["now"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    title = f"hftcore backtest: {Path(args.data).name}"
+    if interrupted["now"]:
+        title += " (PARTIAL: interrupted)"
+    m = write_report(session, out, title=title)
+    if interrupted["now"]:
+        m["partial"] = True
+        summary = out / "summary.json"
+        summary.write_text(json.dumps({**json.loads(summary.read_text()), "partial": True},
+                                      indent=2, sort_keys=True) + "\n")
     print(format_summary(m))
     print(f"\nreport: {out}/ (trades.csv, fills.csv, equity.png, report.html, summary.json)")
+    if interrupted["now"]:
+        print(f"hftcore: interrupted: partial report ({session.report.ticks:,} ticks) in {out}/",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -138,6 +168,7 @@ def cmd_paper(args) -> int:
     from .web import DashboardServer
     cfg = _config(args)
     instruments = _instruments(cfg)
+    feed: SyntheticFeed | ReplayFeed
     if args.feed == "synthetic":
         feed = SyntheticFeed(cfg.symbols, instruments=instruments, seed=args.seed)
     elif args.feed.startswith("replay:"):
@@ -146,12 +177,35 @@ def cmd_paper(args) -> int:
         raise UserError(f"--feed must be synthetic or replay:PATH, got {args.feed!r}")
     if not args.speed > 0:
         raise UserError("--speed must be > 0")
+    if not args.duration >= 0:
+        raise UserError(f"--duration must be >= 0 seconds (0: until Ctrl-C), got {args.duration:g}")
     kwargs = cfg.session_kwargs()
     session = PaperSession(feed, checkpoint_dir=args.checkpoint_dir, **kwargs)
     server = None
-    if args.dashboard:
-        server = DashboardServer(session.dashboard, port=args.port).start()
-        print(f"dashboard: {server.url}", flush=True)
+    try:
+        restored = session.portfolio.restored
+        if restored:
+            if args.capital is not None and \
+                    round(args.capital * 100) != round(restored["capital"] * 100):
+                raise UserError(
+                    f"--capital {args.capital:,.2f} conflicts with the portfolio restored from "
+                    f"{args.checkpoint_dir} (capital {restored['capital']:,.2f}); leave --capital "
+                    f"out or use another --checkpoint-dir")
+            corrupt = restored["journal_corrupt"]
+            print(f"restored portfolio from {args.checkpoint_dir}: {restored['fills']} fills, "
+                  f"capital {restored['capital']:,.2f}"
+                  + (f"; {corrupt} corrupt journal record(s) skipped (see the errors above)"
+                     if corrupt else ""), flush=True)
+        if args.dashboard:
+            try:
+                server = DashboardServer(session.dashboard, port=args.port).start()
+            except OSError as exc:
+                raise UserError(f"--port {args.port}: cannot serve the dashboard "
+                                f"({exc.strerror})") from None
+            print(f"dashboard: {server.url}", flush=True)
+    except BaseException:
+        session.portfolio.close()
+        raise
     session.dashboard.update_system_state("status", "running")
     session.dashboard.update_system_state("mode", "paper")
     started = time.monotonic()
@@ -240,8 +294,10 @@ def cmd_config(args) -> int:
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     ap = argparse.ArgumentParser(prog="hftcore", description="Event-driven NSE trading "
                                  "with a compiled core: paper, backtest, live dashboard.")
+    ap.add_argument("--version", action="version", version=f"hftcore {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true", help="log warnings and info")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -306,6 +362,13 @@ def main(argv=None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as exc:                     # the file system said no (full, read-only, ...)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"hftcore: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hftcore: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Session configuration: strategy parameters and service limits, from YAML.
 
 ``hftcore config --example`` prints the documented example below; every key is
-optional.  A bad file fails with one ``ConfigError`` naming the key.
+optional.  A bad file fails with one ``ConfigError`` naming the key: unknown
+keys, duplicated keys (anywhere in the YAML), values of the wrong type (an
+integer setting rejects ``2000.0``), non-finite numbers (``.inf``, ``.nan``)
+anywhere, and nesting deeper than ``MAX_DEPTH`` are all errors.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 EXAMPLE = """\
 # hftcore session configuration (every key is optional; these are the defaults)
@@ -55,6 +59,52 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type (names the key)."""
 
 
+MAX_DEPTH = 16          # mapping/list levels a configuration may nest
+
+
+def _strict_loader():
+    """A SafeLoader that refuses a key given twice in one mapping (PyYAML's default
+    keeps the last one silently: a second ``risk:`` section would drop the first)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue                            # "<<: *defaults" may be overridden
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:                       # an unhashable key: PyYAML reports it
+                continue
+            line = key_node.start_mark.line + 1
+            if first is not None:
+                raise ConfigError(f"duplicate key '{key}' on line {line} "
+                                  f"(first on line {first})")
+            seen[key] = line
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
+def _check_values(value, path: str = "", depth: int = 0) -> None:
+    """Every number anywhere is finite; nesting is bounded (errors name the key)."""
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"'{path or '<top>'}' is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_values(v, f"{path}.{k}" if path else str(k), depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_values(v, f"{path}[{i}]", depth + 1)
+
+
 _STRATEGY_DEFAULTS = {"ema_trend": {"weight": 1.0}, "rsi_reversion": {"weight": 1.0},
                       "vwap_reversion": {"weight": 1.0}}
 
@@ -92,6 +142,7 @@ class Config:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError("the configuration must be a mapping of keys to values")
+        _check_values(data)
         cfg = cls()
         sections = {
             "capital": None, "symbols": None, "instruments": None,
@@ -135,10 +186,20 @@ class Config:
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read it ({exc.strerror})") from None
+        try:
+            data = yaml.load(text, Loader=_strict_loader())
+            return cls.from_dict(data)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        return cls.from_dict(data)
+            raise ConfigError(f"{p}: not valid YAML: {' '.join(str(exc).split())}") from None
+        except RecursionError:
+            raise ConfigError(f"{p}: nested more than {MAX_DEPTH} levels deep") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
 
     def validate(self) -> None:
         def number(name, lo=None, hi=None, optional=False, integer=False):
@@ -168,7 +229,8 @@ class Config:
         number("ema_slow", 1, 10**6, integer=True)
         if not isinstance(self.symbols, list) or not self.symbols or \
                 not all(isinstance(s, str) and s for s in self.symbols):
-            raise ConfigError(f"'symbols' must be a non-empty list of symbols, got {self.symbols!r}")
+            raise ConfigError(f"'symbols' must be a non-empty list of symbols, "
+                              f"got {self.symbols!r}")
         for name in ("primary_tf", "secondary_tf"):
             from .engines.market_data import parse_timeframe
             try:
@@ -176,9 +238,10 @@ class Config:
             except ValueError:
                 raise ConfigError(f"'{_key(name)}' is not a timeframe: {getattr(self, name)!r}")
         if not isinstance(self.square_off, bool):
-            raise ConfigError(f"'execution.square_off' must be true or false")
+            raise ConfigError("'execution.square_off' must be true or false")
         if self.decide_on not in ("close", "cross"):
-            raise ConfigError(f"'execution.decide_on' must be close or cross, got {self.decide_on!r}")
+            raise ConfigError(f"'execution.decide_on' must be close or cross, "
+                              f"got {self.decide_on!r}")
         if self.instruments is not None and not isinstance(self.instruments, str):
             raise ConfigError("'instruments' must be a path or null")
         self._check_strategies()
@@ -196,8 +259,10 @@ class Config:
             if not isinstance(spec, dict) or set(spec) - {"weight", "params"}:
                 raise ConfigError(f"'strategies.{name}' takes only 'weight' and 'params'")
             w = spec.get("weight", 1.0)
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-                raise ConfigError(f"'strategies.{name}.weight' must be a number >= 0")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) \
+                    or not 0 <= w <= 1e6:
+                raise ConfigError(f"'strategies.{name}.weight' must be a number in [0, 1e6], "
+                                  f"got {w!r}")
             params = spec.get("params", {}) or {}
             if not isinstance(params, dict):
                 raise ConfigError(f"'strategies.{name}.params' must be a mapping")
@@ -215,10 +280,19 @@ class Config:
             return
         if not isinstance(c, dict):
             raise ConfigError("'charges' must be zerodha_intraday, zero, or a mapping of rates")
-        known = {f.name for f in fields(ChargeSchedule)}
-        for k in c:
-            if k not in known:
-                raise ConfigError(f"unknown key 'charges.{k}' (known: {', '.join(sorted(known))})")
+        kinds = {f.name: f.type for f in fields(ChargeSchedule)}
+        for k, v in c.items():
+            if k not in kinds:
+                raise ConfigError(f"unknown key 'charges.{k}' (known: {', '.join(sorted(kinds))})")
+            # ChargeSchedule itself only checks v >= 0 (charges.py is not ours to change):
+            # paise caps are exact ints; rates are finite fractions of turnover
+            if kinds[k] in (int, "int"):
+                if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 10**9:
+                    raise ConfigError(f"'charges.{k}' must be an integer in [0, 1000000000] "
+                                      f"(paise), got {v!r}")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) \
+                    or not math.isfinite(v) or not 0 <= v <= 1:
+                raise ConfigError(f"'charges.{k}' must be a rate in [0, 1], got {v!r}")
         try:
             ChargeSchedule(**c)
         except (TypeError, ValueError) as exc:
@@ -261,7 +335,8 @@ class Config:
 
 def _key(attr: str) -> str:
     return {"primary_tf": "timeframes.primary", "secondary_tf": "timeframes.secondary",
-            "primary_weight": "fusion.primary_weight", "secondary_weight": "fusion.secondary_weight",
+            "primary_weight": "fusion.primary_weight",
+            "secondary_weight": "fusion.secondary_weight",
             "min_confidence": "fusion.min_confidence", "quantity": "execution.quantity",
             "max_position_size": "execution.max_position_size",
             "slippage_ticks": "execution.slippage_ticks", "max_order_value": "risk.max_order_value",

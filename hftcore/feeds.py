@@ -36,7 +36,8 @@ SESSION_SECONDS = 6 * 3600 + 15 * 60        # 09:15 -> 15:30
 
 
 class Ticks(NamedTuple):
-    """Ticks as parallel arrays: int32 symbol ids, int64 ns (UTC epoch), float64 rupees, float64 units."""
+    """Ticks as parallel arrays: int32 symbol ids, int64 ns (UTC epoch), float64 rupees,
+    float64 units."""
     sym: np.ndarray
     ts_ns: np.ndarray
     price: np.ndarray
@@ -252,7 +253,7 @@ class SyntheticFeed(_PlaybackFeed):
             raise ValueError(f"annual_vol must be > 0, got {annual_vol}")
         if not isinstance(mean_volume, (int, float)) or not 0 < mean_volume < 1e9:
             raise ValueError(f"mean_volume must be > 0, got {mean_volume}")
-        self.symbols = [self.instruments.get(s).symbol for s in symbols]
+        self.symbols = [i.symbol for i in map(self.instruments.get, symbols) if i is not None]
         self.seed = int(seed)
         self.start = dt.date.fromisoformat(start) if isinstance(start, str) else start
         self.days = days
@@ -261,7 +262,8 @@ class SyntheticFeed(_PlaybackFeed):
         self.mean_volume = mean_volume
 
     def session_days(self) -> list[dt.date]:
-        out, d = [], self.start
+        out: list[dt.date] = []
+        d = self.start
         while len(out) < self.days:
             if d.weekday() < 5:
                 out.append(d)
@@ -278,6 +280,7 @@ class SyntheticFeed(_PlaybackFeed):
         parts = []
         for k, sym in enumerate(self.symbols):
             inst = self.instruments.get(sym)
+            assert inst is not None                        # __init__ checked every symbol
             price = inst.last_price or 1000.0
             for day in self.session_days():
                 # drift changes every 15 minutes: trends for the strategies to find
@@ -293,9 +296,9 @@ class SyntheticFeed(_PlaybackFeed):
                       + rng.integers(0, 1000, n, dtype=np.int64) * 1_000_000)
                 parts.append((np.full(n, inst.id, np.int32), ts, snap_to_nse_grid(path[traded]),
                               vol))
-        sym, ts, price, vol = (np.concatenate(c) for c in zip(*parts))
-        order = np.lexsort((sym, ts))
-        return Ticks(sym[order], ts[order], price[order], vol[order])
+        ids, stamps, prices, volumes = (np.concatenate(c) for c in zip(*parts))
+        order = np.lexsort((ids, stamps))
+        return Ticks(ids[order], stamps[order], prices[order], volumes[order])
 
 
 _TS_COLS = ("timestamp", "ts", "date", "datetime", "time")

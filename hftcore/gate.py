@@ -312,6 +312,7 @@ class PreTradeGate:
                                   trigger_price, product)
         if shape.rule:
             return Decision(shape.rule, shape.message)
+        assert inst is not None                     # the shape check refuses unknown symbols
         symbol = inst.symbol
         lim = self.limits
         with self._lock:
@@ -476,10 +477,10 @@ class _RateWindows:
 
     __slots__ = ("sec", "minute", "day", "day_count")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.sec: deque[int] = deque()
         self.minute: deque[int] = deque()
-        self.day = None
+        self.day: int | None = None
         self.day_count = 0
 
     def admit(self, now: int, caps) -> str:

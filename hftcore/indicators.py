@@ -46,7 +46,7 @@ class IndicatorDef:
 
     @property
     def kind(self) -> int:
-        return self.cls.kind
+        return int(getattr(self.cls, "kind"))
 
 
 REGISTRY: dict[str, IndicatorDef] = {d.name: d for d in (
@@ -156,7 +156,8 @@ def spec(name: str, *args, as_: str | None = None, **kwargs) -> IndicatorSpec:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or \
                 (ptype is int and not isinstance(v, int)) or \
                 (isinstance(v, float) and not math.isfinite(v)):
-            raise ValueError(f"{d.name}: {pname} must be {'an int' if ptype is int else 'a number'}, "
+            kind = 'an int' if ptype is int else 'a number'
+            raise ValueError(f"{d.name}: {pname} must be {kind}, "
                              f"got {v!r}")
         values.append(int(v) if ptype is int else float(v))
     if as_ is not None and (not isinstance(as_, str) or not re.fullmatch(r"[A-Za-z_][\w]*", as_)):
@@ -180,7 +181,7 @@ def parse(text: str) -> IndicatorSpec:
         if name is None:
             raise ValueError(f"cannot read indicator {text!r}; write e.g. 'sma(50)'")
         parts = [p for p in t[len(name) + 1:].split("_") if p] if len(t) > len(name) else []
-    args = []
+    args: list[int | float] = []
     for p in parts:
         try:
             args.append(int(p))
@@ -232,7 +233,8 @@ def bbands(period: int = 20, nbdevup: float = 2.0, nbdevdn: float | None = None,
     return spec("bbands", period, nbdevup, nbdevup if nbdevdn is None else nbdevdn, as_=as_)
 
 
-def macd(fast: int = 12, slow: int = 26, signal: int = 9, *, as_: str | None = None) -> IndicatorSpec:
+def macd(fast: int = 12, slow: int = 26, signal: int = 9, *,
+         as_: str | None = None) -> IndicatorSpec:
     return spec("macd", fast, slow, signal, as_=as_)
 
 

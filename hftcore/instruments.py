@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ NSE_EQ_TOP_TICK = 500
 MAX_PAISE = 10**17            # Rs 1e15: keeps every product of money and units inside int64
 
 
-def to_paise(rupees: float) -> int:
+def to_paise(rupees: Any) -> int:
     """Rupees -> integer paise, rounded to the nearest paisa.
 
     Raises ValueError for NaN, infinity or a non-number.
@@ -53,7 +53,8 @@ def to_paise(rupees: float) -> int:
             raise ValueError(f"price must be a number, got {rupees!r}") from None
     paise = rupees * 100
     if not math.isfinite(paise) or abs(paise) > MAX_PAISE:
-        raise ValueError(f"amount must be finite and within Rs {MAX_PAISE / 100:,.0f}, got {rupees!r}")
+        raise ValueError(f"amount must be finite and within Rs {MAX_PAISE / 100:,.0f}, "
+                         f"got {rupees!r}")
     return int(round(paise))
 
 

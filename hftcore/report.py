@@ -95,9 +95,10 @@ def metrics(session) -> dict:
     max_dd_pct = float((dd / peak).min() * 100) if len(dd) and peak.min() > 0 else 0.0
     sharpe = 0.0
     if len(curve) > 2:
-        rets = np.diff(curve) / curve[:-1]
+        with np.errstate(divide="ignore", invalid="ignore"):     # equity 0: no returns
+            rets = np.diff(curve) / curve[:-1]
         step = float(np.median(np.diff(ts))) / NS if len(ts) > 1 else 60.0
-        if rets.std() > 0 and step > 0:
+        if np.isfinite(rets).all() and rets.std() > 0 and step > 0:
             sharpe = float(rets.mean() / rets.std() * math.sqrt(TRADING_SECONDS_PER_YEAR / step))
     r = session.report
     return {"trades": len(trades), "win_rate": (wins / len(trades) * 100) if trades else 0.0,
@@ -129,12 +130,26 @@ TRADE_FIELDS = ["symbol", "side", "entry_time", "exit_time", "quantity", "entry_
                 "exit_price", "pnl", "fees", "net_pnl"]
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell a spreadsheet will not run: a text cell starting with ``= + - @``,
+    tab or CR gets a leading ``'`` (OWASP's advice against formula injection).
+    Numbers are left alone (-5 stays a number); floats get four decimals."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(fields)
+        w.writerow([csv_cell(k) for k in fields])
         for r in rows:
-            w.writerow([f"{r[k]:.4f}" if isinstance(r[k], float) else r[k] for k in fields])
+            w.writerow([csv_cell(r[k]) for k in fields])
 
 
 def equity_png(session) -> bytes:
@@ -188,8 +203,9 @@ def write_report(session, out_dir, title: str = "hftcore backtest") -> dict:
     (out / "report.html").write_text(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#1f2328}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{padding:4px 10px;border-bottom:1px solid #d0d7de;
-text-align:right}}th{{text-align:left}}h1{{font-size:20px}}</style></head><body>
+table{{border-collapse:collapse;margin:1em 0}}
+td,th{{padding:4px 10px;border-bottom:1px solid #d0d7de;text-align:right}}
+th{{text-align:left}}h1{{font-size:20px}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <table>{summary}</table>
 <img alt="equity and drawdown" src="data:image/png;base64,{base64.b64encode(png).decode()}">

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,16 +44,15 @@ import numpy as np
 from .engines import MarketDataEngine, PaperBroker, StrategyEngineV3
 from .engines.charges import ChargeSchedule
 from .engines.market_data import parse_timeframe
-from .feeds import NS, IST, Bars
-
-IST_OFFSET_NS = 19_800 * NS
-DAY_NS = 86_400 * NS
+from .feeds import IST, NS, Bars
 from .instruments import InstrumentTable
-from .orders import OrderIntent
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
                        PortfolioService, RiskLimits, StrategyService)
 
 logger = logging.getLogger(__name__)
+
+IST_OFFSET_NS = 19_800 * NS
+DAY_NS = 86_400 * NS
 
 
 @dataclass
@@ -149,7 +149,7 @@ class PaperSession:
         self.bus.subscribe("order.filled", lambda e: self.fills.append(e["payload"]))
         self.equity_curve: list[tuple[int, int]] = []  # (ts_ns, equity paise) per step
         self.max_exposure = 0.0                          # rupees
-        self._day = None                                 # IST day of the last slice
+        self._day: int | None = None                     # IST day of the last slice
         self._cutoff_done = False                        # squared off for today
         self._primary_idx = self.engine.bank.timeframe_index(parse_timeframe(primary_tf))
         self.report = SessionReport()
@@ -196,6 +196,9 @@ class PaperSession:
         f64 = lambda a: np.ascontiguousarray(a, np.float64)      # noqa: E731
         head = (np.ascontiguousarray(batch.sym, np.int32), np.ascontiguousarray(ts, np.int64))
         bars = isinstance(batch, Bars)
+        arrays: tuple
+        tail: tuple
+        until: Any
         if bars:
             arrays = (*head, f64(batch.open), f64(batch.high), f64(batch.low), f64(batch.close),
                       f64(batch.volume))

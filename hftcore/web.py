@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 logger = logging.getLogger(__name__)
@@ -24,7 +23,8 @@ header b{font-size:16px} .pill{background:#238636;border-radius:10px;padding:2px
 main{display:grid;grid-template-columns:1fr 1fr;gap:14px;padding:14px}
 section{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px 14px}
 h2{font-size:14px;margin:0 0 8px} table{border-collapse:collapse;width:100%}
-td,th{padding:3px 6px;border-bottom:1px solid #eaeef2;text-align:right;font-variant-numeric:tabular-nums}
+td,th{padding:3px 6px;border-bottom:1px solid #eaeef2;text-align:right;
+font-variant-numeric:tabular-nums}
 th:first-child,td:first-child{text-align:left} .kpi{display:flex;gap:22px;flex-wrap:wrap}
 .kpi div{min-width:120px} .kpi span{display:block;color:#59636e;font-size:12px}
 .kpi strong{font-size:18px} .wide{grid-column:1 / span 2} .BUY{color:#1a7f37} .SELL{color:#cf222e}
@@ -39,7 +39,8 @@ th:first-child,td:first-child{text-align:left} .kpi{display:flex;gap:22px;flex-w
 <div><span>unrealized PnL</span><strong id="unrealized_pnl">-</strong></div>
 <div><span>exposure</span><strong id="exposure">-</strong></div>
 <div><span>positions</span><strong id="position_count">-</strong></div></div></section>
-<section class="wide"><h2>Equity</h2><canvas id="chart" width="1100" height="180"></canvas></section>
+<section class="wide"><h2>Equity</h2>
+<canvas id="chart" width="1100" height="180"></canvas></section>
 <section><h2>Positions</h2><table id="positions"><thead><tr><th>symbol</th><th>qty</th>
 <th>avg</th><th>last</th><th>unrealized</th><th>realized</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Latest orders</h2><table id="orders"><thead><tr><th>symbol</th><th>event</th>
@@ -162,6 +163,8 @@ class DashboardServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
+        if isinstance(host, bytes):                  # AF_UNIX-style addresses; not ours
+            host = host.decode()
         return f"http://{host}:{port}/"
 
     def start(self) -> "DashboardServer":

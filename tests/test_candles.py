@@ -27,7 +27,8 @@ def run_bank(ticks, tfs=TFS, history=500):
     bank = CandleBank(1, tfs, history, future_tolerance=None)
     n = len(ticks)
     bank.ingest_ticks(np.zeros(n, np.int32), np.array([t[0] for t in ticks], np.int64),
-                      np.array([t[1] for t in ticks], float), np.array([t[2] for t in ticks], float))
+                      np.array([t[1] for t in ticks], float),
+                      np.array([t[2] for t in ticks], float))
     return bank
 
 
@@ -349,7 +350,8 @@ def test_symbol_id_beyond_int32_does_not_hit_another_symbol():
     assert mde.bank.on_tick(2**32 + 1, T0, 100.0, 1.0) == -1           # the kernel entry too
     assert mde.on_tick(2**32 + 1, T0, 100.0, 1.0) == -1                 # not a known symbol
     assert mde.stats["quarantined"]["symbol"] == n + 2 and mde.bank.ltp(1) != mde.bank.ltp(1)
-    assert symbol_ids(np.array([0, 1, 2**31, -3, 2**63 - 1], np.int64)).tolist() == [0, 1, -1, -1, -1]
+    ids = np.array([0, 1, 2**31, -3, 2**63 - 1], np.int64)
+    assert symbol_ids(ids).tolist() == [0, 1, -1, -1, -1]
     assert symbol_ids(np.array([0.0, 1.5, np.nan, 2.0])).tolist() == [0, -1, -1, 2]
     assert symbol_ids(np.array([3, 9], np.uint64), n_symbols=5).tolist() == [3, -1]
     ok = np.arange(4, dtype=np.int32)

@@ -10,7 +10,7 @@ import yaml
 
 import hftcore
 from hftcore.cli import main
-from hftcore.config import EXAMPLE, Config, ConfigError
+from hftcore.config import Config, ConfigError
 from hftcore.report import trades_from_fills
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data" / "candles"
@@ -165,3 +165,129 @@ def test_tune_gc_freezes_and_raises_thresholds_and_rejects_nonsense():
         gc.unfreeze()
     with pytest.raises(ValueError):
         tune_gc(0)
+
+
+# ---------------------------------------------------------------- one line and exit 2 (issue 14)
+
+def _one_line_error(capsys, *words):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hftcore: error:") and "\n" not in err, err
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"hftcore {hftcore.__version__}"
+
+
+def test_out_that_is_a_file_is_refused_before_the_run(tmp_path, capsys):
+    f = tmp_path / "report.txt"
+    f.write_text("keep me")
+    assert main(["backtest", "--data", str(DATA), "--out", str(f)]) == 2
+    _one_line_error(capsys, "--out", "not a folder")
+    assert f.read_text() == "keep me"
+
+
+def test_unusable_checkpoint_folder_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["paper", "--speed", "100000", "--duration", "1", "--symbols", "TCS",
+                 "--checkpoint-dir", str(blocker / "ckpt")]) == 2
+    _one_line_error(capsys, "checkpoint folder", "file/ckpt")
+
+
+@pytest.mark.parametrize("flag,value", [("--duration", "-3"), ("--speed", "0")])
+def test_paper_rejects_negative_durations_and_speeds(tmp_path, capsys, flag, value):
+    argv = ["paper", "--symbols", "TCS", "--checkpoint-dir", str(tmp_path / "c"), flag, value]
+    assert main(argv + (["--duration", "1"] if flag != "--duration" else [])) == 2
+    _one_line_error(capsys, flag)
+
+
+def test_port_in_use_is_one_line_and_releases_the_folder(tmp_path, capsys):
+    import socket
+    from hftcore.services import PortfolioService
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["paper", "--speed", "100000", "--duration", "1", "--symbols", "TCS",
+                     "--dashboard", "--port", str(port),
+                     "--checkpoint-dir", str(tmp_path / "c")]) == 2
+    _one_line_error(capsys, f"--port {port}", "in use")
+    PortfolioService(1e6, checkpoint_dir=tmp_path / "c").close()      # the lock was released
+
+
+def test_a_second_paper_run_on_a_busy_folder_is_refused(tmp_path, capsys):
+    from hftcore.services import PortfolioService
+    holder = PortfolioService(1e6, checkpoint_dir=tmp_path / "c")
+    try:
+        assert main(["paper", "--speed", "100000", "--duration", "1", "--symbols", "TCS",
+                     "--checkpoint-dir", str(tmp_path / "c")]) == 2
+        _one_line_error(capsys, "in use by another portfolio", "one process per folder")
+        from figures import FIGURES
+        FIGURES["lock conflicts refused"] = FIGURES.get("lock conflicts refused", 0) + 1
+    finally:
+        holder.close()
+
+
+def test_paper_announces_a_restore_and_refuses_a_conflicting_capital(tmp_path, capsys):
+    ckpt = str(tmp_path / "c")
+    argv = ["paper", "--speed", "1000000", "--duration", "20", "--symbols", "TCS",
+            "--checkpoint-dir", ckpt]
+    assert main(argv + ["--capital", "500000"]) == 0
+    assert "restored portfolio" not in capsys.readouterr().out
+    assert main(argv) == 0                                      # no --capital: restored, said so
+    out = capsys.readouterr().out
+    [line] = [x for x in out.splitlines() if x.startswith("restored portfolio")]
+    assert f"from {ckpt}:" in line and "capital 500,000.00" in line
+    assert main(argv + ["--capital", "500000"]) == 0            # the same capital is fine
+    capsys.readouterr()
+    assert main(argv + ["--capital", "1000000"]) == 2
+    _one_line_error(capsys, "--capital 1,000,000.00 conflicts", "500,000.00")
+
+
+def test_capital_zero_gives_no_numeric_warnings(tmp_path, capsys):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["backtest", "--data", str(DATA), "--capital", "0",
+                     "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["balanced"] and summary["sharpe"] == summary["sharpe"]     # not NaN
+
+
+def test_ctrl_c_during_a_backtest_writes_a_partial_report(tmp_path, capsys, monkeypatch):
+    import os as _os
+    import signal
+    import hftcore.cli as cli
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        if len(calls) == 3:
+            _os.kill(_os.getpid(), signal.SIGINT)      # the user presses Ctrl-C mid-run
+    monkeypatch.setattr(cli, "_progress", progress)
+    before = signal.getsignal(signal.SIGINT)
+    assert main(["backtest", "--data", str(DATA), "--out", str(tmp_path)]) == 130
+    assert signal.getsignal(signal.SIGINT) is before
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hftcore: interrupted: partial report") and "\n" not in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["partial"] is True and len(calls) == 3
+    assert "PARTIAL" in (tmp_path / "report.html").read_text()
+
+
+def test_csv_cells_cannot_be_spreadsheet_formulas(tmp_path):
+    from hftcore.report import _write_csv, csv_cell
+    assert [csv_cell(v) for v in ("=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx",
+                                  "\rx", "RELIANCE", -5, -1.5)] == [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "RELIANCE",
+        -5, "-1.5000"]
+    f = tmp_path / "t.csv"
+    _write_csv(f, [{"symbol": "=HYPERLINK(\"http://evil\",\"x\")", "pnl": -12.5, "quantity": -3}],
+               ["symbol", "pnl", "quantity"])
+    assert f.read_text().splitlines()[1] == "\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",-12.5000,-3"

@@ -80,7 +80,8 @@ def test_declared_values_equal_batch_at_every_close(path):
             for name, arr in batch_outputs(spec, h).items():
                 assert same(got[name], arr[-1]), (tf, name)
         vals = bank.indicator_values(0, tf)
-        assert [None if math.isnan(v) else v for v in vals] == [got[k] for k in bank.indicator_names]
+        assert [None if math.isnan(v) else v for v in vals] == \
+            [got[k] for k in bank.indicator_names]
 
 
 @settings(max_examples=40, deadline=None)

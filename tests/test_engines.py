@@ -204,7 +204,8 @@ def test_partial_fills_complete_on_later_prices():
 @pytest.mark.parametrize("args,why", [
     (("NOSUCH", "BUY", 1), "unknown symbol"), (("SBIN", "HOLD", 1), "side"),
     (("SBIN", "BUY", 0), "quantity"), (("SBIN", "BUY", 1, "STOP"), "order_type"),
-    (("SBIN", "BUY", 1, "LIMIT", 900.03), "tick grid"), (("SBIN", "BUY", 1, "LIMIT", None), "limit"),
+    (("SBIN", "BUY", 1, "LIMIT", 900.03), "tick grid"),
+    (("SBIN", "BUY", 1, "LIMIT", None), "limit"),
     (("TCS", "BUY", 1), "no price"), (("SBIN", "BUY", 1, "MARKET", None, "XYZ"), "product"),
     (("SBIN", "BUY", 1, "SL-M"), "trigger"), (("SBIN", "BUY", 1, "MARKET", 900.0), "no limit"),
 ])
@@ -233,7 +234,8 @@ def test_finished_orders_are_forgotten_beyond_a_bound_open_ones_kept():
 def test_fees_reach_the_fill():
     o = PaperBroker(Prices(SBIN=900.0)).place_order("SBIN", "SELL", 100)
     f = o.fills[0]
-    assert f.fees_paise == sum(f.charges.values()) > 0 and f.charges["stt"] == 2300     # 0.025% of Rs 90,000 = 22.50 -> Rs 23
+    # STT: 0.025% of Rs 90,000 = 22.50 -> Rs 23 (rounded to the rupee)
+    assert f.fees_paise == sum(f.charges.values()) > 0 and f.charges["stt"] == 2300
 
 
 # ---------------------------------------------------------------- Kite broker

@@ -158,7 +158,8 @@ class SlowBroker(PaperBroker):
     def _track(self, kind, order, fill):
         if kind == "fill":
             with self._track_lock:
-                self.position[fill.symbol] += fill.quantity if fill.side == "BUY" else -fill.quantity
+                signed = fill.quantity if fill.side == "BUY" else -fill.quantity
+                self.position[fill.symbol] += signed
                 self.worst = max(self.worst, abs(self.position[fill.symbol]))
                 assert abs(self.position[fill.symbol]) <= self.limit
 

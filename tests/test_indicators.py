@@ -226,7 +226,8 @@ def test_macd_agrees_with_reference(xs, fast, extra, signal):
 @given(bars, st.integers(1, 20), st.integers(1, 5), st.integers(1, 5))
 def test_stoch_agrees_with_reference(rows, fk, sk, sd):
     high, low, close, _ = hlcv(rows)
-    for g, w in zip(STOCH(fk, sk, sd).batch(high, low, close), ref.stoch(high, low, close, fk, sk, sd)):
+    for g, w in zip(STOCH(fk, sk, sd).batch(high, low, close),
+                    ref.stoch(high, low, close, fk, sk, sd)):
         assert_close(g, w, rtol=0, atol=1e-9)
 
 
@@ -268,7 +269,8 @@ def test_nan_bars_are_skipped_like_the_references():
     assert_close(SMA(10).batch(close), ref.sma(close, 10), rtol=1e-9)
     for g, w in zip(STOCH(14, 3, 3).batch(high, low, close), ref.stoch(high, low, close, 14, 3, 3)):
         assert_close(g, w, rtol=0, atol=1e-9)
-    assert_close(ADX(14).batch(high, low, close), ref.adx(high, low, close, 14)[0], rtol=0, atol=1e-9)
+    assert_close(ADX(14).batch(high, low, close), ref.adx(high, low, close, 14)[0],
+                 rtol=0, atol=1e-9)
     assert_close(OBV().batch(close, vol), ref.obv(close, vol), rtol=0)
 
 
@@ -283,7 +285,8 @@ def _feed(ind, cols, lo, hi):
     (lambda: MINUS_DI(5), "hlc"), (lambda: OBV(), "cv"), (lambda: SUPERTREND(5, 2.0), "hlc"),
     (lambda: DONCHIAN(6), "hl")])
 def test_update_then_batch_continues_the_same_state(make, inputs):
-    """update() for a while, then batch() on the rest == batch() of everything; reset() starts over."""
+    """update() for a while, then batch() on the rest == batch() of everything;
+    reset() starts over."""
     high, low, close = random_walk(2_000, seed=12)
     vol = np.random.default_rng(3).integers(1, 100, 2_000).astype(float)
     cols = [{"h": high, "l": low, "c": close, "v": vol}[k] for k in inputs]
@@ -321,7 +324,8 @@ def test_multi_output_update_returns_talib_order():
 
 @pytest.mark.parametrize("make", [
     lambda: SMA(0), lambda: WMA(2.5), lambda: STDDEV(5, float("nan")), lambda: BBANDS(5, "2"),
-    lambda: MACD(26, 12, 9), lambda: MACD(1, 26, 9), lambda: MACD(12, 26, 0), lambda: STOCH(0, 3, 3),
+    lambda: MACD(26, 12, 9), lambda: MACD(1, 26, 9), lambda: MACD(12, 26, 0),
+    lambda: STOCH(0, 3, 3),
     lambda: ADX(1), lambda: PLUS_DI(True), lambda: SUPERTREND(10, 0.0),
     lambda: SUPERTREND(10, -1.0), lambda: DONCHIAN(0)])
 def test_new_constructors_reject_bad_parameters(make):
@@ -393,7 +397,8 @@ def test_bad_specs_raise_value_error(call):
 
 
 junk = st.one_of(st.none(), st.booleans(), st.integers(-10**7, 10**7), st.text(max_size=3),
-                 st.floats(allow_nan=True, allow_infinity=True), st.lists(st.integers(), max_size=2))
+                 st.floats(allow_nan=True, allow_infinity=True),
+                 st.lists(st.integers(), max_size=2))
 
 
 ARITY = {SMA: 1, WMA: 1, STDDEV: 2, BBANDS: 3, MACD: 3, STOCH: 3, ADX: 1, PLUS_DI: 1,

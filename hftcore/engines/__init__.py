@@ -6,6 +6,7 @@ from .market_data import MarketDataEngine, parse_timeframe
 from .strategy import (STRATEGY_REGISTRY, EmaTrend, RsiReversion, StrategyEngineV3,
                        VwapReversion, register_strategy)
 
-__all__ = ["Broker", "OrderBook", "BrokerOrder", "KiteBroker", "PaperBroker", "ChargeSchedule", "ZERO_CHARGES",
+__all__ = ["Broker", "OrderBook", "BrokerOrder", "KiteBroker", "PaperBroker", "ChargeSchedule",
+           "ZERO_CHARGES",
            "MarketDataEngine", "parse_timeframe", "StrategyEngineV3", "EmaTrend", "RsiReversion",
            "VwapReversion", "STRATEGY_REGISTRY", "register_strategy"]

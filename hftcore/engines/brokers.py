@@ -293,7 +293,10 @@ class PaperBroker:
 
     def add_fill_listener(self, callback: Callable[[Fill], None]) -> None:
         """``callback(Fill)`` for every fill (the older, fills-only listener)."""
-        self.book.add_listener(lambda kind, order, fill: callback(fill) if kind == "fill" else None)
+        def fills_only(kind: str, order: BrokerOrder, fill: Fill | None) -> None:
+            if kind == "fill" and fill is not None:
+                callback(fill)
+        self.book.add_listener(fills_only)
 
     def get_ltp(self, symbol) -> float | None:
         return self.price_source.get_ltp(symbol)
@@ -318,6 +321,7 @@ class PaperBroker:
             if shape.rule:
                 order.status, order.message = "REJECTED", shape.message
                 return order
+            assert inst is not None                 # the shape check refuses unknown symbols
             order.symbol, order.quantity = inst.symbol, quantity
             order.price_paise, order.trigger_paise = shape.price_paise, shape.trigger_paise
             ltp = self.price_source.get_ltp(inst.symbol)
@@ -523,7 +527,8 @@ class KiteBroker:
                     product="MIS", trigger_price=None, tag=None) -> BrokerOrder:
         from ..gate import check_order_shape
         inst = self.instruments.get(symbol)
-        order = BrokerOrder("", str(symbol), str(side), quantity if isinstance(quantity, int) else 0,
+        order = BrokerOrder("", str(symbol), str(side),
+                            quantity if isinstance(quantity, int) else 0,
                             str(order_type).upper(), product=str(product).upper(),
                             tag=str(tag or ""), ts=time.time_ns())
         shape = check_order_shape(inst, symbol, side, quantity, order.order_type, price,
@@ -531,6 +536,7 @@ class KiteBroker:
         if shape.rule:
             order.status, order.message = "REJECTED", shape.message
             return order
+        assert inst is not None
         order.price_paise, order.trigger_paise = shape.price_paise, shape.trigger_paise
         kwargs = dict(variety=self.variety, exchange=inst.exchange, tradingsymbol=inst.symbol,
                       transaction_type=side, quantity=quantity, product=order.product,

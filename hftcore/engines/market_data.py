@@ -167,9 +167,8 @@ class MarketDataEngine:
         with self._lock:
             self.sync_instruments()
             if isinstance(data, Bars):
-                o, h, lo, c, v = (np.ascontiguousarray(a, np.float64)
-                                  for a in (data.open, data.high, data.low, data.close,
-                                            data.volume))
+                o, h, lo, c, v = (np.ascontiguousarray(a, np.float64) for a in
+                                  (data.open, data.high, data.low, data.close, data.volume))
                 return self.bank.ingest_bars(sym, ts, o, h, lo, c, v, int(data.span_s))
             return self.bank.ingest_ticks(sym, ts, np.ascontiguousarray(data.price, np.float64),
                                           np.ascontiguousarray(data.volume, np.float64))

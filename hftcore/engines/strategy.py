@@ -178,7 +178,8 @@ class StrategyEngineV3:
     def register(self, strategy, weight: float = 1.0) -> None:
         """Add a strategy object (anything with ``name`` and ``evaluate``)."""
         name = getattr(strategy, "name", None)
-        if not isinstance(name, str) or not name or not callable(getattr(strategy, "evaluate", None)):
+        if not isinstance(name, str) or not name \
+                or not callable(getattr(strategy, "evaluate", None)):
             raise ValueError(f"{strategy!r} is not a strategy: needs 'name' and 'evaluate'")
         if name in self.weights:
             raise ValueError(f"a strategy named {name!r} is already registered")

@@ -83,7 +83,7 @@ class DashboardFeed:
         self._signals: deque = deque(maxlen=max_signals)
         self._orders: deque = deque(maxlen=max_orders)
         self._alerts: deque = deque(maxlen=20)
-        self._portfolio_raw = None        # newest portfolio.updated payload
+        self._portfolio_raw: Mapping | None = None   # newest portfolio.updated payload
         self._system: dict = {"status": "initialized"}
         self._counts: dict[str, int] = {}
         self._last_event_ts: float | None = None
@@ -150,7 +150,7 @@ class DashboardFeed:
             system["events"] = dict(self._counts)
             system["last_event_ts"] = self._last_event_ts
             alerts = list(self._alerts)
-        snap = jsonable(portfolio) if portfolio is not None else {}
+        snap: dict = jsonable(portfolio) if portfolio is not None else {}
         positions = snap.pop("positions", None) or []
         system["alerts"] = jsonable(alerts)
         return {"signals": [self._row(t, p) for t, p in signals],

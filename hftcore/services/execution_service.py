@@ -374,7 +374,7 @@ class ExecutionService:
             if fill.fill_id in seen:
                 return
             seen.add(fill.fill_id)
-            key = self._key_of.get(order.order_id) or getattr(order, "tag", "")
+            key: str = self._key_of.get(order.order_id) or getattr(order, "tag", "") or ""
             if not order.working and key not in self._placing:
                 self._seen.pop(order.order_id, None)     # final: the portfolio's ids take over
         payload = fill.to_payload(self.mode)
@@ -445,7 +445,7 @@ class ExecutionService:
             return
         entry = self._exit_of.get(getattr(order, "tag", "") or self._key_of.get(oid, ""))
         b = self._brackets.get(entry) if entry is not None else None
-        if b is None:
+        if b is None or entry is None:
             return
         b.exits_filled += fill.quantity
         self._sync_bracket(entry, b, b.entry_filled)
@@ -457,7 +457,7 @@ class ExecutionService:
             self._brackets.pop(oid, None)       # the entry ended unfilled: no exits
         entry = self._exit_of.pop(key, None)
         b = self._brackets.get(entry) if entry is not None else None
-        if b is None:
+        if b is None or entry is None:
             return
         if b.stop_key == key:
             b.stop_key = ""
