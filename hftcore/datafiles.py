@@ -13,7 +13,8 @@ Two kinds of bad input, never silently repaired:
   header, a timestamp that does not parse, is ambiguous (``03/06/2024``) or
   lies outside 1970-2199, a timestamp or symbol field longer than 256
   characters (typically an unclosed quote), an unreadable number field longer
-  than 256 characters, a record over 1 MiB, an unreadable Parquet file.
+  than 256 characters, a record over 4 KiB with the wrong number of fields, a
+  record over 1 MiB, an unreadable Parquet file.
   ``DataError`` (a ValueError) names the file, the line (CSV, 1-based, the
   header is line 1) or row (Parquet, 1-based) and the reason.
 * **quarantined** -- one row is bad but the file is sound: the wrong number of
@@ -62,6 +63,7 @@ MAX_PRICE = 1e9          # rupees; far above any listed price, far inside the le
 MAX_VOLUME = 1e12        # units in one candle or tick; an NSE stock trades ~1e8 a day
 MAX_TEXT = 256           # characters in a timestamp or symbol field
 BLOCK_SIZE = 1 << 20     # pyarrow's CSV block: a record longer than this is fatal
+MAX_BAD_RECORD = 4096    # bytes: a longer record with the wrong field count is fatal
 N_EXAMPLES = 5           # file:line places kept per quarantine reason
 SUFFIXES = (".csv", ".parquet", ".pq")
 CACHE_VERSION = "1"
@@ -430,8 +432,12 @@ def _read_csv(path: Path, threads: bool):
 
     def attempt(numeric_type, use_threads):
         skipped: list = []
+        fatal: list = []
 
         def on_invalid(row):
+            if len(row.text) > MAX_BAD_RECORD and not fatal:
+                fatal.append((row.number, len(row.text), row.actual_columns,
+                              row.expected_columns))
             skipped.append(row.number)
             return "skip"
         types = {c: pa.string() for c in text_cols}
@@ -445,6 +451,10 @@ def _read_csv(path: Path, threads: bool):
                                                 quoted_strings_can_be_null=False))
         if any(s is None for s in skipped):     # record numbers need the serial reader
             return attempt(numeric_type, False)
+        if fatal:
+            k, size, got, want = fatal[0]
+            raise DataError(path, f"record of {size:,} bytes has {got} fields, expected {want} "
+                            "(an unclosed quote?)", _CsvLines(raw, []).record(k))
         return table, skipped
 
     try:
@@ -754,8 +764,8 @@ def read_files(paths: Sequence[Path], instruments, symbol: str | None = None,
     skipped = sum(quarantined.values())
     if not kinds:
         where = paths[0].parent if len(paths) > 1 else paths[0]
-        raise ValueError(f"{where}: no usable rows ({skipped} skipped"
-                         + (f": {_summary(quarantined)})" if skipped else ")"))
+        raise DataError(where, f"no usable rows ({skipped} skipped"
+                        + (f": {_summary(quarantined)})" if skipped else ")"))
     kind = kinds.pop()
     syms, tss, vals, vols = [], [], [], []
     for p in parts:

@@ -341,7 +341,7 @@ class ReplayFeed(_PlaybackFeed):
     def __init__(self, path, instruments: InstrumentTable | None = None,
                  symbol: str | None = None, *, threads: int | None = None,
                  cache_dir: str | Path | None = None):
-        super().__init__(instruments or InstrumentTable.nse_default())
+        super().__init__(InstrumentTable.nse_default() if instruments is None else instruments)
         self.path = Path(path)
         self.files = list_files(self.path)
         self.symbol = symbol
