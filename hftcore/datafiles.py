@@ -555,7 +555,7 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
             col = pc.cast(col, pa.float64())
         nulls = (np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
                  if col.null_count else None)
-        vals = np.array(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+        vals = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
         return vals, nulls
     price_cols = _OHLC if kind == "bars" else ("price",)
     values = np.empty((len(price_cols), n), np.float64)
@@ -567,6 +567,7 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
             missing |= nulls
     if roles["vol"]:
         volume, vnull = numeric(roles["vol"])
+        volume = np.array(volume)                   # writable: empty cells become 0
         if vnull is not None:                      # an empty volume is 0; junk is not
             raw_v = table[roles["vol"]].combine_chunks()
             if pa.types.is_string(raw_v.type):
@@ -721,7 +722,9 @@ def list_files(path) -> list[Path]:
 def merge_order(sym: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """The permutation sorting rows by (ts, sym), stable: ``np.lexsort((sym, ts))``,
     done as two stable passes that exploit per-file sorted runs."""
-    if len(sym) and int(sym.max()) < 2**15 and int(sym.min()) >= 0:
+    if len(sym) < 2 or bool((sym[1:] >= sym[:-1]).all()):
+        return np.argsort(ts, kind="stable")          # files in symbol order: one pass
+    if int(sym.max()) < 2**15 and int(sym.min()) >= 0:
         by_sym = np.argsort(sym.astype(np.int16), kind="stable")      # radix sort
     else:
         by_sym = np.argsort(sym, kind="stable")
@@ -771,19 +774,22 @@ def read_files(paths: Sequence[Path], instruments, symbol: str | None = None,
     for p in parts:
         if not len(p.ts):
             continue
-        used = np.zeros(len(p.names), bool)
-        used[np.unique(p.code)] = True
+        used = (np.ones(1, bool) if len(p.names) == 1
+                else np.bincount(p.code, minlength=len(p.names)) > 0)
         lut = np.full(len(p.names), -1, np.int32)
         for k in np.flatnonzero(used):         # first-appearance order
             lut[k] = instruments.add(p.names[k]).id
-        syms.append(lut[p.code])
+        syms.append(np.full(len(p.code), lut[0], np.int32) if len(p.names) == 1 else lut[p.code])
         tss.append(p.ts)
         vals.append(p.values)
         vols.append(p.volume)
-    sym = np.concatenate(syms).astype(np.int32, copy=False)
-    ts = np.concatenate(tss).astype(np.int64, copy=False)
-    values = np.concatenate(vals, axis=1)
-    volume = np.concatenate(vols)
+    if len(syms) == 1:
+        sym, ts, values, volume = syms[0], tss[0], vals[0], vols[0]
+    else:
+        sym, ts = np.concatenate(syms), np.concatenate(tss)
+        values, volume = np.concatenate(vals, axis=1), np.concatenate(vols)
+    sym = sym.astype(np.int32, copy=False)
+    ts = ts.astype(np.int64, copy=False)
     if len(ts) > 1 and not bool((ts[1:] > ts[:-1]).all()):   # strictly rising: nothing to do
         order = merge_order(sym, ts)
         sym, ts, values, volume = sym[order], ts[order], values[:, order], volume[order]
