@@ -95,7 +95,9 @@ def cmd_backtest(args) -> int:
         raise UserError(f"data not found: {args.data}")
     feed = ReplayFeed(args.data, instruments=instruments)
     if feed.rows_skipped:
-        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}", file=sys.stderr)
+        why = ", ".join(f"{r}: {n}" for r, n in getattr(feed, "quarantined", {}).items())
+        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}"
+              + (f" ({why})" if why else ""), file=sys.stderr)
     if args.symbols:
         unknown = [s for s in cfg.symbols if s not in instruments]
         if unknown:

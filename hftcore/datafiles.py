@@ -27,7 +27,8 @@ Two kinds of bad input, never silently repaired:
 Timestamps (naive ones are IST): ISO 8601 / Kite (``2024-06-03T09:15:00+05:30``,
 ``2024-06-03 09:15:00+0530``, ``...Z``, optional fraction), ``YYYY/MM/DD``,
 day-first ``DD-MM-YYYY`` or ``DD-Mon-YYYY`` with an optional ``HH:MM[:SS]``,
-and epoch seconds / ms / µs / ns digits (told apart by magnitude).  A
+and epoch seconds / ms / µs / ns digits (told apart by magnitude; at least
+1e8 s, so a compact ``20240603`` is refused rather than read as 1970).  A
 ``date`` column next to a ``time`` column is joined.  Parsing never uses
 ``datetime.fromisoformat``, so Kite's ``+0530`` reads the same on every
 supported Python.
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 NS = 1_000_000_000
 IST_OFFSET_NS = 19_800 * NS                    # +05:30
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+EPOCH_MIN_S = 10**8      # epoch digits below this (1973) are refused: likely a YYYYMMDD date
 YEAR_MIN, YEAR_MAX = 1970, 2199
 TS_MIN_NS = 0
 TS_MAX_NS = (dt.date(YEAR_MAX + 1, 1, 1).toordinal() - _EPOCH_ORDINAL) * 86_400 * NS
@@ -130,6 +132,9 @@ def parse_timestamp(text: str) -> int:
     if not s:
         raise ValueError("empty timestamp")
     if _EPOCH.match(s):
+        if abs(int(s)) < EPOCH_MIN_S:
+            raise ValueError(f"number {s} is too small for epoch seconds (before 1973); "
+                             "compact dates like 20240603 are not read, write 2024-06-03")
         ns = _epoch_scale(int(s))
         if not TS_MIN_NS <= ns < TS_MAX_NS:
             raise ValueError(f"epoch timestamp {s} is outside {YEAR_MIN}-{YEAR_MAX}")
@@ -188,6 +193,8 @@ def _ts_fast(arr, first: str):
         if _EPOCH.match(first):
             v = pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False)
             a = np.abs(v)
+            if (a < EPOCH_MIN_S).any():
+                return None                     # the reference parser says which and why
             out = np.where(a < 10**11, v * NS, np.where(a < 10**14, v * 1_000_000,
                                                         np.where(a < 10**17, v * 1_000, v)))
             return out.astype(np.int64)

@@ -207,7 +207,8 @@ def test_fractions_and_date_only():
 @pytest.mark.parametrize("text,reason", [
     ("03/06/2024 09:15", "ambiguous"), ("6/3/24", "ambiguous"),
     ("9999-01-01 00:00:00", "year 9999 is outside"), ("1969-12-31", "year 1969"),
-    ("99999999999999999999", "unrecognised"), ("-5", "outside"),
+    ("99999999999999999999", "unrecognised"), ("-5", "too small"), ("-1717386300", "outside"),
+    ("20240603", "compact dates like 20240603 are not read"),
     ("06-23-2024 09:15", "day first"), ("2024-02-30", "day 30 out of range"),
     ("2024-06-03 25:00", "time of day"), ("June 3, 2024", "unrecognised"), ("", "empty"),
 ])
@@ -581,3 +582,22 @@ def test_backtest_summary_is_unchanged_from_the_csv_module_reader(tmp_path, monk
         {k: v for k, v in old.items() if "latency" not in k}
     assert (tmp_path / "new" / "fills.csv").read_bytes() == \
         (tmp_path / "old" / "fills.csv").read_bytes()
+
+
+def test_epoch_column_with_a_compact_date_is_fatal_not_1970(tmp_path):
+    f = write(tmp_path, "timestamp,price\n1717386300,10\n1717386360,11\n20240603,12\n")
+    _fails(f, line=4, reason="compact dates like 20240603 are not read")
+    ok = write(tmp_path, "timestamp,price\n1717386300,10\n1717386360000,11\n", "OK.csv")
+    assert ReplayFeed(ok, instruments=InstrumentTable()).data().ts_ns.tolist() == \
+        [T915, T915 + 60 * NS]
+
+
+def test_cli_warns_with_the_quarantine_reasons(tmp_path, capsys):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    lines = (DATA / "INFY.csv").read_text().splitlines()
+    lines.insert(10, lines[10].rsplit(",", 1)[0] + ",1e308")
+    (folder / "INFY.csv").write_text("\n".join(lines) + "\n")
+    assert main(["backtest", "--data", str(folder), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: skipped 1 malformed rows in {folder} (volume_absurd: 1)" in err
