@@ -538,9 +538,9 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
     n = table.num_rows
 
     # timestamps (fatal when bad)
-    tcol = table[roles["ts"]].combine_chunks()
+    tcol = table[roles["ts"]]
     if roles.get("time"):
-        tm = table[roles["time"]].combine_chunks()
+        tm = table[roles["time"]]
         if not (pa.types.is_string(tcol.type) and pa.types.is_string(tm.type)):
             raise DataError(path, "separate date and time columns must be text")
         tcol = pc.binary_join_element_wise(pc.utf8_trim_whitespace(tcol),
@@ -551,8 +551,16 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
         ts = _timestamps_typed(tcol, where, path, unit)
 
     # numbers (bad rows quarantined)
-    def numeric(name):
-        col = table[name].combine_chunks()
+    def numeric(name, out):
+        """Fill ``out`` with the column as float64; the null mask, or None if none."""
+        col = table[name]
+        if pa.types.is_float64(col.type) and col.null_count == 0:
+            pos = 0
+            for chunk in col.chunks:                # one copy, straight from Arrow's buffers
+                out[pos:pos + len(chunk)] = chunk.to_numpy()
+                pos += len(chunk)
+            return None
+        col = col.combine_chunks()
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             col = _numbers_from_text(col, name, where, path, unit)
         elif not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)
@@ -560,21 +568,19 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
             raise DataError(path, f"column {name!r} has type {col.type}; expected numbers")
         else:
             col = pc.cast(col, pa.float64())
-        nulls = (np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-                 if col.null_count else None)
-        vals = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
-        return vals, nulls
+        out[:] = col.to_numpy(zero_copy_only=False)
+        return (np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                if col.null_count else None)
     price_cols = _OHLC if kind == "bars" else ("price",)
     values = np.empty((len(price_cols), n), np.float64)
     missing = np.zeros(n, bool)
     for k, role in enumerate(price_cols):
-        v, nulls = numeric(roles[role])
-        values[k] = v
+        nulls = numeric(roles[role], values[k])
         if nulls is not None:
             missing |= nulls
+    volume = np.zeros(n, np.float64)
     if roles["vol"]:
-        volume, vnull = numeric(roles["vol"])
-        volume = np.array(volume)                   # writable: empty cells become 0
+        vnull = numeric(roles["vol"], volume)
         if vnull is not None:                      # an empty volume is 0; junk is not
             raw_v = table[roles["vol"]].combine_chunks()
             if pa.types.is_string(raw_v.type):
@@ -584,8 +590,6 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
                 empty = vnull
             missing |= vnull & ~empty
             volume[vnull & empty] = 0.0
-    else:
-        volume = np.zeros(n, np.float64)
 
     # symbols
     if roles["sym"]:
@@ -609,12 +613,12 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
 
     # quarantine, first failing reason wins
     with np.errstate(invalid="ignore"):
-        price_nf = ~np.isfinite(values).all(axis=0)
+        lowest, highest = values.min(axis=0), values.max(axis=0)     # NaN propagates
         checks = {
             "not_a_number": missing,
-            "not_finite": price_nf | ~np.isfinite(volume),
-            "price_not_positive": (values <= 0).any(axis=0),
-            "price_absurd": (values > MAX_PRICE).any(axis=0),
+            "not_finite": ~np.isfinite(lowest) | ~np.isfinite(highest) | ~np.isfinite(volume),
+            "price_not_positive": lowest <= 0,
+            "price_absurd": highest > MAX_PRICE,
             "volume_negative": volume < 0,
             "volume_absurd": volume > MAX_VOLUME,
         }
