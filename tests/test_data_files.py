@@ -601,3 +601,18 @@ def test_cli_warns_with_the_quarantine_reasons(tmp_path, capsys):
     assert main(["backtest", "--data", str(folder), "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
     assert f"warning: skipped 1 malformed rows in {folder} (volume_absurd: 1)" in err
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_cli_never_shows_a_traceback_for_random_bytes(tmp_path, capsys, blob):
+    f = tmp_path / "RND.csv"
+    f.write_bytes(HEADER.encode() + blob)
+    code = main(["backtest", "--data", str(f), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and f"{f}: " in err
+    else:
+        assert code == 0
