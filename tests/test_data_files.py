@@ -509,9 +509,14 @@ def test_bounds_are_what_the_docs_say():
 
 # ------------------------------------------------------------------ fuzz
 
+_csvish = st.text(alphabet='0123456789,.-+:TZ "\n\r/eE abcnaif\u20b9', max_size=300).map(
+    str.encode)
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
-@given(st.binary(max_size=400), st.sampled_from([b"", HEADER.encode(), b"\xef\xbb\xbf" +
-                                                 b"timestamp,symbol,price,volume\n"]))
+@given(st.one_of(st.binary(max_size=400), _csvish),
+       st.sampled_from([b"", HEADER.encode(), b"\xef\xbb\xbf" + b"timestamp,symbol,price,volume\n",
+                        HEADER.encode() + GOOD.encode()]))
 def test_random_bytes_give_data_or_one_data_error(tmp_path, blob, prefix):
     f = tmp_path / "FUZZ.csv"
     f.write_bytes(prefix + blob)
@@ -523,6 +528,9 @@ def test_random_bytes_give_data_or_one_data_error(tmp_path, blob, prefix):
     d = feed.data()
     assert len(d) > 0 and np.all(np.diff(d.ts_ns) >= 0)
     assert np.isfinite(d.price).all() and (d.price > 0).all() and (d.price <= MAX_PRICE).all()
+    if prefix.endswith(GOOD.encode()):                 # the good rows survive any junk after them
+        rel = d.sym == feed.instruments.id_of("FUZZ")
+        assert {T915, T915 + 60 * NS, T915 + 120 * NS} <= set(d.ts_ns[rel].tolist())
 
 
 _num = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
