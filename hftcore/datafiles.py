@@ -716,7 +716,8 @@ class Loaded:
 
 
 def list_files(path) -> list[Path]:
-    """A file, or a folder's ``*.csv`` / ``*.parquet`` / ``*.pq`` files by name."""
+    """A file, or a folder's ``*.csv`` / ``*.parquet`` / ``*.pq`` files by name (not dot
+    files); two files with one name in different formats are refused."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"no such file or folder: {path}")
@@ -726,6 +727,12 @@ def list_files(path) -> list[Path]:
                        and p.is_file())
         if not files:
             raise ValueError(f"no CSV or Parquet files in {path}")
+        seen: dict[str, Path] = {}
+        for f in files:                          # RELIANCE.csv beside RELIANCE.parquet
+            other = seen.setdefault(f.stem.upper(), f)
+            if other is not f:
+                raise DataError(path, f"{other.name} and {f.name} would replay the same "
+                                "symbol twice; keep one of them")
         return files
     return [path]
 

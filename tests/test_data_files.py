@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from figures import report
@@ -87,7 +88,7 @@ def test_ticks_file_with_symbols_matches_the_reference(tmp_path):
 
 def test_csv_and_parquet_give_identical_arrays(tmp_path):
     csv_feed = ReplayFeed(DATA / "INFY.csv", instruments=InstrumentTable())
-    table = pa.csv.read_csv(DATA / "INFY.csv", convert_options=pa.csv.ConvertOptions(
+    table = pacsv.read_csv(DATA / "INFY.csv", convert_options=pacsv.ConvertOptions(
         column_types={"date": pa.string()}))
     pq.write_table(table, tmp_path / "INFY.parquet")
     text = ReplayFeed(tmp_path / "INFY.parquet", instruments=InstrumentTable())
@@ -624,3 +625,14 @@ def test_cli_never_shows_a_traceback_for_random_bytes(tmp_path, capsys, blob):
         assert len(err.strip().splitlines()) == 1 and f"{f}: " in err
     else:
         assert code == 0
+
+
+def test_a_folder_with_the_same_symbol_as_csv_and_parquet_is_refused(tmp_path):
+    write(tmp_path, HEADER + GOOD, "RELIANCE.csv")
+    pq.write_table(pacsv.read_csv(tmp_path / "RELIANCE.csv"), tmp_path / "reliance.parquet")
+    write(tmp_path, b"\x00\x01junk", "._RELIANCE.csv")          # a dot file is not data
+    with pytest.raises(DataError, match="RELIANCE.csv and reliance.parquet would replay the "
+                                        "same symbol twice"):
+        ReplayFeed(tmp_path, instruments=InstrumentTable())
+    (tmp_path / "reliance.parquet").unlink()
+    assert len(ReplayFeed(tmp_path, instruments=InstrumentTable()).data()) == 3
