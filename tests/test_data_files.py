@@ -636,3 +636,11 @@ def test_a_folder_with_the_same_symbol_as_csv_and_parquet_is_refused(tmp_path):
         ReplayFeed(tmp_path, instruments=InstrumentTable())
     (tmp_path / "reliance.parquet").unlink()
     assert len(ReplayFeed(tmp_path, instruments=InstrumentTable()).data()) == 3
+
+
+def test_paper_replay_of_a_bad_file_is_one_line(tmp_path, capsys):
+    f = write(tmp_path, "\ufeff" + HEADER + GOOD + "03/06/2024 09:18,1,1,1,1,1\n", "BAD.csv")
+    assert main(["paper", "--feed", f"replay:{f}", "--duration", "1",
+                 "--checkpoint-dir", str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{f}: line 5: ambiguous date '03/06/2024 09:18'" in err
