@@ -761,14 +761,15 @@ def read_files(paths: Sequence[Path], instruments, symbol: str | None = None,
         threads = min(os.cpu_count() or 1, 8)
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads must be an int >= 1, got {threads!r}")
-    arrow_threads = threads > 1 and len(paths) == 1
+    # pyarrow's own threads inside each file when there are more threads than files
+    arrow_threads = threads > len(paths)
     defaults = [symbol or p.stem.upper() for p in paths]
     jobs = list(zip(paths, defaults))
     if threads == 1 or len(paths) == 1:
         parts = [_load_one(p, d, arrow_threads, cache_dir) for p, d in jobs]
     else:
         with ThreadPoolExecutor(max_workers=min(threads, len(paths))) as pool:
-            futures = [pool.submit(_load_one, p, d, False, cache_dir) for p, d in jobs]
+            futures = [pool.submit(_load_one, p, d, arrow_threads, cache_dir) for p, d in jobs]
             parts = [f.result() for f in futures]   # the first failing file, in file order
     kinds = {p.kind for p in parts if len(p.ts)}
     if len(kinds) > 1:

@@ -644,3 +644,14 @@ def test_paper_replay_of_a_bad_file_is_one_line(tmp_path, capsys):
                  "--checkpoint-dir", str(tmp_path / "ck")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{f}: line 5: ambiguous date '03/06/2024 09:18'" in err
+
+
+def test_more_threads_than_files_gives_the_same_rows_and_lines(tmp_path):
+    write(tmp_path, HEADER + GOOD + "2024-06-03T09:18:00+05:30,1,2\n\n"
+          "2024-06-03T09:19:00+05:30,1500,1502,1499,1e300,5\n", "A.csv")
+    write(tmp_path, HEADER + GOOD, "B.csv")
+    one = ReplayFeed(tmp_path, instruments=InstrumentTable(), threads=1)
+    many = ReplayFeed(tmp_path, instruments=InstrumentTable(), threads=8)
+    assert same(arrays(one), arrays(many)) and len(one.data()) == 6
+    assert one.quarantine_examples == many.quarantine_examples == {
+        "bad_fields": ["A.csv:5"], "price_absurd": ["A.csv:7"]}
