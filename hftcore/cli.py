@@ -96,14 +96,16 @@ def cmd_backtest(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
+    feed = ReplayFeed(args.data, instruments=instruments)
+    feed.data()                           # a bad file stops here, before --out is created
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    feed = ReplayFeed(args.data, instruments=instruments)
     if feed.rows_skipped:
-        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}",
-              file=sys.stderr)
+        why = ", ".join(f"{r}: {n}" for r, n in getattr(feed, "quarantined", {}).items())
+        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}"
+              + (f" ({why})" if why else ""), file=sys.stderr)
     if args.symbols:
         unknown = [s for s in cfg.symbols if s not in instruments]
         if unknown:

@@ -10,23 +10,49 @@ in time order.  They implement the ``broker_feed`` interface the services use:
   wants the per-tick path.
 
 ``SyntheticFeed`` makes a seeded geometric random walk on each symbol's NSE
-tick grid; ``ReplayFeed`` reads CSV ticks or Kite-format candles.
+tick grid; ``ReplayFeed`` reads CSV or Parquet ticks or Kite-format candles
+(the reading itself is in ``hftcore.datafiles``).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from .instruments import InstrumentTable, NSE_EQ_TICK_BANDS, NSE_EQ_TOP_TICK
+from .datafiles import (
+    MAX_PRICE,
+    MAX_VOLUME,
+    DataError,
+    list_files,
+    parse_timestamp,
+    read_files,
+)
+from .instruments import NSE_EQ_TICK_BANDS, NSE_EQ_TOP_TICK, InstrumentTable
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "IST",
+    "MAX_PRICE",
+    "MAX_VOLUME",
+    "NS",
+    "ArrayFeed",
+    "Bars",
+    "DataError",
+    "KiteQuoteFeed",
+    "ReplayFeed",
+    "SyntheticFeed",
+    "Ticks",
+    "parse_timestamp",
+    "session_open_ns",
+    "snap_to_nse_grid",
+]
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 NS = 1_000_000_000
@@ -79,23 +105,6 @@ def snap_to_nse_grid(price: np.ndarray) -> np.ndarray:
         tick[paise < upper] = t
     snapped = ((paise + tick // 2) // tick) * tick
     return np.maximum(snapped, tick) / 100.0
-
-
-def parse_timestamp(text: str) -> int:
-    """ns since epoch from an ISO / Kite timestamp (naive times are IST) or epoch
-    seconds/ms/ns digits.  Raises ValueError."""
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        v = int(text)
-        if v < 10**11:
-            return v * NS
-        if v < 10**14:
-            return v * 1_000_000
-        return v
-    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=IST)
-    return int(t.timestamp()) * NS + t.microsecond * 1000
 
 
 class _PlaybackFeed:
@@ -301,21 +310,8 @@ class SyntheticFeed(_PlaybackFeed):
         return Ticks(ids[order], stamps[order], prices[order], volumes[order])
 
 
-_TS_COLS = ("timestamp", "ts", "date", "datetime", "time")
-_SYM_COLS = ("symbol", "tradingsymbol")
-_PRICE_COLS = ("price", "last_price", "ltp")
-_VOL_COLS = ("volume", "qty", "quantity", "last_quantity")
-
-
-def _pick(header, names):
-    for n in names:
-        if n in header:
-            return n
-    return None
-
-
 class ReplayFeed(_PlaybackFeed):
-    """Replays CSV files of ticks or of candles in Kite's historical format.
+    """Replays files of ticks or of candles in Kite's historical format.
 
     * Candles: columns ``date, open, high, low, close, volume`` (Kite's
       ``historical_data``), plus an optional ``symbol`` column; otherwise the
@@ -324,99 +320,50 @@ class ReplayFeed(_PlaybackFeed):
     * Ticks: columns ``timestamp, symbol, price, volume`` (aliases: ts/date,
       tradingsymbol, last_price/ltp, qty/quantity).
 
-    ``path`` may be a file or a folder of CSVs.  Naive timestamps are IST.
-    Malformed rows (unparseable numbers, non-positive or non-finite prices,
-    negative volume, high < low, unknown symbols) are skipped with a warning and
-    counted in ``rows_skipped``; ValueError if nothing usable is left or the
-    header is not recognised.  Symbols not in ``instruments`` are added to it.
+    ``path`` may be a CSV or Parquet file (same columns) or a folder of them;
+    a folder's files are read in parallel (``threads``, default: one per core,
+    at most 8) and merged in (timestamp, symbol id) order, the same for any
+    ``threads``.  Naive timestamps are IST; the accepted forms are listed in
+    ``hftcore.datafiles``.
+
+    A file that cannot be read as a whole (not UTF-8, unknown header, a
+    timestamp that does not parse or lies outside 1970-2199, an absurdly long
+    field) raises ``DataError`` (a ValueError) naming the file, line and
+    reason.  A bad row in a sound file (wrong field count, a price or volume
+    that is not a finite number, a price <= 0 or above ``MAX_PRICE``, volume
+    < 0 or above ``MAX_VOLUME``, high/low not containing open/close, a blank
+    symbol) is left out and counted: ``quarantined`` (reason -> count),
+    ``quarantine_examples`` (reason -> first ``file:line`` places) and
+    ``rows_skipped`` (their total).  ValueError if nothing usable is left.
+    Symbols not in ``instruments`` are added to it.
+
+    ``cache_dir`` (off by default) keeps each parsed file as ``.npz`` keyed by
+    its path, size and modification time, so a second run skips parsing.
     """
 
     def __init__(self, path, instruments: InstrumentTable | None = None,
-                 symbol: str | None = None):
-        super().__init__(instruments or InstrumentTable.nse_default())
+                 symbol: str | None = None, *, threads: int | None = None,
+                 cache_dir: str | Path | None = None):
+        super().__init__(InstrumentTable.nse_default() if instruments is None else instruments)
         self.path = Path(path)
-        if not self.path.exists():
-            raise ValueError(f"no such file or folder: {self.path}")
-        files = sorted(self.path.glob("*.csv")) if self.path.is_dir() else [self.path]
-        if not files:
-            raise ValueError(f"no CSV files in {self.path}")
-        self.files = files
+        self.files = list_files(self.path)
         self.symbol = symbol
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.rows_skipped = 0
+        self.quarantined: dict[str, int] = {}
+        self.quarantine_examples: dict[str, list[str]] = {}
         self.kind = None            # "ticks" or "bars" once loaded
+        self._threads = threads
         self._data = self._load()   # parse eagerly: bad input is reported at construction
 
-    def _skip(self, where, why):
-        self.rows_skipped += 1
-        if self.rows_skipped <= 20:
-            logger.warning("%s: skipped row (%s)", where, why)
-
     def _load(self):
-        rows_t, rows_b = [], []
-        for f in self.files:
-            with open(f, newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                header = [h.strip().lower() for h in (reader.fieldnames or [])]
-                reader.fieldnames = header
-                is_bar = all(c in header for c in ("open", "high", "low", "close"))
-                tcol, scol = _pick(header, _TS_COLS), _pick(header, _SYM_COLS)
-                pcol, vcol = _pick(header, _PRICE_COLS), _pick(header, _VOL_COLS)
-                if tcol is None or (not is_bar and pcol is None):
-                    raise ValueError(f"{f}: unrecognised header {header}; expected Kite candles "
-                                     "(date,open,high,low,close,volume) or ticks "
-                                     "(timestamp,symbol,price,volume)")
-                default_sym = self.symbol or f.stem.upper()
-                for lineno, row in enumerate(reader, start=2):
-                    where = f"{f.name}:{lineno}"
-                    try:
-                        sym = (row.get(scol) if scol else None) or default_sym
-                        inst = self.instruments.add(sym)
-                        ts = parse_timestamp(row[tcol])
-                        v = float(row[vcol]) if vcol and row.get(vcol) not in (None, "") else 0.0
-                        if is_bar:
-                            o, h, l, c = (float(row[k]) for k in ("open", "high", "low", "close"))
-                            vals = (o, h, l, c)
-                        else:
-                            c = float(row[pcol])
-                            vals = (c,)
-                    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-                        self._skip(where, exc)
-                        continue
-                    if not all(math.isfinite(x) and x > 0 for x in vals):
-                        self._skip(where, f"price must be finite and > 0: {vals}")
-                        continue
-                    if not (math.isfinite(v) and v >= 0):
-                        self._skip(where, f"volume must be finite and >= 0: {v}")
-                        continue
-                    if is_bar:
-                        if not (h >= max(o, c) and l <= min(o, c)):
-                            self._skip(where, f"inconsistent candle o={o} h={h} l={l} c={c}")
-                            continue
-                        rows_b.append((inst.id, ts, o, h, l, c, v))
-                    else:
-                        rows_t.append((inst.id, ts, c, v))
-        if rows_b and rows_t:
-            raise ValueError("mixed tick and candle files in one replay; replay them separately")
-        if not rows_b and not rows_t:
-            raise ValueError(f"{self.path}: no usable rows ({self.rows_skipped} skipped)")
-        if self.rows_skipped:
-            logger.warning("%s: %d malformed rows skipped", self.path, self.rows_skipped)
-        if rows_t:
-            self.kind = "ticks"
-            arr = np.array(rows_t, dtype=object)
-            sym = arr[:, 0].astype(np.int32)
-            ts = arr[:, 1].astype(np.int64)
-            order = np.lexsort((sym, ts))   # stable time order across files
-            return Ticks(sym[order], ts[order], arr[order, 2].astype(np.float64),
-                         arr[order, 3].astype(np.float64))
-        self.kind = "bars"
-        arr = np.array(rows_b, dtype=object)
-        sym = arr[:, 0].astype(np.int32)
-        ts = arr[:, 1].astype(np.int64)
-        order = np.lexsort((ts, sym))
-        gaps = np.diff(ts[order])[np.diff(sym[order]) == 0]
-        gaps = gaps[gaps > 0]
-        span = int(np.bincount((gaps // NS).astype(np.int64)).argmax()) if len(gaps) else 60
-        order = np.lexsort((sym, ts))
-        return Bars(sym[order], ts[order], *(arr[order, k].astype(np.float64) for k in range(2, 7)),
-                    span_s=max(span, 1))
+        got = read_files(self.files, self.instruments, symbol=self.symbol,
+                         threads=self._threads, cache_dir=self.cache_dir)
+        self.quarantined = got.quarantined
+        self.quarantine_examples = got.examples
+        self.rows_skipped = sum(got.quarantined.values())
+        self.kind = got.kind
+        if got.kind == "ticks":
+            return Ticks(got.sym, got.ts, got.values[0], got.volume)
+        o, h, lo, c = got.values
+        return Bars(got.sym, got.ts, o, h, lo, c, got.volume, span_s=got.span_s)
