@@ -1,5 +1,5 @@
 // hftcore dashboard page. Every value from the server is rendered with textContent or
-// DOM calls (never innerHTML or an HTML string), so a symbol or message cannot become markup.
+// DOM calls (never an HTML-parsing property or an HTML string), so a symbol or message cannot become markup.
 "use strict";
 
 const IST_OFFSET = 19800;            // seconds; India has no daylight saving
