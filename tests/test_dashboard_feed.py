@@ -126,6 +126,7 @@ def test_seeded_portfolio_shows_capital_cash_and_equity_before_any_fill():
     assert (p["initial_capital"], p["cash"], p["equity"], p["net_pnl"], p["charges"]) == \
         (500_000.0, 500_000.0, 500_000.0, 0.0, 0.0)
     assert feed.get_snapshot()["portfolio"]["equity"] == 500_000.0
+    assert feed.get_equity_curve() == []      # no market time yet: no point at 1970
     assert not feed.update_portfolio("nonsense") and not feed.update_portfolio({"cash": 1})
 
 

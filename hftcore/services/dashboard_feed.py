@@ -281,7 +281,9 @@ class DashboardFeed:
                 self._charges = 0
             snap.setdefault("positions", [])
             self._portfolio_raw = snap
-            self._equity.add(self._now_ns(None) / NS, snap["equity"])
+            now = self._now_ns(None)
+            if now > 0:                  # before the market clock starts: figures, no chart point
+                self._equity.add(now / NS, snap["equity"])
             self.version += 1
         return True
 
