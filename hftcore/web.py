@@ -155,15 +155,24 @@ class _DroppedClientFilter(logging.Filter):
 
 
 class _Client:
-    __slots__ = ("closed", "wake")
+    __slots__ = ("closed", "ping", "sending_since", "task", "wake")
 
-    def __init__(self):
+    def __init__(self, task):
         self.wake = asyncio.Event()
         self.closed = False
+        self.ping = False             # send a keep-alive comment
+        self.sending_since = None     # loop time a send started, while it is blocked
+        self.task = task
 
 
 class Broadcast:
-    """Server-sent events from one producer: the newest frame, shared by every client."""
+    """Server-sent events from one producer: the newest frame, shared by every client.
+
+    The producer (``run``) wakes each client's coroutine; a client sends whatever frame
+    is newest when it gets to run, so a slow one skips frames rather than queueing them.
+    No task or timer is made per frame: the producer itself drops a client whose send
+    has been blocked for ``send_timeout`` seconds and pings idle ones every
+    ``keepalive`` seconds."""
 
     def __init__(self, feed, interval: float, max_clients: int, send_timeout: float,
                  keepalive: float):
@@ -179,17 +188,38 @@ class Broadcast:
         self.clients: set[_Client] = set()
         self._closing = False
         self._version = None
+        self._equity = (None, 0)      # (generation, buckets) in the previous frame
 
     def build(self) -> None:
-        """Serialise the feed's view once and wake every client."""
-        view = self.feed.get_view()
+        """Serialise the feed's view once and wake every client.  A frame carries the
+        equity buckets since the previous frame (all of them after a merge), so a
+        client that saw every frame never refetches the history."""
+        generation, count = self._equity
+        view = self.feed.get_view(equity_from=max(count - 1, 0))
+        eq = view.get("equity") or {}
+        if eq.get("generation") != generation and eq.get("offset"):
+            view = self.feed.get_view(equity_from=0)
+            eq = view.get("equity") or {}
+        self._equity = (eq.get("generation"), eq.get("count", 0))
         body = json.dumps(view, separators=(",", ":"), allow_nan=False)
         self.frame = b"data: " + body.encode() + b"\n\n"
         self.frames += 1
         for c in self.clients:
             c.wake.set()
 
+    def _police(self, now: float, ping: bool) -> None:
+        for c in list(self.clients):
+            if c.sending_since is not None and now - c.sending_since > self.send_timeout:
+                self.dropped += 1                     # not reading: drop it
+                c.closed = True
+                c.task.cancel()
+            elif ping:
+                c.ping = True
+                c.wake.set()
+
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_ping = loop.time()
         while not self._closing:
             version = self.feed.version
             if version != self._version:
@@ -198,6 +228,11 @@ class Broadcast:
                     self.build()
                 except Exception:                     # never let the producer die
                     logger.exception("dashboard: building the view failed")
+            now = loop.time()
+            ping = now - last_ping >= self.keepalive
+            if ping:
+                last_ping = now
+            self._police(now, ping)
             await asyncio.sleep(self.interval)
 
     def close(self) -> None:
@@ -213,7 +248,8 @@ class Broadcast:
                         "headers": [(b"content-type", b"text/plain"), (b"retry-after", b"5")]})
             await send({"type": "http.response.body", "body": b"too many dashboard clients\n"})
             return
-        client = _Client()
+        loop = asyncio.get_running_loop()
+        client = _Client(asyncio.current_task())
         self.clients.add(client)
 
         async def watch() -> None:
@@ -231,24 +267,25 @@ class Broadcast:
                                     (b"x-accel-buffering", b"no")]})
             await send({"type": "http.response.body", "body": b"retry: 2000\n\n",
                         "more_body": True})
-            if self.frame is not None:
-                client.wake.set()
+            sent = None
             while not client.closed:
-                try:
-                    await asyncio.wait_for(client.wake.wait(), self.keepalive)
-                    client.wake.clear()
-                    chunk = self.frame
-                except asyncio.TimeoutError:
+                frame = self.frame
+                if frame is not None and frame is not sent:
+                    chunk, sent = frame, frame
+                elif client.ping:
                     chunk = b": keepalive\n\n"           # finds dead peers, keeps proxies open
-                if client.closed or chunk is None:
-                    break
-                try:
-                    await asyncio.wait_for(send({"type": "http.response.body", "body": chunk,
-                                                 "more_body": True}), self.send_timeout)
-                except asyncio.TimeoutError:
-                    self.dropped += 1                   # not reading: drop it
-                    return
+                else:
+                    client.wake.clear()
+                    await client.wake.wait()
+                    continue
+                client.ping = False
+                client.sending_since = loop.time()
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                client.sending_since = None
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not client.closed:                     # not our drop: the server is stopping
+                raise
         finally:
             self.clients.discard(client)
             watcher.cancel()
@@ -267,7 +304,7 @@ class DashboardServer:
     allowed_hosts : extra host names accepted in ``Host`` (with ``allow_remote``)
     token_file : path or None -- where ``start()`` writes the token (0600) and
         ``stop()`` removes it
-    interval : float, default 0.5 -- seconds between stream frames (at most)
+    interval : float, default 1 -- seconds between stream frames (at most)
     max_clients : int, default 32 -- concurrent streams (503 beyond)
     send_timeout : float, default 10 -- a stream not read for this long is dropped
     header_timeout : float, default 5 -- seconds to send a complete request
@@ -279,7 +316,7 @@ class DashboardServer:
 
     def __init__(self, feed, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
                  *, allow_remote: bool = False, allowed_hosts=(), token_file=None,
-                 interval: float = 0.5, max_clients: int = 32, send_timeout: float = 10.0,
+                 interval: float = 1.0, max_clients: int = 32, send_timeout: float = 10.0,
                  header_timeout: float = 5.0, keepalive: float = 15.0,
                  allow_halt: bool = False, on_halt=None):
         if not callable(getattr(feed, "get_view", None)):

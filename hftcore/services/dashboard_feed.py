@@ -173,8 +173,9 @@ class EquityHistory:
         self._open = self.stride                          # the newest bucket is closed
 
     def points(self, start: int = 0) -> list[list]:
-        """Copies of the buckets from index ``start``."""
-        return [list(p) for p in self._buckets[max(start, 0):]]
+        """Copies of the buckets from index ``start`` (times to the ms, money to the paisa)."""
+        return [[round(p[0], 3), round(p[1], 3), round(p[2], 2), round(p[3], 2), round(p[4], 2),
+                 round(p[5], 2)] for p in self._buckets[max(start, 0):]]
 
 
 class DashboardFeed:
@@ -507,16 +508,18 @@ class DashboardFeed:
                     "points": eq.points(start), "peak": eq.peak,
                     "max_drawdown": eq.max_drawdown, "updates": eq.updates}
 
-    def get_view(self, max_orders: int = 50, max_signals: int = 20,
-                 equity_tail: int = 64) -> dict:
+    def get_view(self, max_orders: int = 50, max_signals: int = 12,
+                 equity_tail: int = 64, equity_from: int | None = None) -> dict:
         """What the web page and ``hftcore dashboard`` show, JSON-ready, times in
         market seconds: ``clock``, ``system``, ``portfolio`` (with capital,
         charges, net PnL, drawdown), ``positions`` (LTP, unrealized, realized,
         charges, net), ``orders`` (one row per order, newest first: status
         OPEN/TRIGGER PENDING/PARTIAL/COMPLETE/CANCELLED/REJECTED with the rule),
         ``signals``, ``stale`` (per symbol), ``banners`` and ``equity`` (the
-        newest ``equity_tail`` history buckets; fetch the rest with
-        ``get_equity_history``).  Reads the attached sources, so call it off the
+        newest ``equity_tail`` history buckets, or those from index ``equity_from``
+        on; ``equity["offset"]`` is the first one's index, ``generation`` changes
+        when buckets merge; fetch the rest with ``get_equity_history``).  Order
+        fields that are None are left out.  Reads the attached sources, so call it off the
         trading thread."""
         with self._lock:
             source, tick_times, clock = self._portfolio_source, self._tick_times, self._clock
@@ -568,14 +571,16 @@ class DashboardFeed:
             sq = dict(self._squareoff_failed) if self._squareoff_failed else None
             eq = self._equity
             n = len(eq)
-            start = max(n - equity_tail, 0)
+            start = max(n - equity_tail, 0) if equity_from is None else \
+                min(max(int(equity_from), 0), n)
             equity = {"generation": eq.generation, "offset": start, "count": n,
                       "points": eq.points(start)}
         positions = self._positions(open_positions, source, symbol_charges)
         to_s = (lambda ns: ns / NS if type(ns) is int and ns > 0 else None)
-        for r in orders:
+        for i, r in enumerate(orders):
             r["placed_ts"] = to_s(r["placed_ts"])
             r["ts"] = to_s(r["ts"])
+            orders[i] = {k: v for k, v in r.items() if v is not None}
         sig_rows = []
         for etype, p in reversed(signals):
             p = p if isinstance(p, Mapping) else {}
