@@ -4,6 +4,7 @@ the halt route, and the ``hftcore dashboard`` / ``hftcore paper`` commands."""
 import http.client
 import json
 import os
+import re
 import socket
 import stat
 import threading
@@ -419,3 +420,15 @@ def test_write_token_tightens_an_existing_file(tmp_path):
     path.chmod(0o644)
     write_token(path, "n" * 43)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and read_token(path) == "n" * 43
+
+
+def test_static_files_ship_with_the_package():
+    import hftcore.web
+    static = Path(hftcore.web.__file__).with_name("web_static")
+    for name in ("index.html", "login.html", "app.js", "app.css"):
+        assert (static / name).stat().st_size > 300, name
+    for name in ("index.html", "login.html"):         # the CSP forbids inline script/style
+        html = (static / name).read_text()
+        assert "<script>" not in html and "<style" not in html and " style=" not in html
+        assert re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE) is None   # no inline handler
+

@@ -223,6 +223,7 @@ class DashboardFeed:
         self._last_event_ts: float | None = None
         self._equity = EquityHistory(max_points)
         self._book: dict[str, dict] = {}  # order_id -> lifecycle row, oldest first
+        self._pending: list = []          # order / equity events not yet folded in
         self._anon = 0
         self._initial_capital = None
         self._charges_base = 0            # paise, from the seed
@@ -271,6 +272,7 @@ class DashboardFeed:
             return False
         snap = dict(snapshot)
         with self._lock:
+            self._fold()
             cap = _num(snap.get("initial_capital"))
             if cap is not None:
                 self._initial_capital = cap
@@ -330,15 +332,14 @@ class DashboardFeed:
                 self._signals.append((etype, payload))
             elif etype.startswith("order."):
                 self._orders.append((etype, payload))
-                if is_map:
-                    self._order_event(etype[6:], payload, self._now_ns(pts))
+                if is_map:               # folded into the order book when it is read
+                    self._pending.append((etype, payload, pts if type(pts) is int and pts > 0
+                                          else self._now_ns(None)))
             elif etype == "portfolio.updated":
                 if is_map:
                     self._portfolio_raw = payload
-                    equity = _num(payload.get("equity"))
-                    if equity is not None:
-                        now = self._now_ns(pts)
-                        self._equity.add(now / NS if now else (ts or 0.0), equity)
+                    now = pts if type(pts) is int and pts > 0 else self._now_ns(None)
+                    self._pending.append((None, payload, now / NS if now else (ts or 0.0)))
             elif etype.startswith("risk."):
                 self._alerts.append({"type": etype, "payload": payload, "timestamp": ts})
                 if is_map and etype == "risk.halted":
@@ -353,6 +354,26 @@ class DashboardFeed:
                 self._stale[sym if isinstance(sym, str) else "*"] = {
                     "seconds": _num(payload.get("seconds")), "reason": payload.get("reason"),
                     "ts": self._now_ns(pts)}
+            if len(self._pending) >= 1024:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Apply the order and equity events queued since the last read (lock held).
+
+        The trading thread only appends them; the dashboard's reader (about once a
+        second) pays for the order book and the equity history."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        equity = self._equity
+        for etype, payload, when in pending:
+            if etype is None:
+                value = _num(payload.get("equity"))
+                if value is not None:
+                    equity.add(when, value)
+            else:
+                self._order_event(etype[6:], payload, when)
 
     def _order_event(self, kind: str, p, ts: int) -> None:
         """Fold one order.* payload into the order's lifecycle row (lock held)."""
@@ -473,6 +494,7 @@ class DashboardFeed:
         """
         with self._lock:
             signals = list(self._signals)
+            self._fold()
             orders = list(self._orders)
             portfolio = self._portfolio_raw
             system = dict(self._system)
@@ -495,12 +517,14 @@ class DashboardFeed:
         """``[[market seconds, equity], ...]`` over the whole session (at most
         ``max_points``, thinned evenly; see ``get_equity_history`` for lows/highs)."""
         with self._lock:
+            self._fold()
             return [[p[1], p[2]] for p in self._equity._buckets]
 
     def get_equity_history(self, start: int = 0) -> dict:
         """``{"generation", "offset", "count", "points": [[t0, t1, last, low, high,
         drawdown], ...], "peak", "max_drawdown"}``: the buckets from ``start``."""
         with self._lock:
+            self._fold()
             eq = self._equity
             n = len(eq)
             start = min(max(int(start), 0), n)
@@ -543,6 +567,7 @@ class DashboardFeed:
                 logger.exception("DashboardFeed: tick_times failed")
         with self._lock:
             now_ns = max(now_ns, self._market_ns)
+            self._fold()
             raw = self._portfolio_raw
             snap = jsonable(raw) if raw is not None else {}
             if type(snap) is not dict:
