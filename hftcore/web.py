@@ -7,8 +7,9 @@ Safe to leave open
 ------------------
 * **Access token.**  A random token per run (``secrets.token_urlsafe``), in
   ``url`` and in a file only the user can read (``token_file``, mode 0600).
-  Opening ``/?token=...`` sets an HttpOnly, SameSite=Strict cookie and
-  redirects to ``/``; every other route needs that cookie, ``?token=`` or an
+  Opening ``/?token=...`` sets an HttpOnly, SameSite=Strict cookie
+  (``hftcore_token_PORT``) and redirects to ``/``; every other route needs
+  that cookie, ``?token=`` or an
   ``Authorization: Bearer`` header: 401 without one, 403 with a wrong one.
 * **DNS rebinding.**  ``Host`` must name the bound address
   (``127.0.0.1:PORT`` / ``localhost:PORT``) and ``Origin``, when sent, must be
@@ -65,7 +66,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("web_static")
-COOKIE = "hftcore_token"
+COOKIE = "hftcore_token"                 # + "_PORT": cookies are per host, not per port
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -381,7 +382,10 @@ class DashboardServer:
                                         name="hftcore-dashboard")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
-        logging.getLogger("uvicorn.error").addFilter(_DroppedClientFilter())
+        self.cookie = f"{COOKIE}_{self.port}"
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, _DroppedClientFilter) for f in uvicorn_log.filters):
+            uvicorn_log.addFilter(_DroppedClientFilter())
 
     # ------------------------------------------------------------ lifecycle
 
@@ -464,7 +468,7 @@ class DashboardServer:
             return query["token"][0], True
         for part in headers.get(b"cookie", b"").decode("latin-1").split(";"):
             name, _, value = part.strip().partition("=")
-            if name == COOKIE:
+            if name == self.cookie:
                 return value, False
         return None, False
 
@@ -501,7 +505,8 @@ class DashboardServer:
         if in_url and path == "/":
             # trade the URL token for a cookie and drop it from the address bar
             response = RedirectResponse("/", status_code=303)
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict",
+                                path="/")
             return await response(scope, receive, secured)
         scope = {**scope, "state": {**scope.get("state", {}), "authenticated": True}}
         if path == "/api/stream":

@@ -111,12 +111,12 @@ def test_url_token_becomes_a_strict_httponly_cookie(served):
     status, headers, _ = request(server, f"/?token={server.token}", token=None)
     assert status == 303 and headers["location"] == "/"
     cookie = headers["set-cookie"]
-    assert cookie.startswith(f"hftcore_token={server.token}")
+    assert cookie.startswith(f"hftcore_token_{server.port}={server.token}")
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
-    with_cookie = {"Cookie": f"hftcore_token={server.token}"}
+    with_cookie = {"Cookie": f"hftcore_token_{server.port}={server.token}"}
     assert request(server, "/api/view", headers=with_cookie, token=None)[0] == 200
     assert request(server, "/", headers=with_cookie, token=None)[0] == 200
-    bad = {"Cookie": "hftcore_token=forged-forged-forged"}
+    bad = {"Cookie": f"hftcore_token_{server.port}=forged-forged-forged"}
     assert request(server, "/api/view", headers=bad, token=None)[0] == 403
 
 
