@@ -268,3 +268,27 @@ def test_orders_panel_is_on_a_phone_screen(hostile_server):
         assert kpi_bottom <= panel[2] < chart_top
     finally:
         driver.quit()
+
+
+def test_before_the_first_fill_the_page_shows_capital_cash_and_equity():
+    _need_browser()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from hftcore.feeds import SyntheticFeed
+    from hftcore.session import PaperSession
+    from hftcore.web import serve_session
+    session = PaperSession(SyntheticFeed(["SBIN"], seed=3), capital=250_000.0)
+    server = serve_session(session, port=0, token_file=False)
+    driver = _driver()
+    try:
+        driver.get(server.url)
+        WebDriverWait(driver, 30, poll_frequency=0.1).until(
+            lambda d: d.find_element(By.ID, "conn").text == "live")
+        for k in ("initial_capital", "cash", "equity"):
+            assert driver.find_element(By.ID, k).text == "2,50,000.00", k
+        assert driver.find_element(By.ID, "net_pnl").text == "0.00"
+        assert driver.find_elements(By.CSS_SELECTOR, "#orders tbody tr") == []
+    finally:
+        driver.quit()
+        server.stop()

@@ -432,3 +432,28 @@ def test_static_files_ship_with_the_package():
         assert "<script>" not in html and "<style" not in html and " style=" not in html
         assert re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE) is None   # no inline handler
 
+
+
+def test_serve_session_shows_the_capital_before_the_first_fill_and_halts(capsys):
+    from hftcore.feeds import SyntheticFeed
+    from hftcore.session import PaperSession
+    from hftcore.web import serve_session
+    session = PaperSession(SyntheticFeed(["SBIN"], seed=3), capital=250_000.0)
+    server = serve_session(session, port=0, token_file=False)
+    try:
+        assert main(["dashboard", "--port", str(server.port), "--token", server.token]) == 0
+        out = capsys.readouterr().out
+        for label in ("capital", "cash", "equity"):
+            assert f"{label:>16} {'2,50,000.00':>16}" in out, label
+        batches = session.feed.batches(60.0)
+        for _ in range(5):
+            session.step(next(batches))
+        view = json.loads(request(server, "/api/view")[2])
+        assert view["clock"]["market_ts"] == session.now_ns / NS          # the session's clock
+        assert [s["symbol"] for s in view["stale"]] == ["SBIN"] and not view["stale"][0]["stale"]
+        csrf = json.loads(request(server, "/api/session")[2])["csrf"]
+        assert request(server, "/api/halt", "POST", headers={
+            "Origin": f"http://127.0.0.1:{server.port}", "X-CSRF-Token": csrf})[0] == 200
+        assert session.execution.halted == "halted from the dashboard"
+    finally:
+        server.stop()
