@@ -20,7 +20,7 @@ def inr(value, decimals: int = 2) -> str:
     whole, _, frac = text.partition(".")
     if len(whole) > 3:
         head, tail = whole[:-3], whole[-3:]
-        pairs = []
+        pairs: list[str] = []
         while len(head) > 2:
             pairs.insert(0, head[-2:])
             head = head[:-2]

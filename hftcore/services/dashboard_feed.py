@@ -112,7 +112,7 @@ class EquityHistory:
         self.stride = 1              # updates per bucket; doubles at each merge
         self.generation = 0
         self.updates = 0
-        self.peak = None
+        self.peak: float | None = None
         self.max_drawdown = 0.0
         self._buckets: list[list] = []
         self._open = 0               # updates already in the newest bucket
@@ -217,7 +217,7 @@ class DashboardFeed:
         self._signals: deque = deque(maxlen=max_signals)
         self._orders: deque = deque(maxlen=max_orders)
         self._alerts: deque = deque(maxlen=20)
-        self._portfolio_raw = None        # newest portfolio.updated payload (or the seed)
+        self._portfolio_raw: Mapping | None = None   # newest portfolio.updated (or the seed)
         self._system: dict = {"status": "initialized"}
         self._counts: dict[str, int] = {}
         self._last_event_ts: float | None = None
@@ -225,15 +225,15 @@ class DashboardFeed:
         self._book: dict[str, dict] = {}  # order_id -> lifecycle row, oldest first
         self._pending: list = []          # order / equity events not yet folded in
         self._anon = 0
-        self._initial_capital = None
+        self._initial_capital: float | None = None
         self._charges_base = 0            # paise, from the seed
         self._charges = 0                 # paise, from fills after the seed
         self._symbol_charges: dict[str, int] = {}
         self._market_ns = 0               # newest market time seen in an event
         self._stale: dict[str, dict] = {}
-        self._halt = None
-        self._last_reject = None
-        self._squareoff_failed = None
+        self._halt: dict | None = None
+        self._last_reject: dict | None = None
+        self._squareoff_failed: dict | None = None
         self.version = 0                  # bumped on every change (the web stream's cue)
         if event_bus is not None:
             event_bus.subscribe("*", self.on_event)
@@ -502,7 +502,7 @@ class DashboardFeed:
             system["last_event_ts"] = self._last_event_ts
             system["market_ts"] = self._market_ns or None
             alerts = list(self._alerts)
-            snap = jsonable(portfolio) if portfolio is not None else {}
+            snap: dict = jsonable(portfolio) if portfolio is not None else {}
             if type(snap) is not dict:
                 snap = {}
             money = self._money(snap)
@@ -559,7 +559,7 @@ class DashboardFeed:
                 totals = source.get_totals()
             except Exception:
                 logger.exception("DashboardFeed: portfolio source failed")
-        ticks = {}
+        ticks: dict = {}
         if tick_times is not None:
             try:
                 ticks = dict(tick_times())
@@ -569,7 +569,7 @@ class DashboardFeed:
             now_ns = max(now_ns, self._market_ns)
             self._fold()
             raw = self._portfolio_raw
-            snap = jsonable(raw) if raw is not None else {}
+            snap: dict = jsonable(raw) if raw is not None else {}
             if type(snap) is not dict:
                 snap = {}
             open_positions = snap.pop("positions", None) or []
@@ -660,8 +660,8 @@ class DashboardFeed:
     def _staleness(self, stale: dict, ticks: dict, now_ns: int) -> list[dict]:
         out = []
         for sym in sorted(set(ticks) | set(stale)):
-            last = ticks.get(sym)
-            last = int(last) if _num(last) is not None and last > 0 else None
+            value = _num(ticks.get(sym))
+            last = int(value) if value is not None and value > 0 else None
             age = (now_ns - last) / NS if last and now_ns else None
             flag = stale.get(sym)
             flagged = flag is not None and (last is None or flag["ts"] >= last)
