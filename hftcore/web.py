@@ -47,6 +47,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -80,6 +81,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
+FULL_HISTORY_EVERY = 10.0                # s; see Broadcast.build
 OPEN_PATHS = ("/",)                      # answers without a token: the login form (401)
 
 
@@ -190,6 +192,8 @@ class Broadcast:
         self._closing = False
         self._version = None
         self._equity = (None, 0)      # (generation, buckets) in the previous frame
+        self._full_at = -math.inf     # when the whole equity history last went out
+        self._history_due = False     # a merged history is waiting for its turn
 
     def build(self) -> None:
         """Serialise the feed's view once and wake every client.  A frame carries the
@@ -198,10 +202,21 @@ class Broadcast:
         generation, count = self._equity
         view = self.feed.get_view(equity_from=max(count - 1, 0))
         eq = view.get("equity") or {}
+        now = time.monotonic()
         if eq.get("generation") != generation and eq.get("offset"):
-            view = self.feed.get_view(equity_from=0)
-            eq = view.get("equity") or {}
-        self._equity = (eq.get("generation"), eq.get("count", 0))
+            # the buckets merged: the whole history goes out again, but at most every
+            # FULL_HISTORY_EVERY seconds (a fast replay merges often); until then the
+            # page keeps the chart it has
+            if now - self._full_at >= FULL_HISTORY_EVERY:
+                view = self.feed.get_view(equity_from=0)
+                eq = view.get("equity") or {}
+            else:
+                view["equity"] = eq = None
+        self._history_due = eq is None
+        if eq is not None:
+            if eq.get("offset") == 0 and eq.get("count", 0) > 1:
+                self._full_at = now
+            self._equity = (eq.get("generation"), eq.get("count", 0))
         body = json.dumps(view, separators=(",", ":"), allow_nan=False)
         self.frame = b"data: " + body.encode() + b"\n\n"
         self.frames += 1
@@ -223,13 +238,14 @@ class Broadcast:
         last_ping = loop.time()
         while not self._closing:
             version = self.feed.version
-            if version != self._version:
+            now = loop.time()
+            if version != self._version or (
+                    self._history_due and time.monotonic() - self._full_at >= FULL_HISTORY_EVERY):
                 self._version = version
                 try:
                     self.build()
                 except Exception:                     # never let the producer die
                     logger.exception("dashboard: building the view failed")
-            now = loop.time()
             ping = now - last_ping >= self.keepalive
             if ping:
                 last_ping = now

@@ -457,3 +457,41 @@ def test_serve_session_shows_the_capital_before_the_first_fill_and_halts(capsys)
         assert session.execution.halted == "halted from the dashboard"
     finally:
         server.stop()
+
+
+def test_merged_equity_history_is_resent_at_most_every_few_seconds(monkeypatch):
+    import hftcore.web
+    monkeypatch.setattr(hftcore.web, "FULL_HISTORY_EVERY", 1.0)
+    bus = EventBus(0)
+    feed = DashboardFeed(bus, max_points=16)          # merges every few dozen updates
+    server = DashboardServer(feed, port=0, interval=0.05).start()
+    client = Stream(server)
+    try:
+        assert wait_for(lambda: client.frames)
+        i, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < 3:
+            for _ in range(20):
+                bus.publish("portfolio.updated", {"equity": 1e6 + i, "ts": (T0 + i) * NS})
+                i += 1
+            time.sleep(0.01)
+        final = feed.get_equity_history()
+
+        def page_points():                 # apply the frames the way the page does
+            points, generation = [], None
+            for e in (json.loads(f)["equity"] for f in list(client.frames)):
+                if e is None:
+                    continue
+                if e["offset"] == 0:
+                    points, generation = e["points"], e["generation"]
+                elif e["generation"] == generation and e["offset"] <= len(points):
+                    points = points[:e["offset"]] + e["points"]
+            return points
+        # the last merged history still goes out once its turn comes, with no new event
+        assert wait_for(lambda: page_points() == final["points"], timeout=5)
+        tails = [json.loads(f)["equity"] for f in client.frames]
+        full = [e for e in tails if e and e["offset"] == 0 and e["count"] > 1]
+        assert any(e is None for e in tails) and 2 <= len(full) <= 6
+    finally:
+        client.close()
+        server.stop()
+

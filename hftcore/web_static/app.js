@@ -176,9 +176,14 @@ async function fetchEquity() {
   }
 }
 
+// a frame carries the buckets since the previous frame, the whole history (offset 0)
+// after the server's buckets merged, or nothing (null: keep the chart)
 function mergeEquity(tail) {
   if (!tail) return;
-  if (tail.generation === equity.generation && tail.offset <= equity.points.length) {
+  if (tail.offset === 0) {
+    equity = {generation: tail.generation, points: tail.points};
+    drawChart();
+  } else if (tail.generation === equity.generation && tail.offset <= equity.points.length) {
     equity.points = equity.points.slice(0, tail.offset).concat(tail.points);
     drawChart();
   } else {
