@@ -3,7 +3,7 @@
     hftcore demo       a synthetic NSE session through all six services (paper)
     hftcore backtest   replay CSV ticks or Kite candles; summary + report folder
     hftcore paper      a paper session in (scaled) real time until Ctrl-C
-    hftcore dashboard  print a running paper session's snapshot
+    hftcore dashboard  print a running paper session's dashboard (--json: the snapshot)
     hftcore config     print the documented example configuration
 """
 
@@ -167,7 +167,6 @@ def _only(feed, symbols):
 def cmd_paper(args) -> int:
     from .feeds import ReplayFeed, SyntheticFeed
     from .session import PaperSession
-    from .web import DashboardServer
     cfg = _config(args)
     instruments = _instruments(cfg)
     feed: SyntheticFeed | ReplayFeed
@@ -198,13 +197,10 @@ def cmd_paper(args) -> int:
                   f"capital {restored['capital']:,.2f}"
                   + (f"; {corrupt} corrupt journal record(s) skipped (see the errors above)"
                      if corrupt else ""), flush=True)
-        if args.dashboard:
-            try:
-                server = DashboardServer(session.dashboard, port=args.port).start()
-            except OSError as exc:
-                raise UserError(f"--port {args.port}: cannot serve the dashboard "
-                                f"({exc.strerror})") from None
-            print(f"dashboard: {server.url}", flush=True)
+        if not args.quiet:
+            from .console import print_fills
+            print_fills(session.bus)              # fills, rejections and halts as they happen
+        server = _serve_dashboard(session, args) if args.dashboard else None
     except BaseException:
         session.portfolio.close()
         raise
@@ -261,26 +257,47 @@ def cmd_paper(args) -> int:
     return 0
 
 
-def cmd_dashboard(args) -> int:
-    url = f"http://127.0.0.1:{args.port}/api/snapshot"
+def _serve_dashboard(session, args):
+    from .web import LOOPBACK, serve_session
+    remote = args.bind not in LOOPBACK
+    if remote and not args.i_know:
+        raise UserError(f"--bind {args.bind} would expose positions and PnL beyond this machine; "
+                        f"add --i-know to do it anyway")
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            snap = json.load(resp)
-    except (urllib.error.URLError, OSError):
+        server = serve_session(session, args.bind, args.port, allow_remote=remote)
+    except OSError as exc:
+        raise UserError(f"--port {args.port}: cannot serve the dashboard on {args.bind}: "
+                        f"{exc.strerror or exc}") from None
+    if remote:
+        print(f"warning: the dashboard listens on {args.bind}:{server.port}; anyone who can "
+              f"reach it and has the token sees positions and PnL", file=sys.stderr)
+    print(f"dashboard: {server.url}", flush=True)
+    print(f"dashboard token: {server.token_file} (for hftcore dashboard)", flush=True)
+    return server
+
+
+def cmd_dashboard(args) -> int:
+    from .console import format_view
+    from .web import read_token, token_path
+    path = token_path(args.port)
+    token = args.token or read_token(path)
+    if not token:
+        raise UserError(f"no dashboard token for port {args.port} in {path} "
+                        f"(start one with: hftcore paper --dashboard, or pass --token)")
+    route = "/api/snapshot" if args.json else "/api/view"
+    req = urllib.request.Request(f"http://127.0.0.1:{args.port}{route}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            data = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        raise UserError(f"the dashboard on port {args.port} answered {exc.code} "
+                        f"({'wrong or old token' if exc.code in (401, 403) else exc.reason})"
+                        ) from None
+    except (urllib.error.URLError, OSError, ValueError):
         raise UserError(f"no paper session with a dashboard on port {args.port} "
                         f"(start one with: hftcore paper --dashboard)") from None
-    if args.json:
-        print(json.dumps(snap, indent=2))
-        return 0
-    p = snap["portfolio"]
-    print(f"status {snap['system'].get('status')}  equity {p.get('equity', 0):,.2f}  "
-          f"realized {p.get('realized_pnl', 0):,.2f}  unrealized {p.get('unrealized_pnl', 0):,.2f}")
-    for pos in snap["positions"]:
-        print(f"  {pos.get('symbol', '?'):<12}{pos.get('quantity', 0):>6}  "
-              f"@ {pos.get('avg_price') or 0:,.2f}  last {pos.get('last_price') or 0:,.2f}")
-    for o in snap["orders"][-5:]:
-        print(f"  {o.get('type')}: {o.get('side', '')} {o.get('quantity', '')} "
-              f"{o.get('symbol', '')} {o.get('price', o.get('message', ''))}")
+    print(json.dumps(data, indent=2) if args.json else format_view(data))
     return 0
 
 
@@ -331,13 +348,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--dashboard", action="store_true", help="serve the web dashboard")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--bind", default="127.0.0.1", help="dashboard address (loopback by default)")
+    p.add_argument("--i-know", action="store_true",
+                   help="allow --bind beyond loopback (exposes positions and PnL)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print fills as they happen")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
     p.add_argument("--checkpoint-dir", default="artifacts/portfolio")
     p.set_defaults(func=cmd_paper)
 
-    p = sub.add_parser("dashboard", help="show a running paper session's snapshot")
+    p = sub.add_parser("dashboard", help="show a running paper session's dashboard")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--token", help="access token (default: the session's token file)")
+    p.add_argument("--json", action="store_true", help="print the full JSON snapshot")
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("config", help="print the documented example configuration")

@@ -179,7 +179,10 @@ class PaperSession:
         self.report.decision_ns.append(time.perf_counter_ns() - t0)
 
     def _on_halt(self, event) -> None:
-        self._halt_pending = True                # squared off by the loop, not inside the event
+        # a daily-loss halt squares off (by the loop, not inside the event); a manual or
+        # broker halt only stops new positions
+        if event["payload"].get("rule") == "max_daily_loss":
+            self._halt_pending = True
 
     def _cutoff_for(self, day: int) -> int:
         return day * DAY_NS - IST_OFFSET_NS + self._cutoff_ns

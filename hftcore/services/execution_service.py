@@ -167,6 +167,14 @@ class ExecutionService:
         """Why trading is halted (None while trading)."""
         return self.gate.halted
 
+    def halt(self, reason: str, rule: str = "manual") -> bool:
+        """Stop opening orders (exits still pass) and publish ``risk.halted`` once;
+        False if trading was already halted."""
+        if self.gate.halted:
+            return False
+        self._halt(reason, rule)
+        return True
+
     def reset_halt(self) -> None:
         """Resume trading after a ``risk.halted`` (e.g. the next session)."""
         self.gate.resume()
