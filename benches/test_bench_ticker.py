@@ -6,8 +6,8 @@ subscription); packets/s = 500 / median.  ``extra_info["packets"]`` records the 
 import random
 
 import pytest
-
 import reference_ticker as ref
+
 from hftcore.kite.server import TickState, encode_frame, encode_packet
 from hftcore_ext.ticker import decode_frame
 

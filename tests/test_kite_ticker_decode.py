@@ -6,8 +6,8 @@ import struct
 
 import numpy as np
 import pytest
-
 import reference_ticker as ref
+
 from hftcore.kite.server import TickState, encode_frame, encode_packet
 from hftcore_ext.ticker import COLUMNS, decode_frame, packet_count
 
