@@ -5,6 +5,7 @@
     hftcore paper      a paper session in (scaled) real time until Ctrl-C
     hftcore dashboard  print a running paper session's snapshot
     hftcore config     print the documented example configuration
+    hftcore login      Kite login: request token -> access token file (0600)
 """
 
 from __future__ import annotations
@@ -205,6 +206,38 @@ def cmd_paper(args) -> int:
     return 0
 
 
+def cmd_login(args) -> int:
+    import getpass
+    import os
+    from .kite import auth
+    api_key = args.api_key or os.environ.get(auth.ENV_KEY, "")
+    if not api_key:
+        raise UserError(f"no API key: pass --api-key or set {auth.ENV_KEY}")
+    secret = os.environ.get(auth.ENV_SECRET, "")
+    if not secret:
+        if not sys.stdin.isatty():
+            raise UserError(f"no API secret: set {auth.ENV_SECRET}")
+        secret = getpass.getpass("Kite API secret: ")
+    auth.install_redaction(api_key, secret)
+    print(f"1. Log in at: {auth.login_url(api_key)}", flush=True)
+    text = args.request_token
+    if not text:
+        print("2. Paste the redirect URL (or its request_token): ", end="", flush=True)
+        text = sys.stdin.readline()
+    try:
+        request_token = auth.parse_request_token(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        creds = auth.exchange_request_token(api_key, secret, request_token,
+                                            token_file=args.token_file, root=args.root)
+    except Exception as exc:         # the client's TokenException, a network error, ...
+        raise UserError(f"login failed: {auth.redact(exc)}") from None
+    print(f"access token saved to {creds.source} (mode 0600); it expires "
+          f"{creds.expires_at.astimezone(auth.IST):%Y-%m-%d %H:%M} IST")
+    return 0
+
+
 def cmd_dashboard(args) -> int:
     url = f"http://127.0.0.1:{args.port}/api/snapshot"
     try:
@@ -281,6 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("login", help="Kite login: store the day's access token (0600)")
+    p.add_argument("--api-key", help="default: $KITE_API_KEY (the secret: $KITE_API_SECRET "
+                                     "or a prompt, never an argument)")
+    p.add_argument("--request-token", help="the redirect URL or its request_token "
+                                           "(default: read from stdin)")
+    p.add_argument("--token-file", help="default: ~/.config/hftcore/kite_token.json")
+    p.add_argument("--root", help="Kite API root (e.g. a local `python -m "
+                                  "hftcore.kite.server` for a dry run)")
+    p.set_defaults(func=cmd_login)
 
     p = sub.add_parser("config", help="print the documented example configuration")
     p.add_argument("--example", action="store_true", help="print the example (the default)")
