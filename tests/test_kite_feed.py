@@ -72,7 +72,7 @@ def test_kite_feed_full_mode_uses_the_exchange_epoch_not_the_local_zone(srv):
     with _feed(srv, mode="full", symbols=["INFY"]) as feed:
         assert feed.wait_connected(3) and _wait(_subscribed(srv, 1))
         assert _wait(lambda: list(srv._clients.values())[0].get(408065) == "full")
-        srv.push_ticks({"INFY": 1580.0}, exchange_ts=1_764_215_100)   # 09:15:00 IST
+        srv.push_ticks({"INFY": 1580.0}, exchange_ts=1_764_215_100)   # 2025-11-27 09:15 IST
         (b,) = _collect(feed, 1)
         assert b.ts_ns.tolist() == [1_764_215_100 * 10**9]
 
@@ -135,7 +135,7 @@ def test_kite_feed_slow_consumer_never_blocks_the_reader(srv):
 def test_kite_feed_batches_and_poll_close_candles_on_the_clock(srv):
     table = InstrumentTable.nse_default()
     engine = MarketDataEngine(table, timeframes=("1m",))
-    t0 = 1_764_215_100 * 10**9                             # 09:15:00 IST
+    t0 = 1_764_215_100 * 10**9                             # 2025-11-27 09:15:00 IST
     now = {"ns": t0}
     feed = KiteTickerFeed(srv.api_key, srv.access_token, table, symbols=["INFY"], mode="quote",
                           url=srv.ws_url, engine=engine, clock=lambda: now["ns"],
