@@ -6,6 +6,7 @@
     hftcore dashboard  print a running paper session's snapshot
     hftcore config     print the documented example configuration
     hftcore login      Kite login: request token -> access token file (0600)
+    hftcore data fetch Kite historical candles into the CSV format backtest reads
 """
 
 from __future__ import annotations
@@ -138,13 +139,15 @@ def cmd_paper(args) -> int:
     from .session import PaperSession
     from .web import DashboardServer
     cfg = _config(args)
+    if args.feed == "kite":
+        return _paper_on_kite(args, cfg)
     instruments = _instruments(cfg)
     if args.feed == "synthetic":
         feed = SyntheticFeed(cfg.symbols, instruments=instruments, seed=args.seed)
     elif args.feed.startswith("replay:"):
         feed = ReplayFeed(args.feed[len("replay:"):], instruments=instruments)
     else:
-        raise UserError(f"--feed must be synthetic or replay:PATH, got {args.feed!r}")
+        raise UserError(f"--feed must be synthetic, replay:PATH or kite, got {args.feed!r}")
     if not args.speed > 0:
         raise UserError("--speed must be > 0")
     kwargs = cfg.session_kwargs()
@@ -203,6 +206,77 @@ def cmd_paper(args) -> int:
     print(session.summary())
     if args.checkpoint_dir:
         print(f"checkpoint: {args.checkpoint_dir}")
+    return 0
+
+
+def _paper_on_kite(args, cfg) -> int:
+    """Paper trading on live Kite ticks: KiteTickerFeed into the same PaperSession."""
+    from .kite.connect import open_kite
+    from .session import PaperSession
+    from .web import DashboardServer
+    link = open_kite(cfg.symbols, token_file=args.token_file, root=args.kite_root,
+                     ws_url=args.kite_ws, mode=args.kite_mode, start=False)
+    session = PaperSession(link.feed, checkpoint_dir=args.checkpoint_dir, **cfg.session_kwargs())
+    link.feed.bus, link.feed.engine = session.bus, session.engine
+    link.feed.start()
+    if not link.feed.wait_connected(10):
+        link.close()
+        raise UserError(link.feed.error or "could not connect to the Kite ticker")
+    server = None
+    if args.dashboard:
+        server = DashboardServer(session.dashboard, port=args.port).start()
+        print(f"dashboard: {server.url}", flush=True)
+    session.dashboard.update_system_state("status", "running")
+    session.dashboard.update_system_state("mode", "paper (Kite ticks)")
+    started, started_wall = time.monotonic(), time.perf_counter()
+    stop = {"now": False}
+
+    def request_stop(signum, frame):
+        stop["now"] = True
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    def done() -> bool:
+        return stop["now"] or bool(args.duration and time.monotonic() - started >= args.duration)
+    try:
+        for batch in link.feed.batches(1.0, stop=done):
+            if len(batch):
+                session.step(batch)
+            link.feed.poll()                    # candles close on the clock between ticks
+            session.dashboard.update_system_state("feed_staleness", link.feed.staleness())
+        if link.feed.halted:
+            print(f"hftcore: ticker stopped: {link.feed.error}", file=sys.stderr)
+        if session.square_off:
+            session.flatten()
+        session.finish(started_wall)
+    finally:
+        link.close()
+        session.portfolio.close()
+        if server is not None:
+            server.stop()
+    print(session.summary())
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    import datetime as dt
+
+    from .kite import auth
+    from .kite.connect import fetch_candles, kite_client
+    from .kite.instruments import load_kite_instruments
+    try:
+        start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    except ValueError as exc:
+        raise UserError(f"--from/--to must be YYYY-MM-DD: {exc}") from None
+    kite = kite_client(auth.load_credentials(args.token_file), args.kite_root)
+    instruments = load_kite_instruments(kite)
+    symbols = [s.upper() for s in args.symbols]
+    try:
+        written = fetch_candles(kite, instruments, symbols, start, end, args.interval, args.out)
+    except Exception as exc:          # a Kite error: one line, secrets masked
+        raise UserError(f"data fetch failed: {auth.redact(exc)}") from None
+    for sym, n in written.items():
+        print(f"{sym}: {n} candles -> {args.out}/{sym}.csv")
     return 0
 
 
@@ -272,6 +346,14 @@ def cmd_config(args) -> int:
 
 # ---------------------------------------------------------------- parser
 
+def kite_args(p) -> None:
+    """Options shared by the commands that talk to Kite."""
+    p.add_argument("--token-file", help="default: ~/.config/hftcore/kite_token.json")
+    p.add_argument("--kite-root", help="Kite REST root (default api.kite.trade; a local "
+                                       "`python -m hftcore.kite.server` for a dry run)")
+    p.add_argument("--kite-ws", help="Kite ticker root (default wss://ws.kite.trade)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hftcore", description="Event-driven NSE trading "
                                  "with a compiled core: paper, backtest, live dashboard.")
@@ -301,7 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("paper", help="paper trading in (scaled) real time until Ctrl-C")
     common(p)
-    p.add_argument("--feed", default="synthetic", help="synthetic or replay:PATH")
+    p.add_argument("--feed", default="synthetic",
+                   help="synthetic, replay:PATH, or kite (live ticks; see hftcore login)")
+    kite_args(p)
+    p.add_argument("--kite-mode", default="quote", choices=("ltp", "quote", "full"))
     p.add_argument("--speed", type=float, default=1.0, help="market seconds per wall second")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--dashboard", action="store_true", help="serve the web dashboard")
@@ -314,6 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("data", help="market data utilities")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("fetch", help="Kite historical candles -> CSV files for backtest")
+    p.add_argument("--symbols", nargs="+", required=True)
+    p.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD")
+    p.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--interval", default="5minute",
+                   help="minute, 3minute, 5minute, 10minute, 15minute, 30minute, 60minute, day")
+    p.add_argument("--out", default="data", help="folder for SYMBOL.csv files")
+    kite_args(p)
+    p.set_defaults(func=cmd_data_fetch)
 
     p = sub.add_parser("login", help="Kite login: store the day's access token (0600)")
     p.add_argument("--api-key", help="default: $KITE_API_KEY (the secret: $KITE_API_SECRET "

@@ -24,7 +24,11 @@ COLUMNS = ("instrument_token", "exchange_token", "tradingsymbol", "name", "last_
            "expiry", "strike", "tick_size", "lot_size", "instrument_type", "segment",
            "exchange")
 DEFAULT_EXCHANGES = ("NSE", "BSE", "NFO")
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hftcore"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/hftcore`` (``~/.cache/hftcore``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hftcore"
 
 
 def ist_today(now: dt.datetime | None = None) -> dt.date:
@@ -63,7 +67,7 @@ def download_instruments(kite, path: Path, exchanges=DEFAULT_EXCHANGES) -> int:
     return len(rows)
 
 
-def load_kite_instruments(kite=None, cache_dir=DEFAULT_CACHE, exchanges=DEFAULT_EXCHANGES,
+def load_kite_instruments(kite=None, cache_dir=None, exchanges=DEFAULT_EXCHANGES,
                           instrument_types=None, today: dt.date | None = None,
                           refresh: bool = False) -> InstrumentTable:
     """Today's instruments as an ``InstrumentTable``.
@@ -71,13 +75,15 @@ def load_kite_instruments(kite=None, cache_dir=DEFAULT_CACHE, exchanges=DEFAULT_
     Parameters
     ----------
     kite : kiteconnect.KiteConnect or None -- None: use the cache (or the bundled table)
-    cache_dir : path -- one ``instruments-YYYY-MM-DD.csv`` per IST day
+    cache_dir : path -- one ``instruments-YYYY-MM-DD.csv`` per IST day (default
+        ``default_cache_dir()``)
     exchanges : tuple -- loaded in this order, so a plain symbol resolves to the
         first exchange that lists it (``"BSE:RELIANCE"`` picks another)
     instrument_types : tuple or None -- e.g. ("EQ", "FUT"); None keeps all
     refresh : bool -- download even if today's file exists
     """
     day = today or ist_today()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_path(cache_dir, day)
     if kite is not None and (refresh or not path.exists()):
         try:
