@@ -182,7 +182,9 @@ def test_kite_broker_timeout_on_placement_is_resolved_by_tag(broker, srv):
     assert [o["order_id"] for o in srv.orders_with_tag("mytag1")] == [order.order_id]
     assert len(srv.all_orders()) == 1                    # exactly one order at the exchange
     assert _wait(lambda: order.status == "COMPLETE")
-    assert sum(f.quantity for f in order.fills) == 5
+    assert sum(f.quantity for f in broker.fills_of(order.order_id)) == 5
+    listened = {f.fill_id for f in broker.events.fills()}
+    assert not listened & {f.fill_id for f in order.fills}    # returned or heard, not both
 
 
 def test_kite_broker_html_page_and_missing_content_type_are_looked_up(broker, srv):

@@ -102,6 +102,7 @@ class _Tracked:
     returned: bool = True           # False while place_order has not handed it back
     announce: bool = False          # adopted by tag: the next events start with "placed"
     expect: tuple | None = None     # (quantity, price paise) of our modification in flight
+    fills: list = field(default_factory=list)   # every fill, in order
 
 
 @dataclass
@@ -530,6 +531,18 @@ class KiteBroker:
         inst = self.instruments.get(symbol)
         return [o for o in out if inst is not None and o.symbol == inst.symbol]
 
+    def fills_of(self, order_id) -> list[Fill]:
+        """Every fill of an order so far (``order.fills`` has only those known when
+        ``place_order`` returned)."""
+        with self._lock:
+            tr = self._orders.get(order_id)
+            return [] if tr is None else list(tr.fills)
+
+    def on_price(self, symbol, price) -> list:
+        """The paper-broker hook a session calls on each price: Kite matches on the
+        exchange, so there is nothing to do here."""
+        return []
+
     def kite_status(self, order_id) -> str:
         """Kite's own last status of an order (transient ones included)."""
         with self._lock:
@@ -613,7 +626,11 @@ class KiteBroker:
         o.filled = tr.filled
         o.value_paise = tr.value_paise
         o.fees_paise += fee
-        o.fills.append(fill)
+        tr.fills.append(fill)
+        if not tr.returned:
+            # order.fills holds what place_order's caller publishes itself; later fills
+            # reach it through the listeners only (never both: no double publication)
+            o.fills.append(fill)
         return fill
 
     def _apply_row(self, tr: _Tracked, row: dict) -> list:
