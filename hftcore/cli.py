@@ -7,6 +7,7 @@
     hftcore config     print the documented example configuration
     hftcore login      Kite login: request token -> access token file (0600)
     hftcore data fetch Kite historical candles into the CSV format backtest reads
+    hftcore live       the paper session with KiteTickerFeed and KiteBroker (real orders)
 """
 
 from __future__ import annotations
@@ -213,21 +214,28 @@ def _paper_on_kite(args, cfg) -> int:
     """Paper trading on live Kite ticks: KiteTickerFeed into the same PaperSession."""
     from .kite.connect import open_kite
     from .session import PaperSession
-    from .web import DashboardServer
     link = open_kite(cfg.symbols, token_file=args.token_file, root=args.kite_root,
                      ws_url=args.kite_ws, mode=args.kite_mode, start=False)
     session = PaperSession(link.feed, checkpoint_dir=args.checkpoint_dir, **cfg.session_kwargs())
+    return _run_on_kite(session, link, args, "paper (Kite ticks)")
+
+
+def _run_on_kite(session, link, args, mode: str, live: bool = False) -> int:
+    """Drive ``session`` from the Kite ticker until Ctrl-C / --duration / a halt."""
+    from .kite.feed import NS
+    from .web import DashboardServer
     link.feed.bus, link.feed.engine = session.bus, session.engine
     link.feed.start()
     if not link.feed.wait_connected(10):
         link.close()
+        session.portfolio.close()
         raise UserError(link.feed.error or "could not connect to the Kite ticker")
     server = None
     if args.dashboard:
         server = DashboardServer(session.dashboard, port=args.port).start()
         print(f"dashboard: {server.url}", flush=True)
     session.dashboard.update_system_state("status", "running")
-    session.dashboard.update_system_state("mode", "paper (Kite ticks)")
+    session.dashboard.update_system_state("mode", mode)
     started, started_wall = time.monotonic(), time.perf_counter()
     stop = {"now": False}
 
@@ -237,18 +245,35 @@ def _paper_on_kite(args, cfg) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     def done() -> bool:
-        return stop["now"] or bool(args.duration and time.monotonic() - started >= args.duration)
+        return (stop["now"] or bool(args.duration and time.monotonic() - started >= args.duration)
+                or (live and link.broker.halted))
+    squared = False
+    cutoff = _square_off_minutes(args.square_off_time)
     try:
         for batch in link.feed.batches(1.0, stop=done):
             if len(batch):
                 session.step(batch)
             link.feed.poll()                    # candles close on the clock between ticks
             session.dashboard.update_system_state("feed_staleness", link.feed.staleness())
+            ist_minutes = ((session.now_ns // NS + 19800) // 60) % 1440
+            if cutoff is not None and session.square_off and len(batch) \
+                    and ist_minutes >= cutoff:
+                _flatten(session, link.broker if live else None)   # Zerodha squares MIS
+                squared = True                  # off from 15:20 IST: flat, and the day is over
+                break
         if link.feed.halted:
             print(f"hftcore: ticker stopped: {link.feed.error}", file=sys.stderr)
-        if session.square_off:
-            session.flatten()
+        if live and link.broker.halted:
+            print(f"hftcore: trading halted: {link.broker.halt_reason}", file=sys.stderr)
+        if session.square_off and not squared and not (live and link.broker.halted):
+            _flatten(session, link.broker if live else None)
+        elif live:
+            _settle(link.broker, session)
         session.finish(started_wall)
+        if getattr(args, "out", None):
+            from .report import write_report
+            write_report(session, args.out, title=f"hftcore {mode}")
+            print(f"report: {args.out}/ (fills.csv, trades.csv, report.html, summary.json)")
     finally:
         link.close()
         session.portfolio.close()
@@ -256,6 +281,80 @@ def _paper_on_kite(args, cfg) -> int:
             server.stop()
     print(session.summary())
     return 0
+
+
+def _square_off_minutes(text: str):
+    """"HH:MM" (IST) -> minutes after midnight; "none" -> None."""
+    if text.lower() == "none":
+        return None
+    try:
+        h, m = (int(x) for x in text.split(":"))
+        if not (0 <= h < 24 and 0 <= m < 60):
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--square-off-time must be HH:MM or none, got {text!r}") from None
+    return h * 60 + m
+
+
+def _flatten(session, broker=None) -> None:
+    """Square off; on Kite, first let the orders in flight land in the portfolio, then
+    wait for the square-off's own fills."""
+    if broker is not None:
+        _settle(broker, session)
+    session.flatten()
+    if broker is not None:
+        _settle(broker, session)
+
+
+def _settle(broker, session=None, seconds: float = 5.0) -> None:
+    """Wait for the last orders' fills (order updates, then polling) to be booked."""
+    end = time.monotonic() + seconds
+
+    def pending() -> bool:
+        return bool(broker.open_orders()) or (session is not None
+                                              and len(session.fills) < broker.fill_count())
+    while pending() and time.monotonic() < end:
+        time.sleep(0.02)
+    broker.poll()
+
+
+def cmd_live(args) -> int:
+    from .kite.connect import open_kite
+    from .services import ExecutionService
+    from .session import PaperSession
+    cfg = _config(args)
+    if not args.confirm_live:
+        raise UserError("live trading sends real orders to Zerodha with real money; run "
+                        "again with --confirm-live (try a dry run against "
+                        "`python -m hftcore.kite.server` first)")
+    print("WARNING: LIVE TRADING. Orders go to Kite Connect"
+          f"{' at ' + args.kite_root if args.kite_root else ''} with real money.",
+          file=sys.stderr, flush=True)
+    link = open_kite(cfg.symbols, token_file=args.token_file, root=args.kite_root,
+                     ws_url=args.kite_ws, mode=args.kite_mode, start=False,
+                     market_protection=args.market_protection)
+    kwargs = cfg.session_kwargs()
+    session = PaperSession(link.feed, checkpoint_dir=args.checkpoint_dir, **kwargs)
+    # the same session, with Kite in place of the paper broker
+    session.broker = link.broker
+    session.execution = ExecutionService(link.broker, session.portfolio, session.bus, "live",
+                                         kwargs.get("max_position_size", 100),
+                                         kwargs.get("risk"), clock=lambda: session.now_ns)
+
+    def on_broker(kind, order, fill):
+        if kind == "halted":
+            session.bus.publish("risk.halted", {"reason": link.broker.halt_reason,
+                                                "rule": "broker", "net_pnl":
+                                                session.portfolio.net_pnl(), "limit": None,
+                                                "ts": session.now_ns})
+    link.broker.add_listener(on_broker)
+    report = link.broker.require_reconciled(session.portfolio, adopt=args.adopt_broker_positions)
+    print(report.summary(), file=sys.stderr, flush=True)
+    if link.broker.halted:
+        link.close()
+        session.portfolio.close()
+        raise UserError(f"refusing to trade: {link.broker.halt_reason}")
+    return _run_on_kite(session, link, args, "live", live=True)
 
 
 def cmd_data_fetch(args) -> int:
@@ -354,6 +453,14 @@ def kite_args(p) -> None:
     p.add_argument("--kite-ws", help="Kite ticker root (default wss://ws.kite.trade)")
 
 
+def kite_session_args(p) -> None:
+    """Options of the sessions that run on Kite ticks (paper --feed kite, live)."""
+    p.add_argument("--kite-mode", default="quote", choices=("ltp", "quote", "full"))
+    p.add_argument("--square-off-time", default="15:20",
+                   help="IST time (tick time) to flatten MIS positions and end the day, "
+                        "or none")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hftcore", description="Event-driven NSE trading "
                                  "with a compiled core: paper, backtest, live dashboard.")
@@ -386,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feed", default="synthetic",
                    help="synthetic, replay:PATH, or kite (live ticks; see hftcore login)")
     kite_args(p)
-    p.add_argument("--kite-mode", default="quote", choices=("ltp", "quote", "full"))
+    kite_session_args(p)
     p.add_argument("--speed", type=float, default=1.0, help="market seconds per wall second")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--dashboard", action="store_true", help="serve the web dashboard")
@@ -399,6 +506,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("live", help="live trading on Kite (needs --confirm-live)")
+    common(p)
+    kite_args(p)
+    kite_session_args(p)
+    p.add_argument("--confirm-live", action="store_true",
+                   help="required: orders go to Zerodha with real money")
+    p.add_argument("--adopt-broker-positions", action="store_true",
+                   help="on a reconciliation mismatch take Kite's positions (default: refuse)")
+    p.add_argument("--market-protection", type=float, default=-1,
+                   help="for MARKET / SL-M orders: -1 (Kite's automatic) or a percentage")
+    p.add_argument("--dashboard", action="store_true", help="serve the web dashboard")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
+    p.add_argument("--checkpoint-dir", default="artifacts/live-portfolio")
+    p.add_argument("--out", default="reports/live", help="session report folder")
+    p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("data", help="market data utilities")
     dsub = p.add_subparsers(dest="data_command", required=True)

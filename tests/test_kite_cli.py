@@ -69,7 +69,8 @@ def test_kite_paper_on_live_ticks(srv, tmp_path, capsys):
     try:
         rc = main(["paper", "--feed", "kite", "--symbols", "INFY", "TCS", "--duration", "1.2",
                    "--token-file", str(srv.token_file), "--kite-root", srv.url,
-                   "--kite-ws", srv.ws_url, "--checkpoint-dir", str(tmp_path / "ck")])
+                   "--kite-ws", srv.ws_url, "--checkpoint-dir", str(tmp_path / "ck"),
+                   "--square-off-time", "none"])
     finally:
         stop.set()
         pusher.join(2)

@@ -538,6 +538,11 @@ class KiteBroker:
             tr = self._orders.get(order_id)
             return [] if tr is None else list(tr.fills)
 
+    def fill_count(self) -> int:
+        """Fills emitted or returned so far, over every order."""
+        with self._lock:
+            return sum(len(t.fills) for t in self._orders.values())
+
     def on_price(self, symbol, price) -> list:
         """The paper-broker hook a session calls on each price: Kite matches on the
         exchange, so there is nothing to do here."""

@@ -107,6 +107,8 @@ class KiteTickerFeed:
         self.connected = threading.Event()
         self.error: str | None = None                    # set when the ticker refuses us
         self.last_message = time.monotonic()
+        self._last_ts_ns = 0                             # newest tick time (exchange clock)
+        self._last_ts_mono = 0.0
         # counters
         self.connects = 0
         self.messages = 0
@@ -381,11 +383,22 @@ class KiteTickerFeed:
             self._ltp[symbol] = ltps[i]
             self._last_tick[symbol] = mono
             self._stale_reported.discard(symbol)
+        newest = int(ts.max())
+        if newest >= self._last_ts_ns:
+            self._last_ts_ns, self._last_ts_mono = newest, mono
         if not keep.all():
             if not keep.any():
                 return None
             return Ticks(sym[keep], ts[keep].astype(np.int64), cols["ltp"][keep], vol[keep])
         return Ticks(sym, ts.astype(np.int64), cols["ltp"], vol)
+
+    def exchange_now_ns(self) -> int:
+        """The exchange's clock: the newest tick's time plus the wall time since it
+        arrived (the local clock before any tick).  Candles close on this clock, so a
+        skewed machine clock cannot close them early or late."""
+        if not self._last_ts_ns:
+            return int(self.clock())
+        return self._last_ts_ns + int((time.monotonic() - self._last_ts_mono) * NS)
 
     def _on_text(self, text: str) -> None:
         try:
@@ -480,9 +493,10 @@ class KiteTickerFeed:
 
     def poll(self, now_ns: int | None = None) -> int:
         """The session's timer hook: close candles whose period ended by ``now_ns``
-        (the engine's ``flush``) and report symbols quiet for ``symbol_stale_after``.
-        Returns the candles closed (0 without an engine)."""
-        now_ns = int(self.clock()) if now_ns is None else int(now_ns)
+        (default ``exchange_now_ns()``; the engine's ``flush``) and report symbols
+        quiet for ``symbol_stale_after``.  Returns the candles closed (0 without an
+        engine)."""
+        now_ns = self.exchange_now_ns() if now_ns is None else int(now_ns)
         if self.symbol_stale_after:
             for symbol, secs in self.staleness().items():
                 if secs >= self.symbol_stale_after and symbol not in self._stale_reported:
