@@ -299,3 +299,24 @@ def test_kite_times_are_ist():
     assert parse_kite_time("2026-11-27 09:15:00", 0) == int(utc.timestamp()) * 10**9
     assert parse_kite_time(dt.datetime(2026, 11, 27, 9, 15), 0) == int(utc.timestamp()) * 10**9
     assert parse_kite_time(None, 7) == 7
+
+
+def test_kite_broker_postbacks_are_checked_then_applied(kite, srv):
+    import hashlib
+    import json
+    broker = KiteBroker(kite)                            # no ticker: postbacks carry the state
+    ev = Events()
+    broker.add_listener(ev)
+    order = broker.place_order("INFY", "BUY", 5)
+    assert _wait(lambda: srv.all_orders()[0]["status"] == "COMPLETE")
+    row = dict(srv.all_orders()[0])
+    row["checksum"] = hashlib.sha256((row["order_id"] + row["order_timestamp"] + "forged")
+                                     .encode()).hexdigest()
+    assert not broker.on_postback(json.dumps(row), srv.api_secret)
+    assert ev.kinds() == [] and order.status == "OPEN"
+    row["checksum"] = hashlib.sha256((row["order_id"] + row["order_timestamp"]
+                                      + srv.api_secret).encode()).hexdigest()
+    assert broker.on_postback(json.dumps(row), srv.api_secret)
+    assert ev.kinds() == ["fill"] and order.status == "COMPLETE"
+    assert broker.on_postback(row, srv.api_secret)       # the same postback again: no new fill
+    assert ev.kinds() == ["fill"]

@@ -151,12 +151,28 @@ def test_kite_feed_batches_and_poll_close_candles_on_the_clock(srv):
             if got >= 2:
                 break
         assert engine.get_candles("INFY", "1m") == []    # the minute has not ended
-        now["ns"] = t0 + 61 * 10**9                         # no tick arrives: the timer closes it
         time.sleep(0.25)
-        assert feed.poll() == 1
+        assert t0 + 0.25e9 <= feed.exchange_now_ns() < t0 + 2e9   # the exchange's clock runs on
+        assert feed.poll() == 0
+        assert feed.poll(t0 + 61 * 10**9) == 1              # no tick arrives: the timer closes it
         (candle,) = engine.get_candles("INFY", "1m")
         assert (candle["open"], candle["close"]) == (1580.0, 1582.0)
         events = feed.bus.get_recent_events("feed.stale")
         assert [e["payload"]["symbol"] for e in events] == ["INFY"]
         feed.poll()
         assert len(feed.bus.get_recent_events("feed.stale")) == 1   # once until it ticks
+
+
+def test_kite_feed_subscribe_and_unsubscribe_while_connected(srv):
+    with _feed(srv, symbols=["INFY"]) as feed:
+        assert feed.wait_connected(3) and _wait(_subscribed(srv, 1))
+        feed.subscribe(["TCS"], mode="full")
+        assert _wait(lambda: next(iter(srv._clients.values())).get(2953217) == "full")
+        assert feed.subscriptions() == {"INFY": "quote", "TCS": "full"}
+        feed.unsubscribe(["INFY"])
+        assert _wait(lambda: 408065 not in next(iter(srv._clients.values())))
+        srv.push_ticks({"INFY": 1590.0, "TCS": 3125.0})
+        (b,) = _collect(feed, 1)
+        assert b.sym.tolist() == [feed.instruments.id_of("TCS")]
+        with pytest.raises(ValueError, match="unknown symbol"):
+            feed.subscribe(["NOPE"])

@@ -23,6 +23,9 @@ object), so importing this module does not require the ``kite`` extra.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 import logging
 import secrets
 import threading
@@ -586,6 +589,26 @@ class KiteBroker:
         return out
 
     # ------------------------------------------------------------ order state
+
+    def on_postback(self, body, api_secret: str) -> bool:
+        """A Kite postback (the JSON body your postback URL received): applied if its
+        ``checksum`` is sha256(order_id + order_timestamp + api_secret); False (and
+        ignored) otherwise."""
+        if isinstance(body, (bytes, str)):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return False
+        if not isinstance(body, dict):
+            return False
+        want = hashlib.sha256((str(body.get("order_id", "")) + str(body.get("order_timestamp", ""))
+                               + api_secret).encode()).hexdigest()
+        if not hmac.compare_digest(want, str(body.get("checksum", ""))):
+            logger.warning("postback with a bad checksum ignored (order %s)",
+                           body.get("order_id"))
+            return False
+        self.on_order_update(body)
+        return True
 
     def on_order_update(self, row: dict) -> None:
         """One order update (the ticker's text frame or a postback body)."""
