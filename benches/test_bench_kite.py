@@ -40,7 +40,7 @@ def rig():
 
 @pytest.mark.benchmark(group="tick to order, loopback")
 def test_hftcore_kite_tick_to_order_stream(benchmark, rig):
-    srv, kite, feed, broker = rig
+    srv, _, feed, broker = rig
 
     def once():
         srv.push_ticks({"INFY": 1580.0}, match=False)
@@ -53,7 +53,7 @@ def test_hftcore_kite_tick_to_order_stream(benchmark, rig):
 
 @pytest.mark.benchmark(group="tick to order, loopback")
 def test_rest_poll_tick_to_order(benchmark, rig):
-    srv, kite, feed, broker = rig
+    srv, kite, _, broker = rig
 
     def once():
         srv.set_price("INFY", 1580.0)

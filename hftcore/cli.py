@@ -372,7 +372,7 @@ def cmd_data_fetch(args) -> int:
     symbols = [s.upper() for s in args.symbols]
     try:
         written = fetch_candles(kite, instruments, symbols, start, end, args.interval, args.out)
-    except Exception as exc:          # a Kite error: one line, secrets masked
+    except Exception as exc:  # noqa: BLE001 - a Kite error: one line, secrets masked
         raise UserError(f"data fetch failed: {auth.redact(exc)}") from None
     for sym, n in written.items():
         print(f"{sym}: {n} candles -> {args.out}/{sym}.csv")
@@ -382,7 +382,9 @@ def cmd_data_fetch(args) -> int:
 def cmd_login(args) -> int:
     import getpass
     import os
+
     from .kite import auth
+
     api_key = args.api_key or os.environ.get(auth.ENV_KEY, "")
     if not api_key:
         raise UserError(f"no API key: pass --api-key or set {auth.ENV_KEY}")
@@ -404,7 +406,7 @@ def cmd_login(args) -> int:
     try:
         creds = auth.exchange_request_token(api_key, secret, request_token,
                                             token_file=args.token_file, root=args.root)
-    except Exception as exc:         # the client's TokenException, a network error, ...
+    except Exception as exc:  # noqa: BLE001 - TokenException, a network error, ...
         raise UserError(f"login failed: {auth.redact(exc)}") from None
     print(f"access token saved to {creds.source} (mode 0600); it expires "
           f"{creds.expires_at.astimezone(auth.IST):%Y-%m-%d %H:%M} IST")

@@ -71,7 +71,7 @@ def test_kite_feed_ticks_become_arrays_with_volume_differences(srv):
 def test_kite_feed_full_mode_uses_the_exchange_epoch_not_the_local_zone(srv):
     with _feed(srv, mode="full", symbols=["INFY"]) as feed:
         assert feed.wait_connected(3) and _wait(_subscribed(srv, 1))
-        assert _wait(lambda: list(srv._clients.values())[0].get(408065) == "full")
+        assert _wait(lambda: next(iter(srv._clients.values())).get(408065) == "full")
         srv.push_ticks({"INFY": 1580.0}, exchange_ts=1_764_215_100)   # 2025-11-27 09:15 IST
         (b,) = _collect(feed, 1)
         assert b.ts_ns.tolist() == [1_764_215_100 * 10**9]

@@ -6,9 +6,9 @@ import pytest
 
 kiteconnect = pytest.importorskip("kiteconnect")
 
-from hftcore.instruments import InstrumentTable  # noqa: E402
-from hftcore.kite.instruments import cache_path, ist_today, load_kite_instruments  # noqa: E402
-from hftcore.kite.server import KiteServer  # noqa: E402
+from hftcore.instruments import InstrumentTable
+from hftcore.kite.instruments import cache_path, ist_today, load_kite_instruments
+from hftcore.kite.server import KiteServer
 
 DAY = dt.date(2026, 11, 27)
 

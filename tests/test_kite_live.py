@@ -71,7 +71,7 @@ def _fills_csv(path):
 
 
 def test_kite_live_needs_the_confirmation_flag(live, capsys):
-    srv, run, _ = live
+    srv = live[0]
     assert main(["live", "--symbols", "INFY"]) == 2
     assert "--confirm-live" in capsys.readouterr().err
     assert srv.requests == []
@@ -92,7 +92,7 @@ def test_kite_live_session_ends_with_the_servers_fills(live, capsys):
 
 
 def test_kite_live_squares_off_at_1520_ist(live, capsys):
-    srv, run, tmp = live
+    srv, run, _ = live
     t0 = time.monotonic()
     assert run(_ist_epoch(14, 45), 20, "--confirm-live") == 0
     assert time.monotonic() - t0 < 15                    # the day ended at 15:20, not --duration
@@ -103,7 +103,7 @@ def test_kite_live_squares_off_at_1520_ist(live, capsys):
 
 
 def test_kite_live_refuses_to_trade_on_a_reconciliation_mismatch(live, capsys):
-    srv, run, tmp = live
+    srv, run, _ = live
     srv.set_position("INFY", 7, 1500.0)
     assert run(_ist_epoch(10, 0), 1, "--confirm-live") == 2
     err = capsys.readouterr().err

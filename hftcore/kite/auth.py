@@ -94,7 +94,7 @@ def install_redaction(*values) -> None:
             return record
         try:
             msg = record.getMessage()
-        except Exception:                    # a bad format string: keep the raw parts
+        except Exception:  # noqa: BLE001 - a bad format string: keep the raw parts
             msg = f"{record.msg} {record.args}"
         record.msg, record.args = redact(msg), None
         if record.exc_info and record.exc_info[0] is not None:

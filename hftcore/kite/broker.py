@@ -226,7 +226,7 @@ class KiteBroker:
                  clock=time.time_ns, sleep=time.sleep):
         for m in ("place_order", "modify_order", "cancel_order", "orders", "trades", "ltp"):
             if not callable(getattr(kite, m, None)):
-                raise ValueError(f"kite client needs a {m}() method")
+                raise ValueError(f"kite client needs a {m}() method")  # noqa: TRY004
         if not (market_protection == -1 or 0 < market_protection <= 100):
             raise ValueError(f"market_protection must be -1 or in (0, 100], "
                              f"got {market_protection!r}")
@@ -395,7 +395,7 @@ class KiteBroker:
             self.order_limiter.acquire()
             try:
                 return str(self.kite.place_order(**params)), None, None
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any client error is classified below
                 if _is_token_error(exc):
                     self.halt(f"Kite refused the access token ({exc}); log in again")
                     return None, None, f"halted: {self.halt_reason}"
@@ -424,7 +424,7 @@ class KiteBroker:
             self.other_limiter.acquire()
             try:
                 rows = self.kite.orders()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any client error is classified below
                 if _is_token_error(exc):
                     self.halt(f"Kite refused the access token ({exc}); log in again")
                     return None
@@ -481,7 +481,7 @@ class KiteBroker:
         self.order_limiter.acquire()
         try:
             self.kite.modify_order(**params)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any client error: the change failed
             with self._lock:
                 tr.expect = None
             if _is_token_error(exc):
@@ -513,7 +513,7 @@ class KiteBroker:
         try:
             self.kite.cancel_order(variety=self.variety, order_id=order_id)
             return True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any client error is classified
             if _is_token_error(exc):
                 self.halt(f"Kite refused the access token ({exc}); log in again")
             logger.warning("cancel_order(%s) failed: %s", order_id, redact(exc))
@@ -578,7 +578,7 @@ class KiteBroker:
             self.quote_limiter.acquire()
             try:
                 data = self.kite.ltp(items[i:i + 500])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any client error is classified below
                 if _is_token_error(exc):
                     self.halt(f"Kite refused the access token ({exc}); log in again")
                 logger.warning("ltp failed: %s", redact(exc))
@@ -751,7 +751,7 @@ class KiteBroker:
             trades = self.kite.trades()
             self.other_limiter.acquire()
             rows = self.kite.orders()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any client error is classified
             if _is_token_error(exc):
                 self.halt(f"Kite refused the access token ({exc}); log in again")
             else:

@@ -70,7 +70,7 @@ class KiteTickerFeed:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(instruments, InstrumentTable):
-            raise ValueError("instruments must be an InstrumentTable")
+            raise ValueError("instruments must be an InstrumentTable")  # noqa: TRY004
         if not (stale_after > 0 and backoff_initial > 0 and backoff_max >= backoff_initial):
             raise ValueError("stale_after and backoff delays must be > 0 (max >= initial)")
         if not isinstance(queue_size, int) or queue_size < 1:
@@ -224,7 +224,7 @@ class KiteTickerFeed:
 
     close = stop
 
-    def __enter__(self) -> KiteTickerFeed:
+    def __enter__(self) -> KiteTickerFeed:  # noqa: PYI034 - Self needs Python 3.11
         return self.start()
 
     def __exit__(self, *exc) -> None:

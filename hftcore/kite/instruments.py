@@ -89,7 +89,7 @@ def load_kite_instruments(kite=None, cache_dir=None, exchanges=DEFAULT_EXCHANGES
         try:
             n = download_instruments(kite, path, exchanges)
             logger.info("instruments dump: %d rows cached in %s", n, path)
-        except Exception as exc:       # network, auth, a bad body: fall back, loudly
+        except Exception as exc:  # noqa: BLE001 - network, auth, a bad body: fall back, loudly
             logger.warning("instruments download failed (%s: %s); using the newest cache",
                            type(exc).__name__, exc)
     if not path.exists():

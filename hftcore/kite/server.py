@@ -46,6 +46,7 @@ import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 from ..instruments import InstrumentTable
 
@@ -221,7 +222,7 @@ class KiteServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._ws_thread.join(5)
 
-    def __enter__(self) -> KiteServer:
+    def __enter__(self) -> KiteServer:  # noqa: PYI034 - Self needs Python 3.11
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -814,8 +815,9 @@ class KiteServer:
                 out[key] = row
         return out
 
-    INTERVALS = {"minute": 60, "3minute": 180, "5minute": 300, "10minute": 600,
-                 "15minute": 900, "30minute": 1800, "60minute": 3600, "day": 86400}
+    INTERVALS: ClassVar[dict[str, int]] = {
+        "minute": 60, "3minute": 180, "5minute": 300, "10minute": 600, "15minute": 900,
+        "30minute": 1800, "60minute": 3600, "day": 86400}
 
     def _historical(self, token: str, interval: str, query: dict) -> dict:
         if interval not in self.INTERVALS:
@@ -913,8 +915,8 @@ class KiteServer:
                     for tok in toks:
                         if int(tok) in subs:
                             subs[int(tok)] = mode
-        except Exception:                           # connection lost: nothing to clean but us
-            pass
+        except Exception as exc:  # noqa: BLE001 - a lost connection: only ours to clean up
+            logger.debug("ticker client gone (%s)", type(exc).__name__)
         finally:
             beat.cancel()
             self._clients.pop(ws, None)
@@ -925,8 +927,8 @@ class KiteServer:
                 await asyncio.sleep(self.heartbeat_s)
                 if not self.silent:
                     await ws.send(b"\x00")
-        except Exception:
-            return
+        except Exception as exc:  # noqa: BLE001 - the connection closed under us
+            logger.debug("heartbeats stop (%s)", type(exc).__name__)
 
     def _broadcast(self, make) -> None:
         """Send ``make(subscriptions) -> bytes | str | None`` to every client."""
@@ -939,8 +941,8 @@ class KiteServer:
                 if msg is not None:
                     try:
                         await ws.send(msg)
-                    except Exception:
-                        pass
+                    except Exception as exc:  # noqa: BLE001 - a closing client misses it
+                        logger.debug("send failed (%s)", type(exc).__name__)
         asyncio.run_coroutine_threadsafe(send_all(), self._loop)
 
     def _send_update(self, row: dict) -> None:
@@ -1002,7 +1004,7 @@ def encode_packet(t: TickState, mode: str) -> bytes:
     d = price_divisor(t.token)
 
     def p(x):
-        return int(round(x * d))
+        return round(x * d)
     if mode == "ltp":
         return struct.pack(">ii", t.token, p(t.last_price))
     if (t.token & 0xFF) == 9:                                  # indices
