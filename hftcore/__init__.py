@@ -6,6 +6,7 @@ Importing hftcore fails if the core is not compiled: there is no slow fallback.
 """
 
 from hftcore_ext import bus as _bus, candles as _candles, indicators as _indicators, ledger as _ledger
+from hftcore_ext import ticker as _ticker
 
 from .engines import (ChargeSchedule, EmaTrend, KiteBroker, MarketDataEngine, PaperBroker,
                       RsiReversion, StrategyEngineV3, VwapReversion, ZERO_CHARGES,
@@ -20,7 +21,8 @@ from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataServ
 __version__ = "0.1.0"
 
 #: True when the compiled core is loaded (always, since import fails otherwise).
-COMPILED = all(m.__file__.endswith((".so", ".pyd")) for m in (_bus, _candles, _indicators, _ledger))
+COMPILED = all(m.__file__.endswith((".so", ".pyd")) for m in (_bus, _candles, _indicators, _ledger,
+                                                                     _ticker))
 
 __all__ = ["COMPILED", "EventBus", "MarketDataService", "StrategyService", "ExecutionService",
            "PortfolioService", "DashboardFeed", "RiskLimits", "MarketDataEngine",
