@@ -263,6 +263,8 @@ def _run_on_kite(session, link, args, mode: str, live: bool = False) -> int:
                 break
         if link.feed.halted:
             print(f"hftcore: ticker stopped: {link.feed.error}", file=sys.stderr)
+            if live:                            # the same token: stop trading with it too
+                link.broker.halt(f"ticker: {link.feed.error}")
         if live and link.broker.halted:
             print(f"hftcore: trading halted: {link.broker.halt_reason}", file=sys.stderr)
         if session.square_off and not squared and not (live and link.broker.halted):

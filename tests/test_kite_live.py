@@ -41,13 +41,13 @@ def live(tmp_path, monkeypatch):
     (tmp_path / "my.yaml").write_text(CONFIG)
     stop = threading.Event()
 
-    def run(start_epoch, seconds, *extra):
+    def run(start_epoch, seconds, *extra, step=5):
         def push():
             k = 0
             while not stop.is_set():
                 k += 1
                 px = round((1580 + 20 * math.sin(k / 60.0)) / 0.05) * 0.05
-                srv.push_ticks({"INFY": round(px, 2)}, quantity=5, exchange_ts=start_epoch + 5 * k)
+                srv.push_ticks({"INFY": round(px, 2)}, quantity=5, exchange_ts=start_epoch + step * k)
                 time.sleep(0.002)
         th = threading.Thread(target=push, daemon=True)
         th.start()
@@ -79,7 +79,7 @@ def test_kite_live_needs_the_confirmation_flag(live, capsys):
 
 def test_kite_live_session_ends_with_the_servers_fills(live, capsys):
     srv, run, tmp = live
-    assert run(_ist_epoch(10, 0), 2.5, "--confirm-live") == 0
+    assert run(_ist_epoch(10, 0), 4, "--confirm-live", step=10) == 0
     out = capsys.readouterr()
     assert "WARNING: LIVE TRADING" in out.err and "reconciled" in out.err
     ours = _fills_csv(tmp / "report" / "fills.csv")
@@ -94,7 +94,7 @@ def test_kite_live_session_ends_with_the_servers_fills(live, capsys):
 def test_kite_live_squares_off_at_1520_ist(live, capsys):
     srv, run, _ = live
     t0 = time.monotonic()
-    assert run(_ist_epoch(14, 45), 20, "--confirm-live") == 0
+    assert run(_ist_epoch(14, 0), 20, "--confirm-live") == 0
     assert time.monotonic() - t0 < 15                    # the day ended at 15:20, not --duration
     net = sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1) for t in srv.trades)
     assert srv.trades and net == 0                       # flat at the exchange
@@ -111,3 +111,23 @@ def test_kite_live_refuses_to_trade_on_a_reconciliation_mismatch(live, capsys):
     assert srv.all_orders() == []
     assert run(_ist_epoch(10, 0), 1.5, "--confirm-live", "--adopt-broker-positions") == 0
     assert "reconciliation mismatch" in capsys.readouterr().err
+
+
+def test_kite_live_token_expiry_mid_session_halts_trading(live, capsys):
+    srv, run, _ = live
+    def expire():                                        # once the session is trading
+        end = time.monotonic() + 5
+        while not srv._clients and time.monotonic() < end:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        srv.expire_token()
+        srv.drop_connections()
+    threading.Thread(target=expire, daemon=True).start()
+    t0 = time.monotonic()
+    assert run(_ist_epoch(10, 0), 10, "--confirm-live") == 0
+    assert time.monotonic() - t0 < 8                     # stopped, not looping until --duration
+    err = capsys.readouterr().err
+    assert "trading halted" in err and "403" in err
+    n = len(srv.all_orders())
+    assert srv.ws_refused == 1                           # one refused reconnect, no loop
+    assert len(srv.all_orders()) == n
