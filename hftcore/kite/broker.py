@@ -23,6 +23,7 @@ object), so importing this module does not require the ``kite`` extra.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -32,13 +33,19 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
-from ..engines.brokers import BrokerOrder
+# the module, not the name: engines/brokers.py re-exports KiteBroker from here, and either
+# module may be imported first
+from ..engines import brokers as _engine_brokers
 from ..engines.charges import ChargeSchedule
 from ..feeds import IST, NS
 from ..instruments import InstrumentTable, to_paise
 from ..orders import Fill
 from .auth import redact
+
+if TYPE_CHECKING:
+    from ..engines.brokers import BrokerOrder
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +57,11 @@ FINAL = ("COMPLETE", "CANCELLED", "REJECTED")
 RESTING = ("OPEN", "TRIGGER PENDING")
 ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
 PRODUCTS = ("MIS", "CNC", "NRML")
-_BROKER_ORDER_FIELDS = {f.name for f in fields(BrokerOrder)}
+
+
+@functools.cache
+def _order_fields() -> frozenset:
+    return frozenset(f.name for f in fields(_engine_brokers.BrokerOrder))
 
 
 class RateLimiter:
@@ -304,7 +315,8 @@ class KiteBroker:
             return f"{self.tag_prefix}{self._seq:08d}"[:20]
 
     def _order(self, **kw) -> BrokerOrder:
-        return BrokerOrder(**{k: v for k, v in kw.items() if k in _BROKER_ORDER_FIELDS})
+        names = _order_fields()
+        return _engine_brokers.BrokerOrder(**{k: v for k, v in kw.items() if k in names})
 
     @staticmethod
     def _reject(order: BrokerOrder, why: str) -> BrokerOrder:
@@ -385,8 +397,9 @@ class KiteBroker:
 
     @staticmethod
     def _set(order: BrokerOrder, **kw) -> None:
+        names = _order_fields()
         for k, v in kw.items():
-            if k in _BROKER_ORDER_FIELDS:
+            if k in names:
                 setattr(order, k, v)
 
     def _send(self, params: dict, tag: str):
