@@ -5,6 +5,9 @@
     hftcore paper      a paper session in (scaled) real time until Ctrl-C
     hftcore dashboard  print a running paper session's dashboard (--json: the snapshot)
     hftcore config     print the documented example configuration
+    hftcore login      Kite login: request token -> access token file (0600)
+    hftcore data fetch Kite historical candles into the CSV format backtest reads
+    hftcore live       the paper session with KiteTickerFeed and KiteBroker (real orders)
 """
 
 from __future__ import annotations
@@ -168,6 +171,8 @@ def cmd_paper(args) -> int:
     from .feeds import ReplayFeed, SyntheticFeed
     from .session import PaperSession
     cfg = _config(args)
+    if args.feed == "kite":
+        return _paper_on_kite(args, cfg)
     instruments = _instruments(cfg)
     feed: SyntheticFeed | ReplayFeed
     if args.feed == "synthetic":
@@ -175,7 +180,7 @@ def cmd_paper(args) -> int:
     elif args.feed.startswith("replay:"):
         feed = ReplayFeed(args.feed[len("replay:"):], instruments=instruments)
     else:
-        raise UserError(f"--feed must be synthetic or replay:PATH, got {args.feed!r}")
+        raise UserError(f"--feed must be synthetic, replay:PATH or kite, got {args.feed!r}")
     if not args.speed > 0:
         raise UserError("--speed must be > 0")
     if not args.duration >= 0:
@@ -257,6 +262,196 @@ def cmd_paper(args) -> int:
     return 0
 
 
+def _paper_on_kite(args, cfg) -> int:
+    """Paper trading on live Kite ticks: KiteTickerFeed into the same PaperSession."""
+    from .kite.connect import open_kite
+    from .session import PaperSession
+    link = open_kite(cfg.symbols, token_file=args.token_file, root=args.kite_root,
+                     ws_url=args.kite_ws, mode=args.kite_mode, start=False)
+    session = PaperSession(link.feed, checkpoint_dir=args.checkpoint_dir, **cfg.session_kwargs())
+    return _run_on_kite(session, link, args, "paper (Kite ticks)")
+
+
+def _run_on_kite(session, link, args, mode: str, live: bool = False) -> int:
+    """Drive ``session`` from the Kite ticker until Ctrl-C / --duration / a halt."""
+    from .kite.feed import NS
+    link.feed.bus, link.feed.engine = session.bus, session.engine
+    link.feed.start()
+    if not link.feed.wait_connected(10):
+        link.close()
+        session.portfolio.close()
+        raise UserError(link.feed.error or "could not connect to the Kite ticker")
+    server = _serve_dashboard(session, args) if args.dashboard else None
+    session.dashboard.update_system_state("status", "running")
+    session.dashboard.update_system_state("mode", mode)
+    started, started_wall = time.monotonic(), time.perf_counter()
+    stop = {"now": False}
+
+    def request_stop(signum, frame):
+        stop["now"] = True
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    def done() -> bool:
+        return (stop["now"] or bool(args.duration and time.monotonic() - started >= args.duration)
+                or (live and link.broker.halted))
+    squared = False
+    cutoff = _square_off_minutes(args.square_off_time)
+    try:
+        for batch in link.feed.batches(1.0, stop=done):
+            if len(batch):
+                session.step(batch)
+            link.feed.poll()                    # candles close on the clock between ticks
+            session.dashboard.update_system_state("feed_staleness", link.feed.staleness())
+            ist_minutes = ((session.now_ns // NS + 19800) // 60) % 1440
+            if cutoff is not None and session.square_off and len(batch) \
+                    and ist_minutes >= cutoff:
+                _flatten(session, link.broker if live else None)   # Zerodha squares MIS
+                squared = True                  # off from 15:20 IST: flat, and the day is over
+                break
+        if link.feed.halted:
+            print(f"hftcore: ticker stopped: {link.feed.error}", file=sys.stderr)
+            if live:                            # the same token: stop trading with it too
+                link.broker.halt(f"ticker: {link.feed.error}")
+        if live and link.broker.halted:
+            print(f"hftcore: trading halted: {link.broker.halt_reason}", file=sys.stderr)
+        if session.square_off and not squared and not (live and link.broker.halted):
+            _flatten(session, link.broker if live else None)
+        elif live:
+            _settle(link.broker, session)
+        session.finish(started_wall)
+        if getattr(args, "out", None):
+            from .report import write_report
+            write_report(session, args.out, title=f"hftcore {mode}")
+            print(f"report: {args.out}/ (fills.csv, trades.csv, report.html, summary.json)")
+    finally:
+        link.close()
+        session.portfolio.close()
+        if server is not None:
+            server.stop()
+    print(session.summary())
+    return 0
+
+
+def _square_off_minutes(text: str):
+    """"HH:MM" (IST) -> minutes after midnight; "none" -> None."""
+    if text.lower() == "none":
+        return None
+    try:
+        h, m = (int(x) for x in text.split(":"))
+        if not (0 <= h < 24 and 0 <= m < 60):
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--square-off-time must be HH:MM or none, got {text!r}") from None
+    return h * 60 + m
+
+
+def _flatten(session, broker=None) -> None:
+    """Square off; on Kite, first let the orders in flight land in the portfolio, then
+    wait for the square-off's own fills."""
+    if broker is not None:
+        _settle(broker, session)
+    session.flatten()
+    if broker is not None:
+        _settle(broker, session)
+
+
+def _settle(broker, session=None, seconds: float = 5.0) -> None:
+    """Wait for the last orders' fills (order updates, then polling) to be booked."""
+    end = time.monotonic() + seconds
+
+    def pending() -> bool:
+        return bool(broker.open_orders()) or (session is not None
+                                              and len(session.fills) < broker.fill_count())
+    while pending() and time.monotonic() < end:
+        time.sleep(0.02)
+    broker.poll()
+
+
+def cmd_live(args) -> int:
+    from .kite.connect import open_kite
+    from .session import PaperSession
+    cfg = _config(args)
+    if not args.confirm_live:
+        raise UserError("live trading sends real orders to Zerodha with real money; run "
+                        "again with --confirm-live (try a dry run against "
+                        "`python -m hftcore.kite.server` first)")
+    print("WARNING: LIVE TRADING. Orders go to Kite Connect"
+          f"{' at ' + args.kite_root if args.kite_root else ''} with real money.",
+          file=sys.stderr, flush=True)
+    link = open_kite(cfg.symbols, token_file=args.token_file, root=args.kite_root,
+                     ws_url=args.kite_ws, mode=args.kite_mode, start=False,
+                     market_protection=args.market_protection)
+    # the same session, with Kite in place of the paper broker (ExecutionService in
+    # "live" mode publishes risk.halted when the broker halts, e.g. an expired token)
+    session = PaperSession(link.feed, checkpoint_dir=args.checkpoint_dir, broker=link.broker,
+                           **cfg.session_kwargs())
+    report = link.broker.require_reconciled(session.portfolio, adopt=args.adopt_broker_positions)
+    print(report.summary(), file=sys.stderr, flush=True)
+    if link.broker.halted:
+        link.close()
+        session.portfolio.close()
+        raise UserError(f"refusing to trade: {link.broker.halt_reason}")
+    return _run_on_kite(session, link, args, "live", live=True)
+
+
+def cmd_data_fetch(args) -> int:
+    import datetime as dt
+
+    from .kite import auth
+    from .kite.connect import fetch_candles, kite_client
+    from .kite.instruments import load_kite_instruments
+    try:
+        start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    except ValueError as exc:
+        raise UserError(f"--from/--to must be YYYY-MM-DD: {exc}") from None
+    kite = kite_client(auth.load_credentials(args.token_file), args.kite_root)
+    instruments = load_kite_instruments(kite)
+    symbols = [s.upper() for s in args.symbols]
+    try:
+        written = fetch_candles(kite, instruments, symbols, start, end, args.interval, args.out)
+    except Exception as exc:  # noqa: BLE001 - a Kite error: one line, secrets masked
+        raise UserError(f"data fetch failed: {auth.redact(exc)}") from None
+    for sym, n in written.items():
+        print(f"{sym}: {n} candles -> {args.out}/{sym}.csv")
+    return 0
+
+
+def cmd_login(args) -> int:
+    import getpass
+    import os
+
+    from .kite import auth
+
+    api_key = args.api_key or os.environ.get(auth.ENV_KEY, "")
+    if not api_key:
+        raise UserError(f"no API key: pass --api-key or set {auth.ENV_KEY}")
+    secret = os.environ.get(auth.ENV_SECRET, "")
+    if not secret:
+        if not sys.stdin.isatty():
+            raise UserError(f"no API secret: set {auth.ENV_SECRET}")
+        secret = getpass.getpass("Kite API secret: ")
+    auth.install_redaction(api_key, secret)
+    print(f"1. Log in at: {auth.login_url(api_key)}", flush=True)
+    text = args.request_token
+    if not text:
+        print("2. Paste the redirect URL (or its request_token): ", end="", flush=True)
+        text = sys.stdin.readline()
+    try:
+        request_token = auth.parse_request_token(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        creds = auth.exchange_request_token(api_key, secret, request_token,
+                                            token_file=args.token_file, root=args.root)
+    except Exception as exc:  # noqa: BLE001 - TokenException, a network error, ...
+        raise UserError(f"login failed: {auth.redact(exc)}") from None
+    expires = creds.expires_at
+    print(f"access token saved to {creds.source} (mode 0600)"
+          + (f"; it expires {expires.astimezone(auth.IST):%Y-%m-%d %H:%M} IST" if expires else ""))
+    return 0
+
+
 def _serve_dashboard(session, args):
     from .web import LOOPBACK, serve_session
     remote = args.bind not in LOOPBACK
@@ -312,6 +507,22 @@ def cmd_config(args) -> int:
 
 # ---------------------------------------------------------------- parser
 
+def kite_args(p) -> None:
+    """Options shared by the commands that talk to Kite."""
+    p.add_argument("--token-file", help="default: ~/.config/hftcore/kite_token.json")
+    p.add_argument("--kite-root", help="Kite REST root (default api.kite.trade; a local "
+                                       "`python -m hftcore.kite.server` for a dry run)")
+    p.add_argument("--kite-ws", help="Kite ticker root (default wss://ws.kite.trade)")
+
+
+def kite_session_args(p) -> None:
+    """Options of the sessions that run on Kite ticks (paper --feed kite, live)."""
+    p.add_argument("--kite-mode", default="quote", choices=("ltp", "quote", "full"))
+    p.add_argument("--square-off-time", default="15:20",
+                   help="IST time (tick time) to flatten MIS positions and end the day, "
+                        "or none")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     ap = argparse.ArgumentParser(prog="hftcore", description="Event-driven NSE trading "
@@ -343,7 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("paper", help="paper trading in (scaled) real time until Ctrl-C")
     common(p)
-    p.add_argument("--feed", default="synthetic", help="synthetic or replay:PATH")
+    p.add_argument("--feed", default="synthetic",
+                   help="synthetic, replay:PATH, or kite (live ticks; see hftcore login)")
+    kite_args(p)
+    kite_session_args(p)
     p.add_argument("--speed", type=float, default=1.0, help="market seconds per wall second")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--dashboard", action="store_true", help="serve the web dashboard")
@@ -361,6 +575,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="access token (default: the session's token file)")
     p.add_argument("--json", action="store_true", help="print the full JSON snapshot")
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("live", help="live trading on Kite (needs --confirm-live)")
+    common(p)
+    kite_args(p)
+    kite_session_args(p)
+    p.add_argument("--confirm-live", action="store_true",
+                   help="required: orders go to Zerodha with real money")
+    p.add_argument("--adopt-broker-positions", action="store_true",
+                   help="on a reconciliation mismatch take Kite's positions (default: refuse)")
+    p.add_argument("--market-protection", type=float, default=-1,
+                   help="for MARKET / SL-M orders: -1 (Kite's automatic) or a percentage")
+    p.add_argument("--dashboard", action="store_true", help="serve the web dashboard")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--bind", default="127.0.0.1", help="dashboard address (loopback by default)")
+    p.add_argument("--i-know", action="store_true",
+                   help="allow --bind beyond loopback (exposes positions and PnL)")
+    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
+    p.add_argument("--checkpoint-dir", default="artifacts/live-portfolio")
+    p.add_argument("--out", default="reports/live", help="session report folder")
+    p.set_defaults(func=cmd_live)
+
+    p = sub.add_parser("data", help="market data utilities")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("fetch", help="Kite historical candles -> CSV files for backtest")
+    p.add_argument("--symbols", nargs="+", required=True)
+    p.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD")
+    p.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--interval", default="5minute",
+                   help="minute, 3minute, 5minute, 10minute, 15minute, 30minute, 60minute, day")
+    p.add_argument("--out", default="data", help="folder for SYMBOL.csv files")
+    kite_args(p)
+    p.set_defaults(func=cmd_data_fetch)
+
+    p = sub.add_parser("login", help="Kite login: store the day's access token (0600)")
+    p.add_argument("--api-key", help="default: $KITE_API_KEY (the secret: $KITE_API_SECRET "
+                                     "or a prompt, never an argument)")
+    p.add_argument("--request-token", help="the redirect URL or its request_token "
+                                           "(default: read from stdin)")
+    p.add_argument("--token-file", help="default: ~/.config/hftcore/kite_token.json")
+    p.add_argument("--root", help="Kite API root (e.g. a local `python -m "
+                                  "hftcore.kite.server` for a dry run)")
+    p.set_defaults(func=cmd_login)
 
     p = sub.add_parser("config", help="print the documented example configuration")
     p.add_argument("--example", action="store_true", help="print the example (the default)")

@@ -129,6 +129,8 @@ class InstrumentTable:
 
     def __init__(self, instruments: Iterable[Instrument] = ()):
         self._by_symbol: dict[str, Instrument] = {}
+        self._by_key: dict[tuple[str, str], Instrument] = {}     # (exchange, symbol)
+        self._by_token: dict[int, Instrument] = {}
         self._by_id: list[Instrument] = []
         for inst in instruments:
             self.add(inst.symbol, exchange=inst.exchange, tick_size=inst.tick_size,
@@ -140,12 +142,17 @@ class InstrumentTable:
             lot_size: int = 1, instrument_token: int = 0, name: str = "",
             last_price: float = 0.0, instrument_type: str = "EQ",
             banded: bool | None = None) -> Instrument:
-        """Register ``symbol`` (or return it if already there)."""
+        """Register ``symbol`` on ``exchange`` (or return it if already there).
+
+        A plain symbol lookup finds the first exchange registered with that
+        symbol; ``get("BSE:RELIANCE")`` and ``by_token`` find any of them.
+        """
         if not isinstance(symbol, str) or not symbol.strip():
             raise ValueError(f"symbol must be a non-empty str, got {symbol!r}")
         symbol = symbol.strip().upper()
-        if symbol in self._by_symbol:
-            return self._by_symbol[symbol]
+        found = self._by_key.get((exchange, symbol))
+        if found is not None:
+            return found
         if not (isinstance(lot_size, int) and lot_size >= 1):
             raise ValueError(f"lot_size must be an int >= 1, got {lot_size!r}")
         if not (tick_size > 0 and math.isfinite(tick_size)):
@@ -155,16 +162,32 @@ class InstrumentTable:
         inst = Instrument(len(self._by_id), symbol, exchange, float(tick_size), lot_size,
                           int(instrument_token), name, float(last_price), instrument_type,
                           banded)
-        self._by_symbol[symbol] = inst
+        self._by_symbol.setdefault(symbol, inst)
+        self._by_key[(exchange, symbol)] = inst
+        if inst.instrument_token:
+            self._by_token.setdefault(inst.instrument_token, inst)
         self._by_id.append(inst)
         return inst
 
     def get(self, symbol) -> Instrument | None:
-        """The instrument for ``symbol`` (case-insensitive), or None."""
+        """The instrument for ``symbol`` (case-insensitive; ``"EXCHANGE:SYMBOL"``
+        picks the exchange), or None."""
         inst = self._by_symbol.get(symbol) if type(symbol) is str else None
         if inst is not None or not isinstance(symbol, str):
             return inst
-        return self._by_symbol.get(symbol.strip().upper())
+        key = symbol.strip().upper()
+        if ":" in key:
+            exchange, _, key = key.partition(":")
+            return self._by_key.get((exchange, key))
+        return self._by_symbol.get(key)
+
+    def by_token(self, instrument_token: int) -> Instrument | None:
+        """The instrument with Kite's ``instrument_token``, or None."""
+        return self._by_token.get(instrument_token)
+
+    def exchanges(self) -> list[str]:
+        """Exchanges present, in order of first appearance."""
+        return list(dict.fromkeys(i.exchange for i in self._by_id))
 
     def by_id(self, sym_id: int) -> Instrument:
         return self._by_id[sym_id]
@@ -188,14 +211,16 @@ class InstrumentTable:
         return [i.symbol for i in self._by_id]
 
     @classmethod
-    def from_kite_csv(cls, path, exchange: str | None = "NSE",
-                      instrument_type: str | None = "EQ") -> "InstrumentTable":
+    def from_kite_csv(cls, path, exchange: str | tuple | None = "NSE",
+                      instrument_type: str | tuple | None = "EQ") -> "InstrumentTable":
         """Load Kite Connect's instruments dump (``GET /instruments``) CSV.
 
         Columns used: tradingsymbol, exchange, tick_size, lot_size,
-        instrument_token, name, last_price, instrument_type.  Rows of another
-        exchange/type (when filters are given) or that are malformed are skipped
-        with a warning.
+        instrument_token, name, last_price, instrument_type.  ``exchange`` and
+        ``instrument_type`` filter (a str, a tuple of them, or None for all; with
+        a tuple of exchanges the rows load in that order, so a plain symbol finds
+        the first).  Index rows (segment INDICES, not tradable) are left out;
+        malformed rows are skipped with a warning.
         """
         table = cls()
         with open(path, newline="", encoding="utf-8") as fh:
@@ -205,11 +230,18 @@ class InstrumentTable:
     @staticmethod
     def _load_rows(table, reader, source, exchange, instrument_type):
         skipped = 0
+        if isinstance(exchange, (tuple, list)):
+            rank = {e: k for k, e in enumerate(exchange)}
+            reader = sorted(reader, key=lambda r: rank.get(r.get("exchange"), len(rank)))
+        exchanges = (exchange,) if isinstance(exchange, str) else exchange
+        types = (instrument_type,) if isinstance(instrument_type, str) else instrument_type
         for lineno, row in enumerate(reader, start=2):
             try:
-                if exchange and row.get("exchange") != exchange:
+                if exchanges and row.get("exchange") not in exchanges:
                     continue
-                if instrument_type and row.get("instrument_type") != instrument_type:
+                if types and row.get("instrument_type") not in types:
+                    continue
+                if row.get("segment") == "INDICES":
                     continue
                 table.add(row["tradingsymbol"], exchange=row["exchange"],
                           tick_size=float(row["tick_size"]), lot_size=int(row["lot_size"]),

@@ -95,6 +95,9 @@ class PaperSession:
     fill_at : "next_open" or "close"; default next_open for bars, close for ticks
     square_off_time : "HH:MM" IST when intraday positions are squared off (with
         ``square_off``); default "15:20"
+    broker : a ``Broker`` to trade through instead of the paper broker (the Kite
+        broker for ``hftcore live``); its ``live`` flag sets the mode.  Everything
+        else -- gate, portfolio, square-off, dashboard -- is the same session.
     """
 
     def __init__(self, feed, capital: float = 1_000_000.0, primary_tf: str = "5m",
@@ -103,11 +106,13 @@ class PaperSession:
                  charges: ChargeSchedule | None = None, slippage_ticks: int = 0,
                  checkpoint_dir=None, risk: RiskLimits | None = None, history: int = 200,
                  buffer_size: int = 1000, decide_on: str = "close", ema_fast: int = 20,
-                 ema_slow: int = 50, fill_at: str | None = None, square_off_time: str = "15:20"):
+                 ema_slow: int = 50, fill_at: str | None = None, square_off_time: str = "15:20",
+                 broker=None):
         if decide_on not in ("close", "cross"):
             raise ValueError(f"decide_on must be 'close' or 'cross', got {decide_on!r}")
-        if fill_at is None:
-            fill_at = "next_open" if isinstance(feed.data(), Bars) else "close"
+        if fill_at is None:               # a live feed has no data() to look at: ticks
+            data = feed.data() if callable(getattr(feed, "data", None)) else None
+            fill_at = "next_open" if isinstance(data, Bars) else "close"
         if fill_at not in ("close", "next_open"):
             raise ValueError(f"fill_at must be 'close' or 'next_open', got {fill_at!r}")
         self.fill_at = fill_at
@@ -135,9 +140,12 @@ class PaperSession:
         # (the portfolio would take new fills for re-sent ones); replays keep "PB" ids so
         # their trade files stay byte-identical.
         prefix = "PB" if checkpoint_dir is None else f"PB{uuid.uuid4().hex[:8]}-"
-        self.broker = PaperBroker(self.market_data, self.instruments, slippage_ticks, charges,
-                                  clock=lambda: self.now_ns, id_prefix=prefix, fill_at=fill_at)
-        self.execution = ExecutionService(self.broker, self.portfolio, self.bus, "paper",
+        if broker is None:
+            broker = PaperBroker(self.market_data, self.instruments, slippage_ticks, charges,
+                                 clock=lambda: self.now_ns, id_prefix=prefix, fill_at=fill_at)
+        self.broker = broker
+        self.mode = "live" if getattr(broker, "live", False) else "paper"
+        self.execution = ExecutionService(self.broker, self.portfolio, self.bus, self.mode,
                                           max_position_size, risk, clock=lambda: self.now_ns,
                                           price_source=self.market_data,
                                           instruments=self.instruments)
@@ -261,8 +269,8 @@ class PaperSession:
         another); a vectorised scan finds the first such bar, and only that bar
         enters Python."""
         broker = self.broker
-        if i >= j or not broker.has_open_orders():
-            return
+        if i >= j or not callable(getattr(broker, "watch", None)) or not broker.has_open_orders():
+            return                               # a live broker's orders match at the exchange
         sym_arr, ts = head
         o, h, lo, c = ohlc
         scan_from: dict[str, int] = {}          # symbol -> first bar not yet matched
@@ -302,7 +310,7 @@ class PaperSession:
         called after each slice if given; ``stop()`` returning True ends the run early."""
         t0 = time.perf_counter()
         self.dashboard.update_system_state("status", "running")
-        self.dashboard.update_system_state("mode", "paper")
+        self.dashboard.update_system_state("mode", self.mode)
         total = len(self.feed.data())
         done = 0
         for batch in self.feed.batches(batch_seconds):
@@ -322,6 +330,8 @@ class PaperSession:
     def close_at_last_price(self) -> None:
         """At the end of the data there is no next bar: let orders still waiting
         for one (the final square-off in ``next_open`` mode) fill at the last price."""
+        if self.mode == "live":
+            return
         for order in self.broker.open_orders():
             if order.order_type == "MARKET":
                 ltp = self.engine.get_ltp(order.symbol)

@@ -254,7 +254,7 @@ def test_separate_date_and_time_columns_are_joined(tmp_path):
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.datetimes(dt.datetime(1971, 1, 1), dt.datetime(2190, 1, 1)),
+@given(st.lists(st.tuples(st.datetimes(dt.datetime(1974, 1, 1), dt.datetime(2190, 1, 1)),
                           st.sampled_from(["iso_tz", "iso", "dmy", "epoch", "kite", "z"])),
                 min_size=1, max_size=30),
        st.booleans())

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from hftcore import (ChargeSchedule, InstrumentTable, KiteBroker, MarketDataEngine, PaperBroker,
+from hftcore import (ChargeSchedule, InstrumentTable, MarketDataEngine, PaperBroker,
                      ReplayFeed, SyntheticFeed, ZERO_CHARGES, nse_tick_size, to_paise)
 from hftcore.engines import parse_timeframe
 from hftcore.feeds import IST, NS, parse_timestamp
@@ -236,42 +236,6 @@ def test_fees_reach_the_fill():
     f = o.fills[0]
     # STT: 0.025% of Rs 90,000 = 22.50 -> Rs 23 (rounded to the rupee)
     assert f.fees_paise == sum(f.charges.values()) > 0 and f.charges["stt"] == 2300
-
-
-# ---------------------------------------------------------------- Kite broker
-
-class FakeKite:
-    def __init__(self):
-        self.placed = []
-
-    def place_order(self, **kw):
-        if kw["quantity"] > 1000:
-            raise RuntimeError("InputException: quantity too large")
-        self.placed.append(kw)
-        return f"2401{len(self.placed):08d}"
-
-    def order_trades(self, order_id):
-        return [{"trade_id": "T" + order_id, "order_id": order_id, "tradingsymbol": "SBIN",
-                 "transaction_type": "BUY", "quantity": 10, "average_price": 900.05}]
-
-    def cancel_order(self, variety, order_id):
-        return order_id
-
-
-def test_kite_broker_places_orders_with_kite_parameters_and_polls_fills():
-    kite = FakeKite()
-    b = KiteBroker(kite)
-    heard = []
-    b.add_fill_listener(heard.append)
-    o = b.place_order("SBIN", "BUY", 10)
-    assert o.status == "OPEN" and kite.placed[0] == {
-        "variety": "regular", "exchange": "NSE", "tradingsymbol": "SBIN",
-        "transaction_type": "BUY", "quantity": 10, "product": "MIS", "order_type": "MARKET",
-        "market_protection": -1}
-    fills = b.poll()
-    assert len(fills) == 1 and fills[0].price_paise == 90005 and heard == fills
-    assert b.poll() == [] and o.status == "COMPLETE"       # trades are taken once
-    assert b.place_order("SBIN", "BUY", 5000).status == "REJECTED"
 
 
 def test_kite_quote_feed_reads_last_prices_through_the_market_data_service(caplog):

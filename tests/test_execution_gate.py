@@ -65,11 +65,22 @@ class FakeKite:
         self.placed.append(kw)
         return f"2401{len(self.placed):08d}"
 
-    def order_trades(self, order_id):
+    def modify_order(self, **kw):
+        return kw["order_id"]
+
+    def cancel_order(self, variety, order_id, **kw):
+        return order_id
+
+    def orders(self):
+        return [{"order_id": f"2401{i + 1:08d}", "tag": kw.get("tag"), "status": "OPEN",
+                 "filled_quantity": 0, "quantity": kw["quantity"]}
+                for i, kw in enumerate(self.placed)]
+
+    def trades(self):
         return []
 
-    def cancel_order(self, variety, order_id):
-        return order_id
+    def ltp(self, keys):
+        return {}
 
 
 class LiveDouble:

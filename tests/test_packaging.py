@@ -9,10 +9,12 @@ import hftcore_ext.bus
 import hftcore_ext.candles
 import hftcore_ext.indicators
 import hftcore_ext.ledger
+import hftcore_ext.ticker
 
 
 def test_every_core_module_is_a_compiled_extension():
-    for m in (hftcore_ext.bus, hftcore_ext.candles, hftcore_ext.indicators, hftcore_ext.ledger):
+    for m in (hftcore_ext.bus, hftcore_ext.candles, hftcore_ext.indicators, hftcore_ext.ledger,
+              hftcore_ext.ticker):
         assert m.__file__.endswith(".so"), m.__file__
     assert hftcore.COMPILED
 

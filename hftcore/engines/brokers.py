@@ -31,8 +31,8 @@ from .charges import COMPONENTS, ChargeSchedule
 logger = logging.getLogger(__name__)
 
 #: Order states, as Kite names them.  OPEN includes a partly filled order.
-WORKING = ("OPEN", "TRIGGER PENDING")
-FINAL = ("COMPLETE", "CANCELLED", "REJECTED")
+WORKING: tuple[str, ...] = ("OPEN", "TRIGGER PENDING")
+FINAL: tuple[str, ...] = ("COMPLETE", "CANCELLED", "REJECTED")
 
 #: Listener events: ``callback(kind, order, fill)``; ``fill`` is None except for "fill".
 EVENT_KINDS = ("fill", "cancelled", "rejected", "modified", "halted")
@@ -478,142 +478,6 @@ class PaperBroker:
         return fills
 
 
-class KiteBroker:
-    """Routes orders to Zerodha Kite Connect (minimal: see ``hftcore.kite`` for the
-    complete broker with order tracking, rate limits and reconciliation).
-
-    ``kite`` is a ``kiteconnect.KiteConnect`` (logged in) or any object with
-    its ``place_order(variety, exchange, tradingsymbol, transaction_type,
-    quantity, product, order_type, ...)``, ``cancel_order(variety, order_id)``
-    and ``order_trades(order_id)`` methods.  Orders return PLACED (``OPEN``);
-    ``poll()`` (or Kite postbacks fed to ``on_trade``) turns the exchange's
-    trades into fills.
-    """
-
-    live = True
-
-    def __init__(self, kite, instruments: InstrumentTable | None = None, variety="regular",
-                 charges: ChargeSchedule | None = None, market_protection: float = -1):
-        for m in ("place_order", "order_trades"):
-            if not callable(getattr(kite, m, None)):
-                raise ValueError(f"kite client needs a {m}() method")
-        self.kite = kite
-        self.instruments = instruments if instruments is not None else InstrumentTable.nse_default()
-        self.variety = variety
-        self.market_protection = market_protection
-        self.book = OrderBook(charges)
-        self._lock = threading.Lock()
-        self._seen_trades: set[str] = set()
-
-    def add_listener(self, callback: Listener) -> None:
-        self.book.add_listener(callback)
-
-    def add_fill_listener(self, callback) -> None:
-        self.book.add_listener(lambda kind, order, fill: callback(fill) if kind == "fill" else None)
-
-    def get_ltp(self, symbol) -> float | None:
-        inst = self.instruments.get(symbol)
-        ltp = getattr(self.kite, "ltp", None)
-        if inst is None or not callable(ltp):
-            return None
-        key = f"{inst.exchange}:{inst.symbol}"
-        try:
-            return float(ltp([key])[key]["last_price"])
-        except Exception as exc:                   # the client raises its own types
-            logger.warning("Kite ltp(%s) failed: %s", key, type(exc).__name__)
-            return None
-
-    def place_order(self, symbol, side, quantity, order_type="MARKET", price=None,
-                    product="MIS", trigger_price=None, tag=None) -> BrokerOrder:
-        from ..gate import check_order_shape
-        inst = self.instruments.get(symbol)
-        order = BrokerOrder("", str(symbol), str(side),
-                            quantity if isinstance(quantity, int) else 0,
-                            str(order_type).upper(), product=str(product).upper(),
-                            tag=str(tag or ""), ts=time.time_ns())
-        shape = check_order_shape(inst, symbol, side, quantity, order.order_type, price,
-                                  trigger_price, order.product)
-        if shape.rule:
-            order.status, order.message = "REJECTED", shape.message
-            return order
-        assert inst is not None
-        order.price_paise, order.trigger_paise = shape.price_paise, shape.trigger_paise
-        kwargs = dict(variety=self.variety, exchange=inst.exchange, tradingsymbol=inst.symbol,
-                      transaction_type=side, quantity=quantity, product=order.product,
-                      order_type=order.order_type)
-        if order.price_paise:
-            kwargs["price"] = order.price_paise / 100
-        if order.trigger_paise:
-            kwargs["trigger_price"] = order.trigger_paise / 100
-        if order.order_type in ("MARKET", "SL-M"):
-            kwargs["market_protection"] = self.market_protection
-        if order.tag:
-            kwargs["tag"] = order.tag
-        try:
-            order.order_id = str(self.kite.place_order(**kwargs))
-        except Exception as exc:            # the Kite client raises its own exception types
-            order.status, order.message = "REJECTED", f"Kite rejected the order: {exc}"
-            return order
-        if order.order_type in ("SL", "SL-M"):
-            order.status = "TRIGGER PENDING"
-        with self._lock:
-            self.book.add(order)
-        order.message = "placed with Kite"
-        return order
-
-    def modify_order(self, order_id, quantity=None, price=None, trigger_price=None) -> bool:
-        try:
-            self.kite.modify_order(variety=self.variety, order_id=order_id, quantity=quantity,
-                                   price=price, trigger_price=trigger_price)
-            return True
-        except Exception as exc:
-            logger.warning("Kite modify_order(%s) failed: %s", order_id, exc)
-            return False
-
-    def cancel_order(self, order_id) -> bool:
-        try:
-            self.kite.cancel_order(variety=self.variety, order_id=order_id)
-            return True
-        except Exception as exc:
-            logger.warning("Kite cancel_order(%s) failed: %s", order_id, exc)
-            return False
-
-    def get_order(self, order_id) -> BrokerOrder | None:
-        return self.book.orders.get(order_id)
-
-    def open_orders(self, symbol=None) -> list[BrokerOrder]:
-        return [o for o in list(self.book.orders.values())
-                if o.working and (symbol is None or o.symbol == symbol)]
-
-    def on_trade(self, trade: dict) -> Fill | None:
-        """One Kite trade (from ``order_trades`` or a postback) -> a Fill, once."""
-        tid = str(trade.get("trade_id", ""))
-        with self._lock:
-            if not tid or tid in self._seen_trades:
-                return None
-            order = self.book.orders.get(str(trade.get("order_id")))
-            if order is None:
-                return None
-            self._seen_trades.add(tid)
-            qty = int(trade.get("quantity") or trade.get("filled_quantity") or 0)
-            fill = self.book.fill(order, qty, to_paise(float(trade["average_price"])),
-                                  fill_id=tid)
-        self.book.flush()
-        return fill
-
-    def poll(self) -> list[Fill]:
-        """Fetch trades of working orders from Kite; returns the new fills."""
-        out = []
-        for oid, order in list(self.book.orders.items()):
-            if not order.working:
-                continue
-            try:
-                trades = self.kite.order_trades(order_id=oid)
-            except Exception as exc:
-                logger.warning("Kite order_trades(%s) failed: %s", oid, exc)
-                continue
-            for t in trades or []:
-                f = self.on_trade(t)
-                if f is not None:
-                    out.append(f)
-        return out
+# One KiteBroker: the complete one in hftcore.kite (order tracking from order updates and
+# polling, tags and lookups, rate limits, reconciliation), re-exported where brokers live.
+from ..kite.broker import KiteBroker  # noqa: E402,F401

@@ -128,7 +128,7 @@ class ExecutionService:
                                  max_position_size, clock)
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
-        self._tag_prefix = f"H{int(time.time()) % 100000:05d}"
+        self._tag_prefix = f"hc{int(time.time()) % 100000:05d}"   # Kite: <= 20 alphanumerics
         self._key_of: dict[str, str] = {}          # broker order id -> gate key
         self._seen: dict[str, set[str]] = {}       # order id -> fill ids applied
         self._brackets: dict[str, _Bracket] = {}   # entry order id -> its exits
@@ -372,7 +372,9 @@ class ExecutionService:
                 payload = self._order_payload(order)
                 self._publish(ORDER_MODIFIED, payload)
             elif kind == "halted":
-                self._halt(order.message if order is not None else "broker halted", "broker")
+                why = getattr(self.broker, "halt_reason", None) or \
+                    (order.message if order is not None else "") or "the broker halted"
+                self._halt(f"broker: {why}", "broker")
         except Exception:
             logger.exception("handling %s of %s failed", kind, getattr(order, "order_id", "?"))
 
