@@ -86,11 +86,19 @@ def cmd_demo(args) -> int:
 def cmd_backtest(args) -> int:
     from pathlib import Path
 
-    from .feeds import Bars, ReplayFeed
-    from .report import format_summary, write_report
-    from .session import PaperSession
-    cfg = _config(args)
-    instruments = _instruments(cfg)
+    from .report import format_summary
+    out = Path(args.out)
+    m = run_backtest(args, out=out, progress=_progress)
+    print(format_summary(m, verbose=getattr(args, "verbose", False)))
+    print(f"\nreport: {out}/ (trades.csv, fills.csv, equity.png, report.html, summary.json)")
+    return 0
+
+
+def load_feed(args, cfg: Config, instruments):
+    """The backtest's feed: ``args.data`` (a CSV file or folder), cut to ``--symbols``."""
+    from pathlib import Path
+
+    from .feeds import ReplayFeed
     if not Path(args.data).exists():
         raise UserError(f"data not found: {args.data}")
     feed = ReplayFeed(args.data, instruments=instruments)
@@ -101,6 +109,23 @@ def cmd_backtest(args) -> int:
         if unknown:
             raise UserError(f"unknown symbol(s): {', '.join(unknown)}")
         feed = _only(feed, cfg.symbols)
+    return feed
+
+
+def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=None) -> dict:
+    """One backtest exactly as ``hftcore backtest`` runs it; returns the summary dict.
+
+    ``cfg`` defaults to the one the flags describe, ``feed`` to ``load_feed``; with
+    ``out`` the report folder is written too (``hftcore optimize`` passes its own
+    config and a feed it loaded once, and no folder)."""
+    from pathlib import Path
+
+    from .feeds import Bars
+    from .report import metrics, provenance, write_report
+    from .session import PaperSession
+    cfg = cfg if cfg is not None else _config(args)
+    if feed is None:
+        feed = load_feed(args, cfg, _instruments(cfg))
     kwargs = cfg.session_kwargs()
     if isinstance(feed.data(), Bars) and args.primary is None:
         # candles: decide on the bar's own timeframe unless told otherwise
@@ -111,12 +136,12 @@ def cmd_backtest(args) -> int:
     if args.primary:
         kwargs["primary_tf"] = args.primary
     session = PaperSession(feed, **kwargs)
-    session.run(progress=_progress)
-    out = Path(args.out)
-    m = write_report(session, out, title=f"hftcore backtest: {Path(args.data).name}")
-    print(format_summary(m))
-    print(f"\nreport: {out}/ (trades.csv, fills.csv, equity.png, report.html, summary.json)")
-    return 0
+    session.run(progress=progress)
+    if out is None:
+        return metrics(session)
+    prov = provenance(cfg, args.data, config_path=getattr(args, "config", None))
+    return write_report(session, Path(out), title=f"hftcore backtest: {Path(args.data).name}",
+                        provenance=prov, verbose=getattr(args, "verbose", False))
 
 
 def _only(feed, symbols):
