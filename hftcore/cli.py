@@ -5,6 +5,8 @@
     hftcore paper      a paper session in (scaled) real time until Ctrl-C
     hftcore dashboard  print a running paper session's snapshot
     hftcore config     print the documented example configuration
+    hftcore report compare RUN_A RUN_B   two summaries side by side
+    hftcore optimize   parameter sweeps (grid/random, walk-forward) on Dask
 """
 
 from __future__ import annotations
@@ -253,6 +255,28 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+def _read_summary(path: str) -> dict:
+    from pathlib import Path
+    p = Path(path)
+    f = p / "summary.json" if p.is_dir() else p
+    if not f.is_file():
+        raise UserError(f"no summary.json in {path}")
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{f}: not a summary.json: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{f}: not a summary.json (expected an object)")
+    return data
+
+
+def cmd_report_compare(args) -> int:
+    from .report import compare_summaries
+    a, b = _read_summary(args.run_a), _read_summary(args.run_b)
+    print(compare_summaries(a, b, args.run_a, args.run_b))
+    return 0
+
+
 def cmd_config(args) -> int:
     if args.check:
         Config.load(args.check)
@@ -306,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("report", help="work with backtest reports")
+    rsub = p.add_subparsers(dest="report_command", required=True)
+    q = rsub.add_parser("compare", help="two runs' summary.json side by side, with B - A")
+    q.add_argument("run_a", metavar="RUN_A", help="report folder (or its summary.json)")
+    q.add_argument("run_b", metavar="RUN_B", help="report folder (or its summary.json)")
+    q.set_defaults(func=cmd_report_compare)
 
     p = sub.add_parser("config", help="print the documented example configuration")
     p.add_argument("--example", action="store_true", help="print the example (the default)")

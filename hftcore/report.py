@@ -576,13 +576,17 @@ def format_summary(m: dict, verbose: bool = False) -> str:
 
 def compare_summaries(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> str:
     """Two summaries side by side: one line per statistic, with B - A."""
+    money = ("charges", "net_pnl", "final_equity", "max_drawdown", "max_exposure")
     keys = [k for k in STAT_KEYS if k in a or k in b]
-    keys += [k for k in ("trades", "fills", "charges", "net_pnl", "final_equity",
-                         "max_drawdown", "max_exposure", "orders", "rejected")
-             if k in a or k in b]
+    keys += [k for k in ("trades", "fills", *money, "orders", "rejected") if k in a or k in b]
+
+    def fmt(k, v):
+        return inr(v) if k in money and isinstance(v, (int, float)) else format_stat(k, v)
+    cells = [(k, fmt(k, a.get(k)), fmt(k, b.get(k))) for k in keys]
     width = max(len(k) for k in keys) + 2
-    out = [f"{'':<{width}}{name_a[-24:]:>24}{name_b[-24:]:>24}{'B - A':>18}"]
-    for k in keys:
+    col = max(24, *(len(x) + 2 for _, va, vb in cells for x in (va, vb)))
+    out = [f"{'':<{width}}{name_a[-(col - 2):]:>{col}}{name_b[-(col - 2):]:>{col}}{'B - A':>18}"]
+    for k, fa, fb in cells:
         va, vb = a.get(k), b.get(k)
         diff = ""
         try:
@@ -593,9 +597,11 @@ def compare_summaries(a: dict, b: dict, name_a: str = "A", name_b: str = "B") ->
             d = nb - na
             if k in DURATION_KEYS:
                 diff = ("-" if d < 0 else "+") + duration_str(abs(d) * NS)
+            elif isinstance(va, int) and isinstance(vb, int):
+                diff = f"{int(d):+d}"
             else:
-                diff = ("+" if d > 0 else "") + format_stat(k, float(d))
-        out.append(f"{k:<{width}}{format_stat(k, va):>24}{format_stat(k, vb):>24}{diff:>18}")
+                diff = ("+" if d > 0 else "") + fmt(k, float(d))
+        out.append(f"{k:<{width}}{fa:>{col}}{fb:>{col}}{diff:>18}")
     return "\n".join(out)
 
 
