@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -277,6 +279,79 @@ def cmd_report_compare(args) -> int:
     return 0
 
 
+def cmd_optimize(args) -> int:
+    from pathlib import Path
+
+    from . import research as rs
+    from .report import format_stat
+    cfg = _config(args)
+    grid = rs.parse_grid(args.grid)
+    where = rs.resolve_names(cfg, grid)
+    if args.maximize not in rs.RESULT_COLUMNS:
+        raise UserError(f"--maximize {args.maximize!r} is not a statistic "
+                        f"(one of: {', '.join(rs.RESULT_COLUMNS)})")
+    sets = rs.param_sets(grid, args.constraint or [], args.random, args.seed)
+    sets, bad = rs.valid_sets(cfg, sets, where)
+    if bad:
+        print(f"warning: skipped {len(bad)} parameter set(s) the configuration rejects "
+              f"(first: {bad[0][0]}: {bad[0][1]})", file=sys.stderr)
+    if not sets:
+        raise UserError("no parameter set is valid for the configuration")
+    feed = load_feed(args, cfg, _instruments(cfg))
+    wins = None
+    if args.walk_forward:
+        train, sep, test = args.walk_forward.partition(":")
+        if not sep or not train.isdigit() or not test.isdigit():
+            raise UserError(f"--walk-forward takes TRAIN:TEST days, got {args.walk_forward!r}")
+        wins = rs.windows(feed.data(), int(train), int(test))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = rs.payload_for(args, cfg, feed.data(), feed.instruments, list(grid))
+    names = list(grid)
+    runs = len(sets) * (len(wins) if wins else 1)
+    print(f"hftcore optimize: {len(sets)} parameter set(s), {runs} backtest(s) on "
+          f"{args.scheduler or f'{args.workers} local worker(s)'}", file=sys.stderr)
+    with rs.Runner(payload, args.workers, args.scheduler) as runner:
+        if wins:
+            rows, oos = rs.walk_forward(runner, sets, wins, args.maximize)
+        else:
+            rows = rs.sweep(runner, sets)
+    written = ["results.csv"]
+    if wins:
+        rs.write_table(out / "results.csv", rows, ["window", *names, *rs.RESULT_COLUMNS])
+        wf_cols = [*oos[0]]
+        rs.write_table(out / "walk_forward.csv", oos, wf_cols)
+        written.append("walk_forward.csv")
+        print(f"{'window':>6}  {'test days':<23} " + " ".join(f"{n:>12}" for n in names)
+              + f"  {'in-sample':>12}  {'out-of-sample':>13}  ({args.maximize})")
+        for r in oos:
+            print(f"{r['window']:>6}  {r['test_start'][:10]}..{r['test_end'][:10]} "
+                  + " ".join(f"{r[n]!s:>12}" for n in names)
+                  + f"  {format_stat(args.maximize, r[f'in-sample {args.maximize}']):>12}"
+                  + f"  {format_stat(args.maximize, r[args.maximize]):>13}")
+    else:
+        for r, k in zip(rows, rs.rank(rows, args.maximize)):
+            r["rank"] = k
+        columns = [*names, "rank", *rs.RESULT_COLUMNS]
+        rs.write_table(out / "results.csv", rows, columns)
+        if rs.write_parquet(out / "results.parquet", rows, columns):
+            written.append("results.parquet")
+        if len(names) >= 2:
+            (out / "heatmap.html").write_text(
+                rs.heatmap_html(rows, names[0], names[1], args.maximize), encoding="utf-8")
+            written.append("heatmap.html")
+        top = sorted(rows, key=lambda r: r["rank"])[:args.top]
+        shown = [args.maximize] + [k for k in ("Return [%]", "Sharpe Ratio", "Max. Drawdown [%]",
+                                               "# Trades") if k != args.maximize]
+        print(f"{'rank':>4}  " + " ".join(f"{n:>12}" for n in names) + "  "
+              + "  ".join(f"{k:>18}" for k in shown))
+        for r in top:
+            print(f"{r['rank']:>4}  " + " ".join(f"{r[n]!s:>12}" for n in names) + "  "
+                  + "  ".join(f"{format_stat(k, r[k]):>18}" for k in shown))
+    print(f"\nresults: {out}/ ({', '.join(written)})")
+    return 0
+
+
 def cmd_config(args) -> int:
     if args.check:
         Config.load(args.check)
@@ -330,6 +405,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("optimize", help="parameter sweep (grid/random, walk-forward) on Dask")
+    for action in sub.choices["backtest"]._actions:          # every backtest flag but --out
+        if action.dest not in ("help", "out"):
+            p._add_action(copy.copy(action))
+    p.add_argument("--grid", action="append", metavar="NAME=VALUES", required=True,
+                   help="a swept parameter: fast=5,10,20 or fast=5:50:5 (inclusive); "
+                        "STRATEGY.PARAM or a config key (indicators.ema_fast) also work")
+    p.add_argument("--constraint", action="append", metavar="EXPR",
+                   help='a condition on the parameters, e.g. "fast < slow"')
+    p.add_argument("--random", type=int, metavar="N", help="N random sets of the grid")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random")
+    p.add_argument("--maximize", default="Sharpe Ratio", help="the statistic to rank by")
+    p.add_argument("--walk-forward", metavar="TRAIN:TEST",
+                   help="rolling windows of TRAIN trading days in-sample, TEST out-of-sample")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="local worker processes (default: the cores)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask scheduler")
+    p.add_argument("--top", type=int, default=10, help="rows to print")
+    p.add_argument("--out", default="reports/optimize", help="results folder")
+    p.set_defaults(func=cmd_optimize)
 
     p = sub.add_parser("report", help="work with backtest reports")
     rsub = p.add_subparsers(dest="report_command", required=True)
