@@ -331,6 +331,12 @@ def _bar(done: int, total: int, started: float, label: str = "runs") -> None:
     sys.stderr.flush()
 
 
+def _import_backtest() -> None:
+    import hftcore.cli
+    import hftcore.report
+    import hftcore.session  # noqa: F401
+
+
 class Runner:
     """Runs tasks ``(params, span)`` over one payload: in this process (one worker,
     no scheduler) or on Dask.  Use as a context manager; ``map`` returns the rows in
@@ -373,6 +379,13 @@ class Runner:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+    def warm(self) -> None:
+        """Import the backtest's modules on every worker now (a first task would)."""
+        if self.client is not None:
+            self.client.run(_import_backtest)
+        else:
+            _import_backtest()
 
     def map(self, tasks: list[tuple], on_result=None, label: str = "runs") -> list[dict]:
         started = time.monotonic()
