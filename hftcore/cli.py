@@ -306,7 +306,10 @@ def cmd_optimize(args) -> int:
         wins = rs.windows(feed.data(), int(train), int(test))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = rs.payload_for(args, cfg, feed.data(), feed.instruments, list(grid))
+    if args.shared_data:                   # every worker reads --data itself, once
+        payload = rs.payload_for(args, cfg, None, None, list(grid))
+    else:                                  # scattered from here, once per worker
+        payload = rs.payload_for(args, cfg, feed.data(), feed.instruments, list(grid))
     names = list(grid)
     runs = len(sets) * (len(wins) if wins else 1)
     print(f"hftcore optimize: {len(sets)} parameter set(s), {runs} backtest(s) on "
@@ -423,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="local worker processes (default: the cores)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask scheduler")
+    p.add_argument("--shared-data", action="store_true",
+                   help="workers read --data from the same path (a shared filesystem) "
+                        "instead of receiving it from this process")
     p.add_argument("--top", type=int, default=10, help="rows to print")
     p.add_argument("--out", default="reports/optimize", help="results folder")
     p.set_defaults(func=cmd_optimize)

@@ -311,6 +311,8 @@ def run_one(payload, params: dict, span=None) -> dict:
     from .feeds import ArrayFeed
     args_dict, cfg, where, data, instruments = payload
     args = argparse.Namespace(**args_dict)
+    if data is None:                       # --shared-data: read once per worker process
+        data, instruments = _shared_data(args, cfg)
     run_cfg = apply_params(cfg, params, where)
     d = data if span is None else slice_data(data, *span)
     m = run_backtest(args, cfg=run_cfg, feed=ArrayFeed(d, instruments))
@@ -329,6 +331,24 @@ def _bar(done: int, total: int, started: float, label: str = "runs") -> None:
     elif done == total or done * 4 // total != (done - 1) * 4 // total:
         sys.stderr.write(f"{done}/{total} {label}\n")
     sys.stderr.flush()
+
+
+_SHARED: dict = {}
+
+
+def _shared_data(args, cfg: Config):
+    """The data at ``args.data`` as this process loaded it (cached per path, symbols
+    and file sizes/mtimes, so each worker reads a shared file once)."""
+    from .cli import _instruments, load_feed
+    p = Path(args.data)
+    files = sorted(p.glob("*.csv")) if p.is_dir() else [p]
+    key = (str(p.resolve()), tuple(args.symbols or ()), cfg.instruments,
+           tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if key not in _SHARED:
+        _SHARED.clear()
+        feed = load_feed(args, cfg, _instruments(cfg))
+        _SHARED[key] = (feed.data(), feed.instruments)
+    return _SHARED[key]
 
 
 def _import_backtest() -> None:
@@ -411,7 +431,8 @@ class Runner:
 
 def payload_for(args, cfg: Config, data, instruments, names) -> tuple:
     """What every worker needs once: the backtest flags, the base configuration, where
-    each parameter goes, the data and the instrument table."""
+    each parameter goes, the data and the instrument table (``data=None``: each worker
+    reads ``args.data`` itself, from a path every worker sees)."""
     args_dict = {k: v for k, v in vars(args).items() if not callable(v)}
     return (args_dict, cfg, resolve_names(cfg, names), data, instruments)
 

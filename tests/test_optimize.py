@@ -113,11 +113,13 @@ def test_bad_sweeps_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
 # ---------------------------------------------------------------- sweeps
 
 def test_sweep_table_is_identical_on_one_and_two_local_workers(tmp_path, capsys):
-    one, two = tmp_path / "one", tmp_path / "two"
+    one, two, shared = tmp_path / "one", tmp_path / "two", tmp_path / "shared"
     assert main(["optimize", *SWEEP, "--workers", "1", "--out", str(one)]) == 0
     assert main(["optimize", *SWEEP, "--workers", "2", "--out", str(two)]) == 0
+    # the workers read the data from the path themselves instead of receiving it
+    assert main(["optimize", *SWEEP, "--workers", "2", "--shared-data", "--out", str(shared)]) == 0
     a = (one / "results.csv").read_bytes()
-    assert a == (two / "results.csv").read_bytes()
+    assert a == (two / "results.csv").read_bytes() == (shared / "results.csv").read_bytes()
     rows = _rows(one / "results.csv")
     # 3 x 3 grid less the sets the constraint removes (0.5 < 0.5)
     assert [(r["min_gap_atr"], r["full_gap_atr"]) for r in rows] == [
