@@ -850,5 +850,5 @@ def _fill_marks(session, symbol: str, index: np.ndarray, step: int) -> list[dict
         pos += qty
         x = int(min(np.searchsorted(index, f["ts"], "left"), n - 1)) // step
         out.append({"x": x, "price": f["price"], "kind": kind, "side": f["side"],
-                    "quantity": f["quantity"], "time": _ts(f["ts"])})
+                    "quantity": f["quantity"], "time": _ts(f["ts"]), "order_id": f["order_id"]})
     return out
