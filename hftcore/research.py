@@ -363,11 +363,11 @@ class Runner:
     task order."""
 
     def __init__(self, payload, workers: int = 1, scheduler: str | None = None,
-                 retries: int = 3):
+                 retries: int = 3, timeout: float | None = None):
         if workers < 1:
             raise SweepError("--workers must be >= 1")
         self.payload, self.workers, self.scheduler = payload, workers, scheduler
-        self.retries = retries
+        self.retries, self.timeout = retries, timeout     # timeout: seconds for a whole map
         self.client = self.cluster = None
         self._data = None
 
@@ -423,7 +423,8 @@ class Runner:
                                       retries=self.retries, pure=False)
                    for i, (params, span) in enumerate(tasks)]
         where = {f.key: i for i, f in enumerate(futures)}
-        for done, (fut, row) in enumerate(as_completed(futures, with_results=True), 1):
+        for done, (fut, row) in enumerate(as_completed(futures, with_results=True,
+                                                       timeout=self.timeout), 1):
             results[where[fut.key]] = row
             report(done, n)
         return results

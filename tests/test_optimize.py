@@ -228,7 +228,7 @@ def test_sweep_on_a_dask_cluster_survives_a_killed_worker(tmp_path, dask_cluster
         expected = rs.sweep(local, sets)
 
     killed = {}
-    with rs.Runner(payload, scheduler=address) as runner:
+    with rs.Runner(payload, scheduler=address, timeout=300) as runner:
         pids = runner.client.run(os.getpid)
         assert sorted(pids.values()) == sorted(p.pid for p in workers)
 
