@@ -762,6 +762,8 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
     fmt = CustomJSTickFormatter(args={"labels": labels}, code="""
         const i = Math.round(tick);
         return (i >= 0 && i < labels.length) ? labels[i] : "";""")
+    rupees = CustomJSTickFormatter(code="""
+        return tick.toLocaleString('en-IN', {maximumFractionDigits: 2});""")   # 10,05,000
     rows = _symbol_rows(session)
     traded = sorted({f["symbol"] for f in session.fills}) or sorted(rows)[:1]
     x_range = None
@@ -800,6 +802,7 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
             p.legend.location = "top_left"
             p.legend.click_policy = "hide"
         p.xaxis.formatter = fmt
+        p.yaxis.formatter = rupees
         figs.append(p)
     eq_x = np.arange(n)[::step] // step
     eq = equity[::step] if step == 1 else np.array(
@@ -821,6 +824,7 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
     pd_.varea("x", "dd", "zero", source=src, color="#d1242f", alpha=0.45)
     pd_.add_tools(HoverTool(tooltips=[("time", "@time"), ("drawdown", "@dd{0.00} %")],
                             mode="vline"))
+    pe.yaxis.formatter = rupees
     for p in (pe, pd_):
         p.xaxis.formatter = fmt
     figs += [pe, pd_]
