@@ -143,7 +143,8 @@ def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=
     session.run(progress=progress)
     if out is None:
         return metrics(session)
-    prov = provenance(cfg, args.data, config_path=getattr(args, "config", None))
+    prov = provenance(cfg, args.data, argv=getattr(args, "argv", None),
+                      config_path=getattr(args, "config", None))
     return write_report(session, Path(out), title=f"hftcore backtest: {Path(args.data).name}",
                         provenance=prov, verbose=getattr(args, "verbose", False))
 
@@ -449,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)     # for the report's provenance
     if args.command in ("demo", "backtest", "paper"):
         from .tuning import tune_gc
         tune_gc()                      # this process is ours: fewer GC pauses on decisions

@@ -267,6 +267,13 @@ def compute_stats(index_ns, equity, trades, closes=None, warmup: int = 0,
     Returns a dict in ``STAT_KEYS`` order: times as IST ISO strings, durations as
     pandas-style strings, the rest floats/ints (NaN where undefined).
     """
+    # numpy scalars throughout: overflow gives inf and 0/0 NaN (as in backtesting.py), not
+    # an exception, whatever the equity does (zero capital, a blow-up)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _compute_stats(index_ns, equity, trades, closes, warmup, risk_free_rate)
+
+
+def _compute_stats(index_ns, equity, trades, closes, warmup, risk_free_rate) -> dict:
     index = np.asarray(index_ns, dtype=np.int64)
     eq = np.asarray(equity, dtype=np.float64)
     if index.ndim != 1 or len(index) == 0 or len(eq) != len(index):
@@ -330,21 +337,18 @@ def compute_stats(index_ns, equity, trades, closes=None, warmup: int = 0,
     weekday = (days + 3) % 7                      # 1970-01-01 was a Thursday (3)
     have_weekends = np.mean(weekday >= 5) > 2 / 7 * .6
     annual_days = 365 if have_weekends else 252
-    g = _gmean(day_returns)
+    g = np.float64(_gmean(day_returns))
     ann = (1 + g) ** annual_days - 1
-    var = float(np.var(day_returns, ddof=1)) if len(day_returns) > 1 else math.nan
+    var = np.float64(np.var(day_returns, ddof=1)) if len(day_returns) > 1 else np.float64("nan")
     s["Return (Ann.) [%]"] = ann * 100
-    vol = math.sqrt((var + (1 + g) ** 2) ** annual_days - (1 + g) ** (2 * annual_days)) * 100 \
-        if math.isfinite(var) else math.nan
+    vol = np.sqrt((var + (1 + g) ** 2) ** annual_days - (1 + g) ** (2 * annual_days)) * 100
     s["Volatility (Ann.) [%]"] = vol
     years = (duration // DAY_NS + (duration % DAY_NS) // NS / 86400) / 365.25
     s["CAGR [%]"] = ((eq[-1] / eq[0]) ** (1 / years) - 1) * 100 if years else math.nan
     s["Sharpe Ratio"] = (s["Return (Ann.) [%]"] - risk_free_rate * 100) / (vol or math.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        downside = np.sqrt(np.mean(np.clip(day_returns, -np.inf, 0) ** 2)) \
-            if len(day_returns) else math.nan
-        s["Sortino Ratio"] = float(np.float64(ann - risk_free_rate) /
-                                   (downside * np.sqrt(annual_days)))
+    downside = np.sqrt(np.mean(np.clip(day_returns, -np.inf, 0) ** 2)) \
+        if len(day_returns) else math.nan
+    s["Sortino Ratio"] = np.float64(ann - risk_free_rate) / (downside * np.sqrt(annual_days))
     max_dd = -float(np.nan_to_num(dd.max()))
     s["Calmar Ratio"] = ann / (-max_dd or math.nan)
     beta = math.nan

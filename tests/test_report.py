@@ -61,7 +61,8 @@ def test_provenance_names_strategy_data_hashes_config_and_command(tmp_path, caps
         f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(DATA.glob("*.csv"))}
     assert prov["config"]["capital"] == 500000.0 and prov["config_file"] == str(cfg)
     assert prov["hftcore_version"] == __version__
-    assert prov["command"].startswith("hftcore ")
+    assert prov["command"] == f"hftcore backtest --data {DATA} --config {cfg} --capital 500000 " \
+        f"--out {out}"
     html = (out / "report.html").read_text(encoding="utf-8")
     assert prov["data"]["sha256"]["INFY.csv"] in html and "rsi_reversion" in html
 

@@ -169,6 +169,12 @@ def test_no_trades_and_a_flat_curve_give_nan_not_errors():
     assert s["Max. Drawdown Duration"] is None and s["Duration"] == "0 days 00:04:00"
     with pytest.raises(ValueError):
         compute_stats(idx[::-1], np.full(5, 1e6), [])
+    # zero capital, and equity that explodes day over day: NaN/inf, never an exception
+    zero = compute_stats(idx, np.zeros(5), [], np.full(5, 100.0))
+    assert math.isnan(zero["Return [%]"]) and zero["Equity Final [₹]"] == 0.0
+    days = idx[0] + np.arange(6, dtype=np.int64) * 86_400 * 10**9
+    boom = compute_stats(days, 100.0 ** np.arange(6) * 1e3, [])
+    assert boom["Return (Ann.) [%]"] == math.inf and boom["CAGR [%]"] == math.inf
 
 
 def test_indian_digit_grouping_and_durations():
