@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)     # for the report's provenance
-    if args.command in ("demo", "backtest", "paper"):
+    if args.command in ("demo", "backtest", "paper", "optimize"):
         from .tuning import tune_gc
         tune_gc()                      # this process is ours: fewer GC pauses on decisions
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,

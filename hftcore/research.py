@@ -363,11 +363,13 @@ class Runner:
     task order."""
 
     def __init__(self, payload, workers: int = 1, scheduler: str | None = None,
-                 retries: int = 3, timeout: float | None = None):
+                 retries: int = 3, timeout: float | None = None,
+                 connect_timeout: float = 30.0):
         if workers < 1:
             raise SweepError("--workers must be >= 1")
         self.payload, self.workers, self.scheduler = payload, workers, scheduler
         self.retries, self.timeout = retries, timeout     # timeout: seconds for a whole map
+        self.connect_timeout = connect_timeout
         self.client = self.cluster = None
         self._data = None
 
@@ -383,7 +385,12 @@ class Runner:
                          "distributed.worker", "distributed.core", "distributed.http"):
                 logging.getLogger(name).setLevel(logging.ERROR)
         if self.scheduler is not None:
-            self.client = Client(self.scheduler, timeout=30)
+            try:
+                self.client = Client(self.scheduler, timeout=self.connect_timeout)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise SweepError(f"cannot reach the Dask scheduler at {self.scheduler}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                                 ) from None
         else:
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                         processes=True, dashboard_address=None,

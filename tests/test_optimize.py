@@ -110,6 +110,17 @@ def test_bad_sweeps_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert err[-1].startswith("hftcore: error:") and message in err[-1]
 
 
+def test_an_unreachable_scheduler_is_a_one_line_error():
+    import socket
+    with socket.socket() as sock:                 # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runner = rs.Runner((None,) * 5, scheduler=f"tcp://127.0.0.1:{port}", connect_timeout=2)
+    with pytest.raises(rs.SweepError, match="cannot reach the Dask scheduler") as info:
+        runner.__enter__()
+    assert "\n" not in str(info.value)
+
+
 # ---------------------------------------------------------------- sweeps
 
 def test_sweep_table_is_identical_on_one_and_two_local_workers(tmp_path, capsys):
