@@ -91,5 +91,16 @@ def test_report_html_opens_without_console_errors_and_shows_the_chart(tmp_path, 
         shots = Path(os.environ.get("HFTCORE_SCREENSHOT_DIR", tmp_path))
         shots.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(shots / "report.png"))
+
+        # the sweep's heatmap page, too
+        sweep = tmp_path / "sweep"
+        assert main(["optimize", "--data", str(DATA), "--symbols", "INFY", "--strategy",
+                     "ema_trend", "--grid", "min_gap_atr=0,0.3", "--grid", "full_gap_atr=1,2",
+                     "--workers", "1", "--out", str(sweep)]) == 0
+        driver.get((sweep / "heatmap.html").as_uri())
+        wait.until(lambda d: any(w > 200 and h > 200 and ink > 0
+                                 for w, h, ink in d.execute_script(FIND)))
+        severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        assert not severe, severe
     finally:
         driver.quit()
