@@ -380,32 +380,46 @@ class Runner:
 
         from distributed import Client, LocalCluster
         quiet = logging.getLogger().level > logging.INFO      # hftcore -v shows Dask's log
+        self._levels = {}
         if quiet:
             for name in ("distributed", "distributed.scheduler", "distributed.nanny",
                          "distributed.worker", "distributed.core", "distributed.http"):
-                logging.getLogger(name).setLevel(logging.ERROR)
-        if self.scheduler is not None:
-            try:
-                self.client = Client(self.scheduler, timeout=self.connect_timeout)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise SweepError(f"cannot reach the Dask scheduler at {self.scheduler}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                                 ) from None
-        else:
-            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                        processes=True, dashboard_address=None,
-                                        host="127.0.0.1",
-                                        silence_logs=logging.ERROR if quiet else logging.INFO)
-            self.client = Client(self.cluster)
-        # the data once per worker; tasks carry only their parameters
-        self._data = self.client.scatter([self.payload], broadcast=True)[0]
+                log = logging.getLogger(name)
+                self._levels[name] = log.level
+                log.setLevel(logging.ERROR)
+        try:
+            if self.scheduler is not None:
+                try:
+                    self.client = Client(self.scheduler, timeout=self.connect_timeout)
+                except (OSError, TimeoutError, ValueError) as exc:
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise SweepError(f"cannot reach the Dask scheduler at {self.scheduler}: "
+                                     f"{first}") from None
+            else:
+                self.cluster = LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, host="127.0.0.1",
+                    silence_logs=logging.ERROR if quiet else logging.INFO)
+                self.client = Client(self.cluster)
+            # the data once per worker; tasks carry only their parameters
+            self._data = self.client.scatter([self.payload], broadcast=True)[0]
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        import logging
+        try:
+            if self.client is not None:
+                self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            self.client = self.cluster = None
+            for name, level in getattr(self, "_levels", {}).items():
+                logging.getLogger(name).setLevel(level)
+            self._levels = {}
 
     def warm(self) -> None:
         """Import the backtest's modules on every worker now (a first task would)."""
