@@ -15,6 +15,7 @@ import argparse
 import copy
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -318,6 +319,13 @@ def cmd_optimize(args) -> int:
     with rs.Runner(payload, args.workers, args.scheduler) as runner:
         if wins:
             rows, oos = rs.walk_forward(runner, sets, wins, args.maximize)
+            from .report import stat_number
+            blind = [r["window"] for r in oos if not math.isfinite(
+                stat_number(args.maximize, r[f"in-sample {args.maximize}"]))]
+            if blind:
+                print(f"warning: {args.maximize} is undefined in-sample in window(s) "
+                      f"{', '.join(map(str, blind))} (too few days?); the first set was taken",
+                      file=sys.stderr)
         else:
             rows = rs.sweep(runner, sets)
     written = ["results.csv"]

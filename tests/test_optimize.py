@@ -177,6 +177,11 @@ def test_walk_forward_picks_in_sample_and_tests_out_of_sample(tmp_path, capsys):
         assert w["Start"].startswith(w["test_start"][:10])      # out of sample: test days only
         assert all(r["Start"].startswith("2024-06-0") for r in rows)
     assert capsys.readouterr().out.count("2024-06-0") >= 2
+    # Sharpe needs two daily returns: over two in-sample days it is undefined, and said so
+    assert main(["optimize", "--data", str(DATA), "--symbols", "INFY", "--strategy", "ema_trend",
+                 "--grid", "min_gap_atr=0,0.5", "--walk-forward", "2:2", "--workers", "1",
+                 "--out", str(tmp_path / "blind")]) == 0
+    assert "Sharpe Ratio is undefined in-sample in window(s) 0" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- a real Dask cluster
