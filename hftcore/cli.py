@@ -108,7 +108,8 @@ def load_feed(args, cfg: Config, instruments):
         raise UserError(f"data not found: {args.data}")
     feed = ReplayFeed(args.data, instruments=instruments)
     if feed.rows_skipped:
-        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}", file=sys.stderr)
+        print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}",
+              file=sys.stderr)
     if args.symbols:
         unknown = [s for s in cfg.symbols if s not in instruments]
         if unknown:
@@ -117,12 +118,14 @@ def load_feed(args, cfg: Config, instruments):
     return feed
 
 
-def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=None) -> dict:
+def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=None,
+                 stop=None) -> dict:
     """One backtest exactly as ``hftcore backtest`` runs it; returns the summary dict.
 
     ``cfg`` defaults to the one the flags describe, ``feed`` to ``load_feed``; with
     ``out`` the report folder is written too (``hftcore optimize`` passes its own
-    config and a feed it loaded once, and no folder)."""
+    config and a feed it loaded once, and no folder).  ``stop()`` returning True ends
+    the replay early; the summary then says ``"partial": true``."""
     from pathlib import Path
 
     from .feeds import Bars
@@ -141,13 +144,16 @@ def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=
     if args.primary:
         kwargs["primary_tf"] = args.primary
     session = PaperSession(feed, **kwargs)
-    session.run(progress=progress)
+    session.run(progress=progress, stop=stop)
+    partial = {"partial": True} if stop is not None and stop() else {}
     if out is None:
-        return metrics(session)
+        return {**metrics(session), **partial}
     prov = provenance(cfg, args.data, argv=getattr(args, "argv", None),
                       config_path=getattr(args, "config", None))
-    return write_report(session, Path(out), title=f"hftcore backtest: {Path(args.data).name}",
-                        provenance=prov, verbose=getattr(args, "verbose", False))
+    title = f"hftcore backtest: {Path(args.data).name}"
+    return write_report(session, Path(out), title=title + (" (PARTIAL: interrupted)" if partial
+                                                           else ""),
+                        provenance=prov, verbose=getattr(args, "verbose", False), extra=partial)
 
 
 def _only(feed, symbols):

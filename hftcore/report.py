@@ -107,7 +107,7 @@ def inr(x, decimals: int = 2) -> str:
     whole, _, frac = text.partition(".")
     if len(whole) > 3:
         head, tail = whole[:-3], whole[-3:]
-        groups = []
+        groups: list[str] = []
         while len(head) > 2:
             groups.insert(0, head[-2:])
             head = head[:-2]
@@ -449,7 +449,7 @@ def charges_by_component(fills: list[dict]) -> dict:
 def per_symbol(session, trades: list[dict], rows: dict) -> list[dict]:
     """One row per symbol in the data: trades, wins, PnL, charges, buy & hold."""
     out = []
-    fills_by = {}
+    fills_by: dict[str, list] = {}
     for f in session.fills:
         fills_by.setdefault(f["symbol"], []).append(f)
     for sym in sorted(set(rows) | set(fills_by)):
@@ -600,7 +600,7 @@ def compare_summaries(a: dict, b: dict, name_a: str = "A", name_b: str = "B") ->
         if math.isfinite(na) and math.isfinite(nb) and k not in TIME_KEYS:
             d = nb - na
             if k in DURATION_KEYS:
-                diff = ("-" if d < 0 else "+") + duration_str(abs(d) * NS)
+                diff = ("-" if d < 0 else "+") + (duration_str(abs(d) * NS) or "")
             elif isinstance(va, int) and isinstance(vb, int):
                 diff = f"{int(d):+d}"
             else:
@@ -662,12 +662,13 @@ def _table(headers, rows) -> str:
 
 
 def write_report(session, out_dir, title: str = "hftcore backtest",
-                 provenance: dict | None = None, verbose: bool = False) -> dict:
+                 provenance: dict | None = None, verbose: bool = False,
+                 extra: dict | None = None) -> dict:
     """Write trades.csv, fills.csv, equity.png, summary.json and report.html; returns
-    the metrics."""
+    the metrics (with ``extra`` keys added, e.g. ``{"partial": True}``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    m = metrics(session, provenance)
+    m = {**metrics(session, provenance), **(extra or {})}
     trades = trades_from_fills(session.fills)
     _write_csv(out / "trades.csv", trades, TRADE_FIELDS)
     fill_rows = [{"time": _ts(f["ts"]), "order_id": f["order_id"], "fill_id": f["fill_id"],
@@ -726,8 +727,9 @@ def report_html(session, m: dict, trades: list[dict], title: str, png: bytes | N
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 {head}
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#1f2328}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{padding:4px 10px;border-bottom:1px solid #d0d7de;
-text-align:right}}th{{text-align:left}}h1{{font-size:20px}}h2{{font-size:16px}}
+table{{border-collapse:collapse;margin:1em 0}}
+td,th{{padding:4px 10px;border-bottom:1px solid #d0d7de;text-align:right}}
+th{{text-align:left}}h1{{font-size:20px}}h2{{font-size:16px}}
 .cols{{display:flex;gap:3em;flex-wrap:wrap;align-items:flex-start}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <div class="cols"><div><h2>Statistics</h2>{stats}</div>
@@ -785,9 +787,11 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
                                 "time": [labels[i] for i in xs.tolist()],
                                 "color": np.where(cl >= op, "#1a7f37", "#cf222e")})
         p = figure(height=300, sizing_mode="stretch_width", title=f"{sym} (IST, trading time)",
-                   tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom",
-                   **({"x_range": x_range} if x_range is not None else {}))
-        x_range = x_range or p.x_range
+                   tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
+        if x_range is None:
+            x_range = p.x_range
+        else:
+            p.x_range = x_range                      # panels pan and zoom together
         p.segment("x", "high", "x", "low", source=src, color="color")
         p.vbar("x", 0.7, "open", "close", source=src, fill_color="color", line_color="color")
         p.add_tools(HoverTool(tooltips=[("time", "@time"), ("open", "@open{0,0.00}"),
@@ -817,9 +821,11 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
     src = ColumnDataSource({"x": eq_x, "equity": eq, "dd": dd, "zero": np.zeros(len(dd)),
                             "time": labels})
     pe = figure(height=220, sizing_mode="stretch_width", title="Equity [₹]",
-                tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom",
-                **({"x_range": x_range} if x_range is not None else {}))
-    x_range = x_range or pe.x_range
+                tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
+    if x_range is None:
+        x_range = pe.x_range
+    else:
+        pe.x_range = x_range
     pe.line("x", "equity", source=src, color="#1f6feb", line_width=1.5)
     pe.add_tools(HoverTool(tooltips=[("time", "@time"), ("equity", "@equity{0,0.00}")],
                            mode="vline"))

@@ -253,7 +253,7 @@ def resolve_names(cfg: Config, names) -> dict[str, tuple]:
     Raises SweepError for a name that maps to nothing or to several strategies."""
     from .engines.strategy import STRATEGY_REGISTRY
     config_keys = _config_keys()
-    out = {}
+    out: dict[str, tuple] = {}
     for n in names:
         if n in config_keys:
             out[n] = ("config", config_keys[n])
@@ -537,7 +537,8 @@ def heatmap_html(rows: list[dict], x: str, y: str, stat: str, title: str = "") -
     """A standalone HTML heatmap of ``stat`` over two parameters (the best value over
     any other parameters), Bokeh with inline resources."""
     from bokeh.embed import file_html
-    from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
+    from bokeh.models import ColumnDataSource, FactorRange, HoverTool, LinearColorMapper
+    from bokeh.models.annotations import ColorBar
     from bokeh.palettes import Viridis256
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
@@ -557,12 +558,12 @@ def heatmap_html(rows: list[dict], x: str, y: str, stat: str, title: str = "") -
                                nan_color="#d0d7de")
     src = ColumnDataSource({"x": [str(k[0]) for k in best], "y": [str(k[1]) for k in best],
                             "v": vals})
-    p = figure(x_range=xs, y_range=ys, title=title or f"{stat} by {x} and {y}",
-               x_axis_label=x, y_axis_label=y, width=720, height=560,
-               tools="hover,save,reset", toolbar_location="right")
+    p = figure(x_range=FactorRange(factors=xs), y_range=FactorRange(factors=ys),
+               title=title or f"{stat} by {x} and {y}", x_axis_label=x, y_axis_label=y,
+               width=720, height=560, tools="save,reset", toolbar_location="right")
     p.rect("x", "y", 1, 1, source=src, fill_color={"field": "v", "transform": mapper},
            line_color=None)
-    p.select_one(HoverTool).tooltips = [(x, "@x"), (y, "@y"), (stat, "@v{0.000}")]
+    p.add_tools(HoverTool(tooltips=[(x, "@x"), (y, "@y"), (stat, "@v{0.000}")]))
     p.add_layout(ColorBar(color_mapper=mapper, title=stat), "right")
     return file_html(p, INLINE, title or stat)     # inline: opens offline
 

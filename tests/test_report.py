@@ -101,3 +101,20 @@ def test_chart_marks_entries_exits_and_stop_fills(session):
         order.order_type = saved
     changed = [(a["kind"], b["kind"]) for a, b in zip(marks, again) if a != b]
     assert changed and all(k == ("exit", "stop") for k in changed)
+
+
+def test_run_backtest_stopped_early_writes_a_partial_report(tmp_path):
+    from hftcore.cli import build_parser, run_backtest
+    args = build_parser().parse_args(["backtest", "--data", str(DATA), "--out", str(tmp_path)])
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] >= 200                  # after 200 of the 1,875 one-minute slices
+    m = run_backtest(args, out=tmp_path, stop=stop)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert m["partial"] is True and summary["partial"] is True
+    assert summary["ticks"] == 2 * 200 < 3750
+    assert "(PARTIAL: interrupted)" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    whole = run_backtest(args, out=tmp_path / "whole")
+    assert "partial" not in whole and whole["ticks"] == 3750
