@@ -8,13 +8,18 @@
     hftcore login      Kite login: request token -> access token file (0600)
     hftcore data fetch Kite historical candles into the CSV format backtest reads
     hftcore live       the paper session with KiteTickerFeed and KiteBroker (real orders)
+    hftcore report compare RUN_A RUN_B   two summaries side by side
+    hftcore optimize   parameter sweeps (grid/random, walk-forward) on Dask
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
+import math
+import os
 import signal
 import sys
 import time
@@ -89,22 +94,47 @@ def cmd_demo(args) -> int:
 def cmd_backtest(args) -> int:
     from pathlib import Path
 
-    from .feeds import Bars, ReplayFeed
-    from .report import format_summary, write_report
-    from .session import PaperSession
-    cfg = _config(args)
-    instruments = _instruments(cfg)
-    if not Path(args.data).exists():
-        raise UserError(f"data not found: {args.data}")
+    from .report import format_summary
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
-    feed = ReplayFeed(args.data, instruments=instruments)
-    feed.data()                           # a bad file stops here, before --out is created
+    cfg = _config(args)
+    feed = load_feed(args, cfg, _instruments(cfg))    # a bad file stops here, before --out
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    interrupted = {"now": False}
+
+    def request_stop(signum, frame):
+        if interrupted["now"]:                   # a second Ctrl-C: stop right away
+            raise KeyboardInterrupt
+        interrupted["now"] = True
+    # Ctrl-C ends the run after the current slice; the report is written, marked partial
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        m = run_backtest(args, cfg, feed, out=out, progress=_progress,
+                         stop=lambda: interrupted["now"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(format_summary(m, verbose=getattr(args, "verbose", False)))
+    print(f"\nreport: {out}/ (trades.csv, fills.csv, equity.png, report.html, summary.json)")
+    if interrupted["now"]:
+        print(f"hftcore: interrupted: partial report ({m.get('ticks', 0):,} ticks) in {out}/",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def load_feed(args, cfg: Config, instruments):
+    """The backtest's feed: ``args.data`` (a CSV file or folder), cut to ``--symbols``."""
+    from pathlib import Path
+
+    from .feeds import ReplayFeed
+    if not Path(args.data).exists():
+        raise UserError(f"data not found: {args.data}")
+    feed = ReplayFeed(args.data, instruments=instruments)
+    feed.data()                           # read now: a bad file is one line, exit 2
     if feed.rows_skipped:
         why = ", ".join(f"{r}: {n}" for r, n in getattr(feed, "quarantined", {}).items())
         print(f"warning: skipped {feed.rows_skipped} malformed rows in {args.data}"
@@ -114,6 +144,25 @@ def cmd_backtest(args) -> int:
         if unknown:
             raise UserError(f"unknown symbol(s): {', '.join(unknown)}")
         feed = _only(feed, cfg.symbols)
+    return feed
+
+
+def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=None,
+                 stop=None) -> dict:
+    """One backtest exactly as ``hftcore backtest`` runs it; returns the summary dict.
+
+    ``cfg`` defaults to the one the flags describe, ``feed`` to ``load_feed``; with
+    ``out`` the report folder is written too (``hftcore optimize`` passes its own
+    config and a feed it loaded once, and no folder).  ``stop()`` returning True ends
+    the replay early; the summary then says ``"partial": true``."""
+    from pathlib import Path
+
+    from .feeds import Bars
+    from .report import metrics, provenance, write_report
+    from .session import PaperSession
+    cfg = cfg if cfg is not None else _config(args)
+    if feed is None:
+        feed = load_feed(args, cfg, _instruments(cfg))
     kwargs = cfg.session_kwargs()
     if isinstance(feed.data(), Bars) and args.primary is None:
         # candles: decide on the bar's own timeframe unless told otherwise
@@ -124,34 +173,16 @@ def cmd_backtest(args) -> int:
     if args.primary:
         kwargs["primary_tf"] = args.primary
     session = PaperSession(feed, **kwargs)
-    interrupted = {"now": False}
-
-    def request_stop(signum, frame):
-        if interrupted["now"]:                   # a second Ctrl-C: stop right away
-            raise KeyboardInterrupt
-        interrupted["now"] = True
-    # Ctrl-C ends the run after the current slice; the report is written, marked partial
-    previous = signal.signal(signal.SIGINT, request_stop)
-    try:
-        session.run(progress=_progress, stop=lambda: interrupted["now"])
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    session.run(progress=progress, stop=stop)
+    partial = {"partial": True} if stop is not None and stop() else {}
+    if out is None:
+        return {**metrics(session), **partial}
+    prov = provenance(cfg, args.data, argv=getattr(args, "argv", None),
+                      config_path=getattr(args, "config", None))
     title = f"hftcore backtest: {Path(args.data).name}"
-    if interrupted["now"]:
-        title += " (PARTIAL: interrupted)"
-    m = write_report(session, out, title=title)
-    if interrupted["now"]:
-        m["partial"] = True
-        summary = out / "summary.json"
-        summary.write_text(json.dumps({**json.loads(summary.read_text()), "partial": True},
-                                      indent=2, sort_keys=True) + "\n")
-    print(format_summary(m))
-    print(f"\nreport: {out}/ (trades.csv, fills.csv, equity.png, report.html, summary.json)")
-    if interrupted["now"]:
-        print(f"hftcore: interrupted: partial report ({session.report.ticks:,} ticks) in {out}/",
-              file=sys.stderr)
-        return 130
-    return 0
+    return write_report(session, Path(out), title=title + (" (PARTIAL: interrupted)" if partial
+                                                           else ""),
+                        provenance=prov, verbose=getattr(args, "verbose", False), extra=partial)
 
 
 def _only(feed, symbols):
@@ -496,6 +527,111 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+def _read_summary(path: str) -> dict:
+    from pathlib import Path
+    p = Path(path)
+    f = p / "summary.json" if p.is_dir() else p
+    if not f.is_file():
+        raise UserError(f"no summary.json in {path}")
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{f}: not a summary.json: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{f}: not a summary.json (expected an object)")
+    return data
+
+
+def cmd_report_compare(args) -> int:
+    from .report import compare_summaries
+    a, b = _read_summary(args.run_a), _read_summary(args.run_b)
+    print(compare_summaries(a, b, args.run_a, args.run_b))
+    return 0
+
+
+def cmd_optimize(args) -> int:
+    from pathlib import Path
+
+    from . import research as rs
+    from .report import format_stat
+    cfg = _config(args)
+    grid = rs.parse_grid(args.grid)
+    where = rs.resolve_names(cfg, grid)
+    if args.maximize not in rs.RESULT_COLUMNS:
+        raise UserError(f"--maximize {args.maximize!r} is not a statistic "
+                        f"(one of: {', '.join(rs.RESULT_COLUMNS)})")
+    sets = rs.param_sets(grid, args.constraint or [], args.random, args.seed)
+    sets, bad = rs.valid_sets(cfg, sets, where)
+    if bad:
+        print(f"warning: skipped {len(bad)} parameter set(s) the configuration rejects "
+              f"(first: {bad[0][0]}: {bad[0][1]})", file=sys.stderr)
+    if not sets:
+        raise UserError("no parameter set is valid for the configuration")
+    feed = load_feed(args, cfg, _instruments(cfg))
+    wins = None
+    if args.walk_forward:
+        train, sep, test = args.walk_forward.partition(":")
+        if not sep or not train.isdigit() or not test.isdigit():
+            raise UserError(f"--walk-forward takes TRAIN:TEST days, got {args.walk_forward!r}")
+        wins = rs.windows(feed.data(), int(train), int(test))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.shared_data:                   # every worker reads --data itself, once
+        payload = rs.payload_for(args, cfg, None, None, list(grid))
+    else:                                  # scattered from here, once per worker
+        payload = rs.payload_for(args, cfg, feed.data(), feed.instruments, list(grid))
+    names = list(grid)
+    runs = len(sets) * (len(wins) if wins else 1)
+    print(f"hftcore optimize: {len(sets)} parameter set(s), {runs} backtest(s) on "
+          f"{args.scheduler or f'{args.workers} local worker(s)'}", file=sys.stderr)
+    with rs.Runner(payload, args.workers, args.scheduler) as runner:
+        if wins:
+            rows, oos = rs.walk_forward(runner, sets, wins, args.maximize)
+            from .report import stat_number
+            blind = [r["window"] for r in oos if not math.isfinite(
+                stat_number(args.maximize, r[f"in-sample {args.maximize}"]))]
+            if blind:
+                print(f"warning: {args.maximize} is undefined in-sample in window(s) "
+                      f"{', '.join(map(str, blind))} (too few days?); the first set was taken",
+                      file=sys.stderr)
+        else:
+            rows = rs.sweep(runner, sets)
+    written = ["results.csv"]
+    if wins:
+        rs.write_table(out / "results.csv", rows, ["window", *names, *rs.RESULT_COLUMNS])
+        wf_cols = [*oos[0]]
+        rs.write_table(out / "walk_forward.csv", oos, wf_cols)
+        written.append("walk_forward.csv")
+        print(f"{'window':>6}  {'test days':<23} " + " ".join(f"{n:>12}" for n in names)
+              + f"  {'in-sample':>12}  {'out-of-sample':>13}  ({args.maximize})")
+        for r in oos:
+            print(f"{r['window']:>6}  {r['test_start'][:10]}..{r['test_end'][:10]} "
+                  + " ".join(f"{r[n]!s:>12}" for n in names)
+                  + f"  {format_stat(args.maximize, r[f'in-sample {args.maximize}']):>12}"
+                  + f"  {format_stat(args.maximize, r[args.maximize]):>13}")
+    else:
+        for r, k in zip(rows, rs.rank(rows, args.maximize)):
+            r["rank"] = k
+        columns = [*names, "rank", *rs.RESULT_COLUMNS]
+        rs.write_table(out / "results.csv", rows, columns)
+        if rs.write_parquet(out / "results.parquet", rows, columns):
+            written.append("results.parquet")
+        if len(names) >= 2:
+            (out / "heatmap.html").write_text(
+                rs.heatmap_html(rows, names[0], names[1], args.maximize), encoding="utf-8")
+            written.append("heatmap.html")
+        top = sorted(rows, key=lambda r: r["rank"])[:args.top]
+        shown = [args.maximize] + [k for k in ("Return [%]", "Sharpe Ratio", "Max. Drawdown [%]",
+                                               "# Trades") if k != args.maximize]
+        print(f"{'rank':>4}  " + " ".join(f"{n:>12}" for n in names) + "  "
+              + "  ".join(f"{k:>18}" for k in shown))
+        for r in top:
+            print(f"{r['rank']:>4}  " + " ".join(f"{r[n]!s:>12}" for n in names) + "  "
+                  + "  ".join(f"{format_stat(k, r[k]):>18}" for k in shown))
+    print(f"\nresults: {out}/ ({', '.join(written)})")
+    return 0
+
+
 def cmd_config(args) -> int:
     if args.check:
         Config.load(args.check)
@@ -618,6 +754,37 @@ def build_parser() -> argparse.ArgumentParser:
                                   "hftcore.kite.server` for a dry run)")
     p.set_defaults(func=cmd_login)
 
+    p = sub.add_parser("optimize", help="parameter sweep (grid/random, walk-forward) on Dask")
+    for action in sub.choices["backtest"]._actions:          # every backtest flag but --out
+        if action.dest not in ("help", "out"):
+            p._add_action(copy.copy(action))
+    p.add_argument("--grid", action="append", metavar="NAME=VALUES", required=True,
+                   help="a swept parameter: fast=5,10,20 or fast=5:50:5 (inclusive); "
+                        "STRATEGY.PARAM or a config key (indicators.ema_fast) also work")
+    p.add_argument("--constraint", action="append", metavar="EXPR",
+                   help='a condition on the parameters, e.g. "fast < slow"')
+    p.add_argument("--random", type=int, metavar="N", help="N random sets of the grid")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random")
+    p.add_argument("--maximize", default="Sharpe Ratio", help="the statistic to rank by")
+    p.add_argument("--walk-forward", metavar="TRAIN:TEST",
+                   help="rolling windows of TRAIN trading days in-sample, TEST out-of-sample")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="local worker processes (default: the cores)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask scheduler")
+    p.add_argument("--shared-data", action="store_true",
+                   help="workers read --data from the same path (a shared filesystem) "
+                        "instead of receiving it from this process")
+    p.add_argument("--top", type=int, default=10, help="rows to print")
+    p.add_argument("--out", default="reports/optimize", help="results folder")
+    p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser("report", help="work with backtest reports")
+    rsub = p.add_subparsers(dest="report_command", required=True)
+    q = rsub.add_parser("compare", help="two runs' summary.json side by side, with B - A")
+    q.add_argument("run_a", metavar="RUN_A", help="report folder (or its summary.json)")
+    q.add_argument("run_b", metavar="RUN_B", help="report folder (or its summary.json)")
+    q.set_defaults(func=cmd_report_compare)
+
     p = sub.add_parser("config", help="print the documented example configuration")
     p.add_argument("--example", action="store_true", help="print the example (the default)")
     p.add_argument("--check", metavar="FILE", help="validate a configuration file")
@@ -627,7 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("demo", "backtest", "paper"):
+    args.argv = list(sys.argv[1:] if argv is None else argv)     # for the report's provenance
+    if args.command in ("demo", "backtest", "paper", "optimize"):
         from .tuning import tune_gc
         tune_gc()                      # this process is ours: fewer GC pauses on decisions
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,

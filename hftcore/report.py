@@ -1,9 +1,17 @@
-"""Backtest results: trades, metrics and a report folder (CSV, PNG, HTML).
+"""Backtest results: trades, statistics and a report folder (CSV, PNG, JSON, HTML).
 
 Round-trip trades are rebuilt from the fills with the same compiled ledger the
 portfolio uses (one ``Ledger`` per symbol), so a trade's PnL is exactly the
 realized PnL the portfolio booked for it.  Files are written with fixed
 formatting, so the same data and seed give byte-identical CSVs.
+
+The statistics (:func:`compute_stats`) carry the names and the definitions of
+backtesting.py's ``Backtest.run()`` ("Return [%]", "Sharpe Ratio", "SQN", ...,
+with "[₹]" for "[$]"): closed trades only; the equity curve marked at every
+bar close (open positions marked, not closed); daily returns from the last
+equity of each IST day; 252 trading days a year (365 if the data has
+weekends).  ``tests/test_report_stats.py`` runs backtesting.py on the bundled
+candles and checks every shared statistic against it.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
+import hashlib
 import html
 import io
 import json
@@ -24,11 +33,122 @@ from hftcore_ext.ledger import Ledger
 from .feeds import IST, NS
 
 TRADING_SECONDS_PER_YEAR = 252 * (6 * 3600 + 15 * 60)
+IST_OFFSET_NS = 19_800 * NS
+DAY_NS = 86_400 * NS
 
+#: The statistics of backtesting.py's ``Backtest.run()``, in its order ("[$]" is "[₹]").
+STAT_KEYS = [
+    "Start", "End", "Duration", "Exposure Time [%]", "Equity Final [₹]", "Equity Peak [₹]",
+    "Commissions [₹]", "Return [%]", "Buy & Hold Return [%]", "Return (Ann.) [%]",
+    "Volatility (Ann.) [%]", "CAGR [%]", "Sharpe Ratio", "Sortino Ratio", "Calmar Ratio",
+    "Alpha [%]", "Beta", "Max. Drawdown [%]", "Avg. Drawdown [%]", "Max. Drawdown Duration",
+    "Avg. Drawdown Duration", "# Trades", "Win Rate [%]", "Best Trade [%]", "Worst Trade [%]",
+    "Avg. Trade [%]", "Max. Trade Duration", "Avg. Trade Duration", "Profit Factor",
+    "Expectancy [%]", "SQN", "Kelly Criterion"]
+TIME_KEYS = ("Start", "End")
+DURATION_KEYS = ("Duration", "Max. Drawdown Duration", "Avg. Drawdown Duration",
+                 "Max. Trade Duration", "Avg. Trade Duration")
+
+
+# ---------------------------------------------------------------- formatting
 
 def _ts(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / NS, IST).strftime("%Y-%m-%d %H:%M:%S")
 
+
+def _iso(ns: int) -> str:
+    """IST timestamp as pandas prints a tz-aware Timestamp: 2024-06-03 09:15:00+05:30."""
+    return dt.datetime.fromtimestamp(ns // NS, IST).isoformat(sep=" ")
+
+
+def duration_str(ns) -> str | None:
+    """A duration in pandas' ``str(Timedelta)`` form ("4 days 06:15:00"); None for NaN."""
+    if ns is None or (isinstance(ns, float) and not math.isfinite(ns)):
+        return None
+    ns = int(ns)
+    days, rem = divmod(ns, DAY_NS)
+    secs, frac = divmod(rem, NS)
+    h, rem_s = divmod(secs, 3600)
+    m, s = divmod(rem_s, 60)
+    out = f"{days} days {h:02d}:{m:02d}:{s:02d}"
+    if frac:
+        out += f".{frac:09d}".rstrip("0").ljust(7, "0") if frac % 1000 == 0 else f".{frac:09d}"
+    return out
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a :func:`duration_str` string ("4 days 06:15:00" -> 368100.0)."""
+    days, _, clock = text.partition(" days ")
+    h, m, s = clock.split(":")
+    return int(days) * 86400 + int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def stat_number(key: str, value) -> float:
+    """A statistic as a float for ranking and differences: durations in seconds, times
+    in epoch seconds, None/NaN as NaN."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if key in DURATION_KEYS or " days " in str(value):
+        return parse_duration(str(value))
+    if key in TIME_KEYS:
+        return dt.datetime.fromisoformat(str(value)).timestamp()
+    raise ValueError(f"statistic {key!r} is not a number: {value!r}")
+
+
+def inr(x, decimals: int = 2) -> str:
+    """Indian digit grouping: 1234567.891 -> '12,34,567.89' (lakh, crore)."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    text = f"{abs(x):.{decimals}f}"
+    whole, _, frac = text.partition(".")
+    if len(whole) > 3:
+        head, tail = whole[:-3], whole[-3:]
+        groups: list[str] = []
+        while len(head) > 2:
+            groups.insert(0, head[-2:])
+            head = head[:-2]
+        if head:
+            groups.insert(0, head)
+        whole = ",".join(groups + [tail])
+    sign = "-" if x < 0 and float(text) != 0 else ""
+    return f"{sign}{whole}" + (f".{frac}" if frac else "")
+
+
+def format_stat(key: str, value) -> str:
+    """One statistic as text: money and counts with Indian grouping, ratios to 2-3 places."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, str):
+        return value
+    if key == "# Trades" or isinstance(value, (bool, int)) and not isinstance(value, float):
+        return inr(value, 0)
+    if "[₹]" in key:
+        return inr(value, 2)
+    if "[%]" in key:
+        return inr(value, 2)
+    return inr(value, 3)
+
+
+def _finite(x):
+    """JSON has no NaN/inf: those become null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, (np.floating,)):
+        return _finite(float(x))
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+# ---------------------------------------------------------------- trades
 
 def _open_trade(symbol: str, signed_qty: int, ts: int, price_paise: int) -> dict:
     return {"symbol": symbol, "side": "LONG" if signed_qty > 0 else "SHORT", "entry_ts": ts,
@@ -38,7 +158,11 @@ def _open_trade(symbol: str, signed_qty: int, ts: int, price_paise: int) -> dict
 
 def trades_from_fills(fills: list[dict]) -> list[dict]:
     """Round trips per symbol: a trade opens when a position leaves zero and closes
-    when it returns to zero (a flip closes one trade and opens the next)."""
+    when it returns to zero (a flip closes one trade and opens the next).
+
+    Each trade has the CSV columns (``TRADE_FIELDS``) plus ``entry_ns``/``exit_ns`` and
+    ``return_pct``: net PnL over the entry value (backtesting.py's ``Trade.pl_pct``
+    for a single entry fill, as a fraction)."""
     books: dict[str, dict] = {}
     trades = []
     for f in fills:
@@ -72,23 +196,326 @@ def trades_from_fills(fills: list[dict]) -> list[dict]:
                 b["open"] = _open_trade(sym, after_qty, f["ts"], f["price_paise"])
     out = []
     for t in trades:
+        net = t["pnl"] - t["fees"]
         out.append({"symbol": t["symbol"], "side": t["side"], "entry_time": _ts(t["entry_ts"]),
                     "exit_time": _ts(t["exit_ts"]), "quantity": t["quantity"],
                     "entry_price": round(t["entry_value"] / t["entry_qty"] / 100, 4),
                     "exit_price": round(t["exit_value"] / max(t["exit_qty"], 1) / 100, 4),
                     "pnl": t["pnl"] / 100, "fees": t["fees"] / 100,
-                    "net_pnl": (t["pnl"] - t["fees"]) / 100})
+                    "net_pnl": net / 100, "entry_ns": t["entry_ts"], "exit_ns": t["exit_ts"],
+                    "return_pct": net / t["entry_value"] if t["entry_value"] else 0.0})
     return out
 
 
-def metrics(session) -> dict:
-    """Summary numbers of a finished PaperSession."""
+# ---------------------------------------------------------------- statistics
+
+def _gmean(returns: np.ndarray) -> float:
+    r = np.nan_to_num(np.asarray(returns, dtype=np.float64), nan=0.0) + 1
+    if np.any(r <= 0):
+        return 0.0
+    return float(np.exp(np.log(r).sum() / (len(r) or np.nan)) - 1)
+
+
+def _resolution_ns(period_ns: float) -> int:
+    """The smallest non-zero component of a duration (pandas' ``resolution_string``)."""
+    p = int(period_ns)
+    for unit in (DAY_NS, 3600 * NS, 60 * NS, NS, 10**6, 10**3):
+        if p % unit == 0:
+            return unit
+    return 1
+
+
+def _ceil(ns: float, unit: int):
+    if not math.isfinite(ns):
+        return math.nan
+    return -(-round(ns) // unit) * unit
+
+
+def _drawdown_periods(dd: np.ndarray, index: np.ndarray):
+    """(duration ns, peak drawdown) of every drawdown period: from the bar where equity
+    last stood at its peak to the bar where it is back there (or the last bar)."""
+    zeros = np.flatnonzero(dd == 0)
+    iloc = np.unique(np.r_[zeros, len(dd) - 1])
+    prev, cur = iloc[:-1], iloc[1:]
+    keep = cur > prev + 1
+    prev, cur = prev[keep], cur[keep]
+    if not len(cur):
+        return np.array([], dtype=np.float64), dd[dd != 0]
+    durations = (index[cur] - index[prev]).astype(np.float64)
+    peaks = np.array([dd[a:b + 1].max() for a, b in zip(prev.tolist(), cur.tolist())])
+    return durations, peaks
+
+
+def compute_stats(index_ns, equity, trades, closes=None, warmup: int = 0,
+                  risk_free_rate: float = 0.0) -> dict:
+    """backtesting.py's ``Backtest.run()`` statistics from plain inputs.
+
+    Parameters
+    ----------
+    index_ns : int64 array -- bar timestamps (ns since the epoch), increasing, unique
+    equity : float array -- equity in rupees at each bar's close (open positions marked)
+    trades : list of dicts -- closed trades with ``entry_ns``, ``exit_ns``, ``size``
+        (signed units; or ``quantity`` and ``side`` LONG/SHORT), ``entry_price``,
+        ``exit_price``, ``pnl`` (net of charges, rupees) and optionally ``return_pct``
+        (a fraction; default ``pnl / (|size| * entry_price)``) and ``fees``
+    closes : close prices aligned with ``index_ns`` -- one array, or a mapping symbol ->
+        array (buy & hold is then the equal-weighted mean of the symbols' returns, and
+        the market for Alpha/Beta the mean of their normalised prices)
+    warmup : int -- buy & hold starts at this bar (backtesting.py: the indicators' warm-up)
+    risk_free_rate : float -- annual, as a fraction
+
+    Returns a dict in ``STAT_KEYS`` order: times as IST ISO strings, durations as
+    pandas-style strings, the rest floats/ints (NaN where undefined).
+    """
+    # numpy scalars throughout: overflow gives inf and 0/0 NaN (as in backtesting.py), not
+    # an exception, whatever the equity does (zero capital, a blow-up)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _compute_stats(index_ns, equity, trades, closes, warmup, risk_free_rate)
+
+
+def _compute_stats(index_ns, equity, trades, closes, warmup, risk_free_rate) -> dict:
+    index = np.asarray(index_ns, dtype=np.int64)
+    eq = np.asarray(equity, dtype=np.float64)
+    if index.ndim != 1 or len(index) == 0 or len(eq) != len(index):
+        raise ValueError("index_ns and equity must be non-empty and of the same length")
+    if np.any(np.diff(index) <= 0):
+        raise ValueError("index_ns must be strictly increasing")
+    n = len(index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = 1 - eq / np.maximum.accumulate(eq)
+    dd_dur, dd_peaks = _drawdown_periods(dd, index)
+    diffs = np.diff(index[-100:])
+    period = float(np.median(diffs)) if len(diffs) else math.nan
+    unit = _resolution_ns(period) if math.isfinite(period) else 1
+
+    # trades
+    size = np.array([t["size"] if "size" in t else
+                     (t["quantity"] if t["side"] == "LONG" else -t["quantity"])
+                     for t in trades], dtype=np.float64)
+    entry_px = np.array([t["entry_price"] for t in trades], dtype=np.float64)
+    pl = np.array([t["pnl"] for t in trades], dtype=np.float64)
+    returns = np.array([t["return_pct"] if "return_pct" in t else
+                        t["pnl"] / (abs(s) * p) for t, s, p in zip(trades, size, entry_px)],
+                       dtype=np.float64)
+    entry_ns = np.array([t["entry_ns"] for t in trades], dtype=np.int64)
+    exit_ns = np.array([t["exit_ns"] for t in trades], dtype=np.int64)
+    durations = (exit_ns - entry_ns).astype(np.float64)
+    fees = sum(float(t.get("fees", 0.0)) for t in trades)
+
+    s: dict = {}
+    s["Start"] = _iso(int(index[0]))
+    s["End"] = _iso(int(index[-1]))
+    duration = int(index[-1] - index[0])
+    s["Duration"] = duration_str(duration)
+    have = np.zeros(n, dtype=np.int64)
+    entry_bar = np.searchsorted(index, entry_ns, "right") - 1
+    exit_bar = np.searchsorted(index, exit_ns, "right") - 1
+    for a, b in zip(np.maximum(entry_bar, 0).tolist(), exit_bar.tolist()):
+        have[a:b + 1] = 1
+    s["Exposure Time [%]"] = float(have.mean() * 100)
+    s["Equity Final [₹]"] = float(eq[-1])
+    s["Equity Peak [₹]"] = float(eq.max())
+    s["Commissions [₹]"] = fees
+    s["Return [%]"] = float((eq[-1] - eq[0]) / eq[0] * 100)
+
+    # buy & hold, and the market for alpha/beta
+    if closes is None:
+        series = {}
+    elif isinstance(closes, dict):
+        series = {k: np.asarray(v, dtype=np.float64) for k, v in closes.items()}
+    else:
+        series = {"": np.asarray(closes, dtype=np.float64)}
+    bh = [(c[-1] - c[warmup]) / c[warmup] * 100 for c in series.values() if len(c) > warmup]
+    s["Buy & Hold Return [%]"] = float(np.mean(bh)) if bh else math.nan
+
+    # daily returns: the last equity of each IST day (days without bars dropped)
+    days = (index + IST_OFFSET_NS) // DAY_NS
+    last_of_day = np.r_[np.flatnonzero(np.diff(days)), n - 1]
+    day_eq = eq[last_of_day]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        day_returns = day_eq[1:] / day_eq[:-1] - 1
+    weekday = (days + 3) % 7                      # 1970-01-01 was a Thursday (3)
+    have_weekends = np.mean(weekday >= 5) > 2 / 7 * .6
+    annual_days = 365 if have_weekends else 252
+    g = np.float64(_gmean(day_returns))
+    ann = (1 + g) ** annual_days - 1
+    var = np.float64(np.var(day_returns, ddof=1)) if len(day_returns) > 1 else np.float64("nan")
+    s["Return (Ann.) [%]"] = ann * 100
+    vol = np.sqrt((var + (1 + g) ** 2) ** annual_days - (1 + g) ** (2 * annual_days)) * 100
+    s["Volatility (Ann.) [%]"] = vol
+    years = (duration // DAY_NS + (duration % DAY_NS) // NS / 86400) / 365.25
+    s["CAGR [%]"] = ((eq[-1] / eq[0]) ** (1 / years) - 1) * 100 if years else math.nan
+    s["Sharpe Ratio"] = (s["Return (Ann.) [%]"] - risk_free_rate * 100) / (vol or math.nan)
+    downside = np.sqrt(np.mean(np.clip(day_returns, -np.inf, 0) ** 2)) \
+        if len(day_returns) else math.nan
+    s["Sortino Ratio"] = np.float64(ann - risk_free_rate) / (downside * np.sqrt(annual_days))
+    max_dd = -float(np.nan_to_num(dd.max()))
+    s["Calmar Ratio"] = ann / (-max_dd or math.nan)
+    beta = math.nan
+    if series:
+        market = np.mean([c / c[0] for c in series.values()], axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eq_log = np.log(eq[1:] / eq[:-1])
+            mk_log = np.log(market[1:] / market[:-1])
+        if len(eq_log) > 1 and len(mk_log) > 1 and len(eq_log) == len(mk_log):
+            cov = np.cov(eq_log, mk_log)
+            beta = float(cov[0, 1] / cov[1, 1]) if cov[1, 1] else math.nan
+    s["Alpha [%]"] = s["Return [%]"] - risk_free_rate * 100 - beta * (
+        s["Buy & Hold Return [%]"] - risk_free_rate * 100)
+    s["Beta"] = beta
+    s["Max. Drawdown [%]"] = max_dd * 100
+    s["Avg. Drawdown [%]"] = -float(np.mean(dd_peaks)) * 100 if len(dd_peaks) else math.nan
+    s["Max. Drawdown Duration"] = duration_str(_ceil(float(dd_dur.max()), unit)) \
+        if len(dd_dur) else None
+    s["Avg. Drawdown Duration"] = duration_str(_ceil(float(dd_dur.mean()), unit)) \
+        if len(dd_dur) else None
+    nt = len(trades)
+    s["# Trades"] = nt
+    win = float((pl > 0).mean()) if nt else math.nan
+    s["Win Rate [%]"] = win * 100
+    s["Best Trade [%]"] = float(returns.max()) * 100 if nt else math.nan
+    s["Worst Trade [%]"] = float(returns.min()) * 100 if nt else math.nan
+    s["Avg. Trade [%]"] = _gmean(returns) * 100 if nt else math.nan
+    s["Max. Trade Duration"] = duration_str(_ceil(float(durations.max()), unit)) if nt else None
+    s["Avg. Trade Duration"] = duration_str(_ceil(float(durations.mean()), unit)) if nt else None
+    loss = abs(float(returns[returns < 0].sum()))
+    s["Profit Factor"] = float(returns[returns > 0].sum()) / (loss or math.nan) if nt else math.nan
+    s["Expectancy [%]"] = float(returns.mean()) * 100 if nt else math.nan
+    std = float(pl.std(ddof=1)) if nt > 1 else math.nan
+    s["SQN"] = math.sqrt(nt) * float(pl.mean()) / (std or math.nan) if nt else math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        avg_win = pl[pl > 0].mean() if (pl > 0).any() else math.nan
+        avg_loss = -pl[pl < 0].mean() if (pl < 0).any() else math.nan
+        s["Kelly Criterion"] = float(win - (1 - win) / np.float64(avg_win / avg_loss)) \
+            if nt else math.nan
+    return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in s.items()}
+
+
+# ---------------------------------------------------------------- from a session
+
+def equity_series(session) -> tuple[np.ndarray, np.ndarray]:
+    """The session's equity curve as (ts ns, rupees), one point per bar close (a
+    repeated timestamp, e.g. the final square-off, keeps its last value)."""
+    if not session.equity_curve:
+        tot = session.portfolio.get_totals()
+        return np.array([session.now_ns], dtype=np.int64), np.array([tot["equity"]])
+    ts = np.array([t for t, _ in session.equity_curve], dtype=np.int64)
+    eq = np.array([e for _, e in session.equity_curve], dtype=np.float64) / 100
+    last = np.r_[ts[1:] != ts[:-1], True]
+    return ts[last], eq[last]
+
+
+def _symbol_rows(session) -> dict:
+    """{symbol: (ts, open, high, low, close)} of the played data (ticks: o=h=l=c)."""
+    out: dict = {}
+    if not callable(getattr(session.feed, "data", None)):
+        return out                  # a live feed keeps no played data to chart
+    data = session.feed.data()
+    if len(data) == 0:
+        return out
+    is_bars = hasattr(data, "span_s")
+    for k in np.unique(data.sym).tolist():
+        sel = data.sym == k
+        px = data.close[sel] if is_bars else data.price[sel]
+        o = data.open[sel] if is_bars else px
+        h = data.high[sel] if is_bars else px
+        lo = data.low[sel] if is_bars else px
+        out[session.instruments.by_id(k).symbol] = (data.ts_ns[sel].astype(np.int64),
+                                                    *(np.asarray(a, np.float64)
+                                                      for a in (o, h, lo, px)))
+    return out
+
+
+def aligned_closes(rows: dict, index: np.ndarray) -> dict:
+    """Each symbol's last close at or before every index point (its first close before
+    its first bar)."""
+    out = {}
+    for sym, (ts, _o, _h, _l, c) in rows.items():
+        i = np.searchsorted(ts, index, "right") - 1
+        out[sym] = c[np.maximum(i, 0)]
+    return out
+
+
+def charges_by_component(fills: list[dict]) -> dict:
+    """Charges summed by component (brokerage, stt, exchange, sebi, stamp, gst), rupees;
+    summed in paise, so exact."""
+    total: dict[str, int] = {}
+    for f in fills:
+        for k, v in (f.get("charges") or {}).items():
+            total[k] = total.get(k, 0) + round(v * 100)
+    out = {k: total[k] / 100 for k in sorted(total)}
+    out["total"] = sum(total.values()) / 100
+    return out
+
+
+def per_symbol(session, trades: list[dict], rows: dict) -> list[dict]:
+    """One row per symbol in the data: trades, wins, PnL, charges, buy & hold."""
+    out = []
+    fills_by: dict[str, list] = {}
+    for f in session.fills:
+        fills_by.setdefault(f["symbol"], []).append(f)
+    for sym in sorted(set(rows) | set(fills_by)):
+        ts = [t for t in trades if t["symbol"] == sym]
+        pos = session.portfolio.get_position(sym) or {}
+        rets = [t["return_pct"] * 100 for t in ts]
+        c = rows.get(sym, (None, None, None, None, np.array([])))[4]
+        out.append({
+            "symbol": sym, "trades": len(ts),
+            "win_rate": sum(t["net_pnl"] > 0 for t in ts) / len(ts) * 100 if ts else None,
+            "fills": len(fills_by.get(sym, [])),
+            "gross_pnl": round(sum(t["pnl"] for t in ts), 2),
+            "charges": round(sum(f["fees_paise"] for f in fills_by.get(sym, [])) / 100, 2),
+            "net_pnl": round(sum(t["net_pnl"] for t in ts), 2),
+            "best_trade_pct": max(rets) if rets else None,
+            "worst_trade_pct": min(rets) if rets else None,
+            "position": pos.get("quantity", 0),
+            "unrealized_pnl": pos.get("unrealized_pnl", 0.0),
+            "buy_hold_pct": float((c[-1] - c[0]) / c[0] * 100) if len(c) else None})
+    return out
+
+
+def sha256_of(path) -> dict:
+    """{file name: sha256} of a data file, or of every CSV in a folder (sorted)."""
+    p = Path(path)
+    files = sorted(p.glob("*.csv")) if p.is_dir() else [p]
+    out = {}
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        out[f.name] = h.hexdigest()
+    return out
+
+
+def provenance(cfg=None, data=None, argv=None, config_path=None) -> dict:
+    """What produced a report: strategies and parameters, data (sha256 per file),
+    the effective configuration, hftcore's version, the command line."""
+    import dataclasses
+    import shlex
+    import sys
+
+    from . import __version__
+    out: dict = {"hftcore_version": __version__,
+                 "command": shlex.join(["hftcore", *(sys.argv[1:] if argv is None else argv)])}
+    if cfg is not None:
+        out["strategies"] = {name: dict((spec or {}).get("params") or {})
+                             for name, spec in cfg.strategies.items()}
+        out["config"] = _finite(dataclasses.asdict(cfg))
+    out["config_file"] = str(config_path) if config_path else None
+    if data is not None:
+        out["data"] = {"path": str(data), "sha256": sha256_of(data)}
+    return out
+
+
+def metrics(session, provenance: dict | None = None) -> dict:
+    """Summary of a finished PaperSession: the backtesting.py statistics (see
+    :func:`compute_stats`), the session's own totals (``trades``, ``net_pnl``,
+    ``final_equity``, ...), ``per_symbol``, ``charges_by_component`` and ``provenance``."""
     totals = session.portfolio.get_totals()
     trades = trades_from_fills(session.fills)
     wins = sum(1 for t in trades if t["net_pnl"] > 0)
-    curve = np.array([e for _, e in session.equity_curve] or [totals["equity_paise"]],
-                     dtype=np.float64) / 100
-    ts = np.array([t for t, _ in session.equity_curve] or [0], dtype=np.int64)
+    ts, curve = equity_series(session)
     peak = np.maximum.accumulate(curve)
     dd = curve - peak
     max_dd = float(dd.min()) if len(dd) else 0.0
@@ -100,31 +527,92 @@ def metrics(session) -> dict:
         step = float(np.median(np.diff(ts))) / NS if len(ts) > 1 else 60.0
         if np.isfinite(rets).all() and rets.std() > 0 and step > 0:
             sharpe = float(rets.mean() / rets.std() * math.sqrt(TRADING_SECONDS_PER_YEAR / step))
+    rows = _symbol_rows(session)
+    closed = [{**t, "pnl": t["net_pnl"]} for t in trades]      # statistics: net of charges
+    stats = compute_stats(ts, curve, closed, aligned_closes(rows, ts) or None)
     r = session.report
-    return {"trades": len(trades), "win_rate": (wins / len(trades) * 100) if trades else 0.0,
-            "fills": totals["fills"], "realized_pnl": totals["realized_pnl"],
-            "unrealized_pnl": totals["unrealized_pnl"], "charges": totals["fees"],
-            "net_pnl": totals["net_pnl"], "final_equity": totals["equity"],
-            "max_drawdown": max_dd, "max_drawdown_pct": max_dd_pct, "sharpe": sharpe,
-            "max_exposure": float(session.max_exposure),
-            "ticks": r.ticks, "decisions": r.decisions, "orders": r.orders,
-            "rejected": r.rejected, "latency_p50_us": r.latency_us(50),
-            "latency_p99_us": r.latency_us(99), "balanced": totals["balanced"]}
+    m = dict(stats)
+    m.update({"trades": len(trades), "win_rate": (wins / len(trades) * 100) if trades else 0.0,
+              "fills": totals["fills"], "realized_pnl": totals["realized_pnl"],
+              "unrealized_pnl": totals["unrealized_pnl"], "charges": totals["fees"],
+              "net_pnl": totals["net_pnl"], "final_equity": totals["equity"],
+              "initial_capital": totals["initial_capital"],
+              "max_drawdown": max_dd, "max_drawdown_pct": max_dd_pct, "sharpe": sharpe,
+              "max_exposure": float(session.max_exposure),
+              "ticks": r.ticks, "decisions": r.decisions, "orders": r.orders,
+              "rejected": r.rejected, "latency_p50_us": r.latency_us(50),
+              "latency_p99_us": r.latency_us(99), "balanced": totals["balanced"],
+              "per_symbol": per_symbol(session, trades, rows),
+              "charges_by_component": charges_by_component(session.fills),
+              "provenance": provenance or {}})
+    return m
 
 
-def format_summary(m: dict) -> str:
-    rows = [("trades", f"{m['trades']}"), ("win rate", f"{m['win_rate']:.1f} %"),
-            ("fills", f"{m['fills']}"), ("realized PnL", f"{m['realized_pnl']:,.2f}"),
-            ("unrealized PnL", f"{m['unrealized_pnl']:,.2f}"), ("charges", f"{m['charges']:,.2f}"),
-            ("net PnL", f"{m['net_pnl']:,.2f}"), ("final equity", f"{m['final_equity']:,.2f}"),
-            ("max drawdown", f"{m['max_drawdown']:,.2f} ({m['max_drawdown_pct']:.2f} %)"),
-            ("Sharpe (annualised)", f"{m['sharpe']:.2f}"),
-            ("max exposure", f"{m['max_exposure']:,.2f}"),
-            ("orders / rejected", f"{m['orders']} / {m['rejected']}"),
-            ("tick-to-intent latency", f"p50 {m['latency_p50_us']:.1f} us, "
-                                       f"p99 {m['latency_p99_us']:.1f} us")]
-    return "\n".join(f"{k:>24}  {v}" for k, v in rows)
+# ---------------------------------------------------------------- text
 
+def format_summary(m: dict, verbose: bool = False) -> str:
+    """The statistics and totals as aligned text (Indian digit grouping); tick-to-intent
+    latency only with ``verbose``."""
+    rows = [(k, format_stat(k, m[k])) for k in STAT_KEYS if k in m]
+    rows += [("", ""),
+             ("trades", f"{m['trades']}"), ("win rate", f"{inr(m['win_rate'], 1)} %"),
+             ("fills", inr(m["fills"], 0)), ("realized PnL", inr(m["realized_pnl"])),
+             ("unrealized PnL", inr(m["unrealized_pnl"])), ("charges", inr(m["charges"])),
+             ("net PnL", inr(m["net_pnl"])), ("final equity", inr(m["final_equity"])),
+             ("max drawdown", f"{inr(m['max_drawdown'])} ({m['max_drawdown_pct']:.2f} %)"),
+             ("Sharpe (per bar, annualised)", f"{m['sharpe']:.2f}"),
+             ("max exposure", inr(m["max_exposure"])),
+             ("orders / rejected", f"{m['orders']} / {m['rejected']}")]
+    if verbose:
+        rows.append(("tick-to-intent latency", (f"p50 {m['latency_p50_us']:.1f} us, "
+                                               f"p99 {m['latency_p99_us']:.1f} us")))
+    lines = [f"{k:>30}  {v}" if k else "" for k, v in rows]
+    if m.get("charges_by_component"):
+        lines += ["", "charges by component: " + ", ".join(
+            f"{k} {inr(v)}" for k, v in m["charges_by_component"].items())]
+    if m.get("per_symbol"):
+        lines += ["", (f"  {'symbol':<12}{'trades':>7}{'win %':>7}{'net PnL':>14}"
+                      f"{'charges':>12}{'position':>9}{'B&H %':>8}")]
+        for r in m["per_symbol"]:
+            lines.append(f"  {r['symbol']:<12}{r['trades']:>7}"
+                         f"{inr(r['win_rate'], 1):>7}{inr(r['net_pnl']):>14}"
+                         f"{inr(r['charges']):>12}{r['position']:>9}"
+                         f"{inr(r['buy_hold_pct']):>8}")
+    return "\n".join(lines)
+
+
+def compare_summaries(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> str:
+    """Two summaries side by side: one line per statistic, with B - A."""
+    money = ("charges", "net_pnl", "final_equity", "max_drawdown", "max_exposure")
+    keys = [k for k in STAT_KEYS if k in a or k in b]
+    keys += [k for k in ("trades", "fills", *money, "orders", "rejected") if k in a or k in b]
+
+    def fmt(k, v):
+        return inr(v) if k in money and isinstance(v, (int, float)) else format_stat(k, v)
+    cells = [(k, fmt(k, a.get(k)), fmt(k, b.get(k))) for k in keys]
+    width = max(len(k) for k in keys) + 2
+    col = max(24, *(len(x) + 2 for _, va, vb in cells for x in (va, vb)))
+    out = [f"{'':<{width}}{name_a[-(col - 2):]:>{col}}{name_b[-(col - 2):]:>{col}}{'B - A':>18}"]
+    for k, fa, fb in cells:
+        va, vb = a.get(k), b.get(k)
+        diff = ""
+        try:
+            na, nb = stat_number(k, va), stat_number(k, vb)
+        except (ValueError, TypeError):
+            na = nb = math.nan
+        if math.isfinite(na) and math.isfinite(nb) and k not in TIME_KEYS:
+            d = nb - na
+            if k in DURATION_KEYS:
+                diff = ("-" if d < 0 else "+") + (duration_str(abs(d) * NS) or "")
+            elif isinstance(va, int) and isinstance(vb, int):
+                diff = f"{int(d):+d}"
+            else:
+                diff = ("+" if d > 0 else "") + fmt(k, float(d))
+        out.append(f"{k:<{width}}{fa:>{col}}{fb:>{col}}{diff:>18}")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- files
 
 TRADE_FIELDS = ["symbol", "side", "entry_time", "exit_time", "quantity", "entry_price",
                 "exit_price", "pnl", "fees", "net_pnl"]
@@ -178,12 +666,26 @@ def equity_png(session) -> bytes:
     return buf.getvalue()
 
 
-def write_report(session, out_dir, title: str = "hftcore backtest") -> dict:
+def write_summary_json(path, m: dict) -> None:
+    Path(path).write_text(json.dumps(_finite(m), indent=2, sort_keys=True,
+                                     ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _table(headers, rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(session, out_dir, title: str = "hftcore backtest",
+                 provenance: dict | None = None, verbose: bool = False,
+                 extra: dict | None = None) -> dict:
     """Write trades.csv, fills.csv, equity.png, summary.json and report.html; returns
-    the metrics."""
+    the metrics (with ``extra`` keys added, e.g. ``{"partial": True}``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    m = metrics(session)
+    m = {**metrics(session, provenance), **(extra or {})}
     trades = trades_from_fills(session.fills)
     _write_csv(out / "trades.csv", trades, TRADE_FIELDS)
     fill_rows = [{"time": _ts(f["ts"]), "order_id": f["order_id"], "fill_id": f["fill_id"],
@@ -194,23 +696,191 @@ def write_report(session, out_dir, title: str = "hftcore backtest") -> dict:
                ["time", "order_id", "fill_id", "symbol", "side", "quantity", "price", "fees"])
     png = equity_png(session)
     (out / "equity.png").write_bytes(png)
-    (out / "summary.json").write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(t[k]))}</td>" for k in TRADE_FIELDS)
-                   + "</tr>" for t in trades[-500:])
-    summary = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                      for k, v in (line.strip().split("  ", 1) for line in
-                                   format_summary(m).splitlines()))
-    (out / "report.html").write_text(f"""<!doctype html>
+    write_summary_json(out / "summary.json", m)
+    (out / "report.html").write_text(report_html(session, m, trades, title, png, verbose),
+                                     encoding="utf-8")
+    return m
+
+
+def report_html(session, m: dict, trades: list[dict], title: str, png: bytes | None = None,
+                verbose: bool = False) -> str:
+    stats = _table(["statistic", "value"],
+                   [(k, format_stat(k, m[k])) for k in STAT_KEYS if k in m])
+    totals = [("trades", inr(m["trades"], 0)), ("fills", inr(m["fills"], 0)),
+              ("realized PnL [₹]", inr(m["realized_pnl"])),
+              ("unrealized PnL [₹]", inr(m["unrealized_pnl"])),
+              ("charges [₹]", inr(m["charges"])), ("net PnL [₹]", inr(m["net_pnl"])),
+              ("final equity [₹]", inr(m["final_equity"])),
+              ("max exposure [₹]", inr(m["max_exposure"])),
+              ("orders / rejected", f"{m['orders']} / {m['rejected']}"),
+              ("ledger balanced", str(m["balanced"]))]
+    if verbose:
+        totals.append(("tick-to-intent latency", (f"p50 {m['latency_p50_us']:.1f} us, "
+                                                 f"p99 {m['latency_p99_us']:.1f} us")))
+    sym_rows = [(r["symbol"], r["trades"], inr(r["win_rate"], 1), r["fills"],
+                 inr(r["gross_pnl"]), inr(r["charges"]), inr(r["net_pnl"]),
+                 inr(r["best_trade_pct"]), inr(r["worst_trade_pct"]), r["position"],
+                 inr(r["unrealized_pnl"]), inr(r["buy_hold_pct"])) for r in m["per_symbol"]]
+    per_sym = _table(["symbol", "trades", "win %", "fills", "gross PnL", "charges", "net PnL",
+                      "best %", "worst %", "position", "unrealized", "B&H %"], sym_rows)
+    charges = _table(["component", "₹"], [(k, inr(v)) for k, v in
+                                          m["charges_by_component"].items()])
+    prov = m.get("provenance") or {}
+    prov_rows = [(k, json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v)
+                 for k, v in prov.items() if k != "config"]
+    prov_html = _table(["", ""], prov_rows)
+    if prov.get("config"):
+        prov_html += ("<details><summary>configuration</summary><pre>"
+                      + html.escape(json.dumps(prov["config"], indent=2, ensure_ascii=False))
+                      + "</pre></details>")
+    trade_rows = [[t[k] if not isinstance(t[k], float) else inr(t[k], 2) for k in TRADE_FIELDS]
+                  for t in trades[-500:]]
+    try:
+        head, chart = chart_html(session, trades)
+    except ImportError:                      # pragma: no cover - bokeh is a dependency
+        head, chart = "", (f'<img alt="equity and drawdown" src="data:image/png;base64,'
+                           f'{base64.b64encode(png or equity_png(session)).decode()}">')
+    return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+{head}
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#1f2328}}
 table{{border-collapse:collapse;margin:1em 0}}
 td,th{{padding:4px 10px;border-bottom:1px solid #d0d7de;text-align:right}}
-th{{text-align:left}}h1{{font-size:20px}}</style></head><body>
+th{{text-align:left}}h1{{font-size:20px}}h2{{font-size:16px}}
+.cols{{display:flex;gap:3em;flex-wrap:wrap;align-items:flex-start}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<table>{summary}</table>
-<img alt="equity and drawdown" src="data:image/png;base64,{base64.b64encode(png).decode()}">
+<div class="cols"><div><h2>Statistics</h2>{stats}</div>
+<div><h2>Session</h2>{_table(["", ""], totals)}<h2>Charges by component</h2>{charges}</div></div>
+<h2>Chart</h2>
+{chart}
+<h2>Per symbol</h2>{per_sym}
+<h2>Provenance</h2>{prov_html}
 <h2>Trades ({len(trades)}{", last 500 shown" if len(trades) > 500 else ""})</h2>
-<table><tr>{"".join(f"<th>{k}</th>" for k in TRADE_FIELDS)}</tr>{rows}</table>
+{_table(TRADE_FIELDS, trade_rows)}
 </body></html>
-""", encoding="utf-8")
-    return m
+"""
+
+
+# ---------------------------------------------------------------- chart
+
+MAX_CHART_POINTS = 10_000
+
+
+def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
+    """An interactive Bokeh chart: candles of each traded symbol with entries, exits
+    and stop fills marked, then equity and drawdown, all on one trading-time axis (bar
+    number, labelled with IST times, so nights and weekends take no room).  Returns
+    (``<head>`` resources, inline so the file works offline; the chart's HTML)."""
+    from bokeh.embed import components
+    from bokeh.layouts import gridplot
+    from bokeh.models import ColumnDataSource, CustomJSTickFormatter, HoverTool
+    from bokeh.plotting import figure
+    from bokeh.resources import Resources
+
+    index, equity = equity_series(session)
+    n = len(index)
+    step = max(1, -(-n // MAX_CHART_POINTS))          # long runs: k bars per candle
+    labels = [dt.datetime.fromtimestamp(int(t) // NS, IST).strftime("%Y-%m-%d %H:%M")
+              for t in index[::step]]
+    fmt = CustomJSTickFormatter(args={"labels": labels}, code="""
+        const i = Math.round(tick);
+        return (i >= 0 && i < labels.length) ? labels[i] : "";""")
+    rupees = CustomJSTickFormatter(code="""
+        return tick.toLocaleString('en-IN', {maximumFractionDigits: 2});""")   # 10,05,000
+    rows = _symbol_rows(session)
+    traded = sorted({f["symbol"] for f in session.fills}) or sorted(rows)[:1]
+    x_range = None
+    figs = []
+    for sym in traded:
+        if sym not in rows:
+            continue
+        ts, o, h, lo, c = rows[sym]
+        x = np.minimum(np.searchsorted(index, ts, "left"), n - 1) // step
+        cut = np.r_[0, np.flatnonzero(np.diff(x)) + 1]
+        xs = x[cut]
+        op, cl = o[cut], c[np.r_[cut[1:] - 1, len(c) - 1]]
+        hi, low = np.maximum.reduceat(h, cut), np.minimum.reduceat(lo, cut)
+        src = ColumnDataSource({"x": xs, "open": op, "high": hi, "low": low, "close": cl,
+                                "time": [labels[i] for i in xs.tolist()],
+                                "color": np.where(cl >= op, "#1a7f37", "#cf222e")})
+        p = figure(height=300, sizing_mode="stretch_width", title=f"{sym} (IST, trading time)",
+                   tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
+        if x_range is None:
+            x_range = p.x_range
+        else:
+            p.x_range = x_range                      # panels pan and zoom together
+        p.segment("x", "high", "x", "low", source=src, color="color")
+        p.vbar("x", 0.7, "open", "close", source=src, fill_color="color", line_color="color")
+        p.add_tools(HoverTool(tooltips=[("time", "@time"), ("open", "@open{0,0.00}"),
+                                        ("high", "@high{0,0.00}"), ("low", "@low{0,0.00}"),
+                                        ("close", "@close{0,0.00}")], mode="vline"))
+        marks = _fill_marks(session, sym, index, step)
+        for kind, color, marker in (("entry long", "#1a7f37", "triangle"),
+                                    ("entry short", "#cf222e", "inverted_triangle"),
+                                    ("exit", "#0969da", "x"), ("stop", "#bf3989", "square_x")):
+            pts = [mk for mk in marks if mk["kind"] == kind]
+            if pts:
+                ms = ColumnDataSource({k: [mk[k] for mk in pts] for k in pts[0]})
+                p.scatter("x", "price", source=ms, marker=marker, size=11, color=color,
+                          legend_label=kind)
+        if p.legend:
+            p.legend.location = "top_left"
+            p.legend.click_policy = "hide"
+        p.xaxis.formatter = fmt
+        p.yaxis.formatter = rupees
+        figs.append(p)
+    eq_x = np.arange(n)[::step] // step
+    eq = equity[::step] if step == 1 else np.array(
+        [equity[min(i + step, n) - 1] for i in range(0, n, step)])
+    peak = np.maximum.accumulate(equity)
+    with np.errstate(divide="ignore", invalid="ignore"):     # zero capital: no drawdown %
+        ddp = np.nan_to_num((equity / peak - 1) * 100)
+    dd = ddp if step == 1 else np.minimum.reduceat(ddp, np.arange(0, n, step))
+    src = ColumnDataSource({"x": eq_x, "equity": eq, "dd": dd, "zero": np.zeros(len(dd)),
+                            "time": labels})
+    pe = figure(height=220, sizing_mode="stretch_width", title="Equity [₹]",
+                tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
+    if x_range is None:
+        x_range = pe.x_range
+    else:
+        pe.x_range = x_range
+    pe.line("x", "equity", source=src, color="#1f6feb", line_width=1.5)
+    pe.add_tools(HoverTool(tooltips=[("time", "@time"), ("equity", "@equity{0,0.00}")],
+                           mode="vline"))
+    pd_ = figure(height=150, sizing_mode="stretch_width", title="Drawdown [%]", x_range=x_range,
+                 tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
+    pd_.varea("x", "dd", "zero", source=src, color="#d1242f", alpha=0.45)
+    pd_.add_tools(HoverTool(tooltips=[("time", "@time"), ("drawdown", "@dd{0.00} %")],
+                            mode="vline"))
+    pe.yaxis.formatter = rupees
+    for p in (pe, pd_):
+        p.xaxis.formatter = fmt
+    figs += [pe, pd_]
+    grid = gridplot([[f] for f in figs], sizing_mode="stretch_width", merge_tools=True)
+    script, div = components(grid)
+    head = Resources(mode="inline", components=["bokeh"]).render()   # offline: no CDN
+    return head, f'<div id="chart">{div}</div>\n{script}'
+
+
+def _fill_marks(session, symbol: str, index: np.ndarray, step: int) -> list[dict]:
+    """Entry, exit and stop markers of one symbol's fills (x on the chart's axis)."""
+    out = []
+    pos = 0
+    n = len(index)
+    for f in session.fills:
+        if f["symbol"] != symbol:
+            continue
+        qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
+        order = session.broker.get_order(f["order_id"]) if hasattr(session, "broker") else None
+        otype = getattr(order, "order_type", "MARKET")
+        if otype in ("SL", "SL-M"):
+            kind = "stop"
+        elif pos != 0 and (pos > 0) != (qty > 0):
+            kind = "exit"
+        else:
+            kind = "entry long" if qty > 0 else "entry short"
+        pos += qty
+        x = int(min(np.searchsorted(index, f["ts"], "left"), n - 1)) // step
+        out.append({"x": x, "price": f["price"], "kind": kind, "side": f["side"],
+                    "quantity": f["quantity"], "time": _ts(f["ts"]), "order_id": f["order_id"]})
+    return out

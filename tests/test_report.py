@@ -1,0 +1,120 @@
+"""The backtest report's own parts: per-symbol table, charges by component, provenance,
+latency only with -v, and the chart's entry/exit/stop markers."""
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from hftcore import __version__
+from hftcore.cli import main
+from hftcore.config import Config
+from hftcore.feeds import ReplayFeed
+from hftcore.report import _fill_marks, equity_series, metrics, trades_from_fills
+from hftcore.session import PaperSession
+
+DATA = Path(__file__).resolve().parents[1] / "examples" / "data" / "candles"
+
+
+@pytest.fixture(scope="module")
+def session():
+    s = PaperSession(ReplayFeed(DATA), **Config().session_kwargs())
+    s.run()
+    return s
+
+
+def test_per_symbol_rows_and_charge_components_add_up_to_the_totals(session):
+    m = metrics(session)
+    rows = {r["symbol"]: r for r in m["per_symbol"]}
+    assert set(rows) == {"INFY", "RELIANCE"}
+    assert sum(r["trades"] for r in rows.values()) == m["trades"] == m["# Trades"] >= 2
+    assert sum(r["fills"] for r in rows.values()) == m["fills"] == len(session.fills)
+    assert round(sum(r["charges"] for r in rows.values()), 2) == round(m["charges"], 2)
+    assert round(sum(r["net_pnl"] for r in rows.values()), 2) == round(m["net_pnl"], 2)
+    comp = m["charges_by_component"]
+    assert set(comp) == {"brokerage", "stt", "exchange", "sebi", "stamp", "gst", "total"}
+    assert comp["total"] == round(m["charges"], 2) > 0
+    assert round(sum(v for k, v in comp.items() if k != "total"), 2) == comp["total"]
+    assert comp["stt"] > 0 and comp["stamp"] > 0        # sells pay STT, buys stamp duty
+    # each symbol's buy & hold is its own first-to-last close
+    for sym, r in rows.items():
+        closes = [float(line.split(",")[4]) for line in
+                  (DATA / f"{sym}.csv").read_text().splitlines()[1:]]
+        assert r["buy_hold_pct"] == pytest.approx((closes[-1] / closes[0] - 1) * 100, rel=1e-12)
+    assert m["Buy & Hold Return [%]"] == pytest.approx(
+        sum(r["buy_hold_pct"] for r in rows.values()) / 2, rel=1e-12)
+    # the equity the statistics use: one point per bar, ends at the final equity
+    ts, eq = equity_series(session)
+    assert len(ts) == 1875 and eq[-1] == m["final_equity"] == m["Equity Final [₹]"]
+
+
+def test_provenance_names_strategy_data_hashes_config_and_command(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("strategies:\n  rsi_reversion: {params: {oversold: 25}}\n")
+    out = tmp_path / "r"
+    assert main(["backtest", "--data", str(DATA), "--config", str(cfg), "--capital", "500000",
+                 "--out", str(out)]) == 0
+    prov = json.loads((out / "summary.json").read_text())["provenance"]
+    assert prov["strategies"] == {"rsi_reversion": {"oversold": 25}}
+    assert prov["data"]["path"] == str(DATA)
+    assert prov["data"]["sha256"] == {
+        f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(DATA.glob("*.csv"))}
+    assert prov["config"]["capital"] == 500000.0 and prov["config_file"] == str(cfg)
+    assert prov["hftcore_version"] == __version__
+    assert prov["command"] == f"hftcore backtest --data {DATA} --config {cfg} --capital 500000 " \
+        f"--out {out}"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert prov["data"]["sha256"]["INFY.csv"] in html and "rsi_reversion" in html
+
+
+def test_latency_only_with_verbose(tmp_path, capsys):
+    assert main(["backtest", "--data", str(DATA), "--out", str(tmp_path / "a")]) == 0
+    quiet = capsys.readouterr().out
+    assert main(["-v", "backtest", "--data", str(DATA), "--out", str(tmp_path / "b")]) == 0
+    loud = capsys.readouterr().out
+    assert "tick-to-intent" not in quiet and "tick-to-intent latency" in loud
+    assert "12,34,567" not in quiet and "10,0" in quiet      # Indian grouping of 10 lakh
+    assert "tick-to-intent" not in (tmp_path / "a" / "report.html").read_text(encoding="utf-8")
+    assert "tick-to-intent latency" in (tmp_path / "b" / "report.html").read_text(
+        encoding="utf-8")
+
+
+def test_chart_marks_entries_exits_and_stop_fills(session):
+    index, _ = equity_series(session)
+    trades = [t for t in trades_from_fills(session.fills) if t["symbol"] == "INFY"]
+    marks = _fill_marks(session, "INFY", index, 1)
+    assert len(marks) == sum(1 for f in session.fills if f["symbol"] == "INFY")
+    exits = [m for m in marks if m["kind"] == "exit"]
+    # every closed trade ends with an exit fill at its exit time
+    exit_times = {m["time"] for m in exits}
+    assert all(t["exit_time"] in exit_times for t in trades)
+    first = marks[0]
+    assert first["kind"] in ("entry long", "entry short") and index[first["x"]] == \
+        session.fills[[f["symbol"] for f in session.fills].index("INFY")]["ts"]
+    # a fill of a stop order (SL / SL-M) is drawn as a stop
+    order = session.broker.get_order(exits[0]["order_id"])
+    saved = order.order_type
+    order.order_type = "SL-M"
+    try:
+        again = _fill_marks(session, "INFY", index, 1)
+    finally:
+        order.order_type = saved
+    changed = [(a["kind"], b["kind"]) for a, b in zip(marks, again) if a != b]
+    assert changed and all(k == ("exit", "stop") for k in changed)
+
+
+def test_run_backtest_stopped_early_writes_a_partial_report(tmp_path):
+    from hftcore.cli import build_parser, run_backtest
+    args = build_parser().parse_args(["backtest", "--data", str(DATA), "--out", str(tmp_path)])
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] >= 200                  # after 200 of the 1,875 one-minute slices
+    m = run_backtest(args, out=tmp_path, stop=stop)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert m["partial"] is True and summary["partial"] is True
+    assert summary["ticks"] == 2 * 200 < 3750
+    assert "(PARTIAL: interrupted)" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    whole = run_backtest(args, out=tmp_path / "whole")
+    assert "partial" not in whole and whole["ticks"] == 3750
