@@ -53,6 +53,11 @@ class OrderIntent:
     ``stop_loss`` and a LIMIT at ``target`` for the filled quantity, and
     cancels one when the other fills (a bracket).  ``tag`` is an optional client
     id (Kite: at most 20 alphanumerics) carried to the broker.
+
+    ``target_position`` (signed units; None: not used) asks for a position
+    rather than an order: ExecutionService sends the difference between it and
+    the position plus working orders (``action`` and ``quantity`` are then
+    derived; 0 difference: nothing is sent).  ``+100`` from short 100 buys 200.
     """
     symbol: str
     action: str = "HOLD"
@@ -68,6 +73,7 @@ class OrderIntent:
     stop_loss: float | None = None
     target: float | None = None
     tag: str | None = None
+    target_position: int | None = None
 
     def to_dict(self) -> dict:
         # shallow: dataclasses.asdict deep-copies and cost ~40 us per decision

@@ -525,3 +525,15 @@ def test_order_book_is_shared_fill_bookkeeping():
     book.finish(o, "CANCELLED")
     book.flush()
     assert heard == ["fill", "cancelled"] and f.ts == 7 and (o.filled, o.pending) == (4, 0)
+
+
+def test_target_position_sends_the_difference_counting_working_orders():
+    ex, portfolio, bus, broker, prices = wire()
+    assert ex.execute(OrderIntent("SBIN", target_position=50)).filled_quantity == 50
+    r = ex.execute(OrderIntent("SBIN", target_position=-50))       # reverse: sell 100
+    assert (r.side, r.quantity, r.status) == ("SELL", 100, "FILLED")
+    assert portfolio.position_quantity("SBIN") == -50
+    assert ex.execute(OrderIntent("SBIN", target_position=-50)).rule == "hold"
+    ex.execute(OrderIntent("SBIN", target_position=0, order_type="LIMIT", limit_price=890.0))
+    # the resting buy of 50 counts: flat is already on its way
+    assert ex.execute(OrderIntent("SBIN", target_position=0)).rule == "hold"

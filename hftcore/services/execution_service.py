@@ -229,13 +229,25 @@ class ExecutionService:
         action = getattr(intent, "action", None)
         if intent is None or symbol is None or action is None:
             return self._reject(intent, "invalid", f"invalid intent {intent!r}")
+        if not isinstance(symbol, str) or not symbol.strip():
+            return self._reject(intent, "invalid", f"invalid symbol {symbol!r}")
+        goal = getattr(intent, "target_position", None)
+        if goal is not None:                      # a position asked for: send the difference
+            if isinstance(goal, bool) or not isinstance(goal, int):
+                return self._reject(intent, "invalid",
+                                    f"target_position must be an int, got {goal!r}")
+            buys, sells = self.gate.working_quantity(symbol)
+            delta = goal - (self.gate._position(symbol) + buys - sells)
+            if delta == 0:
+                return self._reject(intent, "hold", f"already at target position {goal}",
+                                    publish=False)
+            action = "BUY" if delta > 0 else "SELL"
+            intent = _with(intent, action=action, quantity=abs(delta))
         if action == "HOLD":
             return self._reject(intent, "hold", "HOLD: nothing to execute", publish=False)
         if action not in ("BUY", "SELL"):
             return self._reject(intent, "invalid",
                                 f"action must be BUY, SELL or HOLD, got {action!r}")
-        if not isinstance(symbol, str) or not symbol.strip():
-            return self._reject(intent, "invalid", f"invalid symbol {symbol!r}")
         qty = getattr(intent, "quantity", 0)
         order_type = str(getattr(intent, "order_type", "MARKET") or "MARKET").upper()
         limit = getattr(intent, "limit_price", None)
@@ -554,3 +566,12 @@ class ExecutionService:
                                                       "message": r.message, "ts": self.clock()})
             results.append(r)
         return results
+
+
+def _with(intent, **changes):
+    """A copy of ``intent`` with ``changes`` (the caller's object stays as it was)."""
+    import copy
+    new = copy.copy(intent)
+    for k, v in changes.items():
+        setattr(new, k, v)
+    return new

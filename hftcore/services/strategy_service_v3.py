@@ -91,6 +91,10 @@ class StrategyService:
         quantity = size(symbol, action, confidence, ltp) if callable(size) else 0
         intent = OrderIntent(symbol, action, float(confidence), reason, metadata,
                              quantity=int(quantity) if action != "HOLD" else 0, ts=ts)
+        target = getattr(self.strategy_engine, "target_position", None)
+        if callable(target) and action != "HOLD":
+            # an engine that thinks in positions ("long 100") rather than orders
+            intent.target_position = target(symbol, action, confidence, ltp)
         self._publish(SIGNALS_FUSED, {"symbol": symbol, "action": action,
                                       "confidence": intent.confidence, "reason": reason,
                                       "quantity": intent.quantity, "ltp": ltp, "ts": ts,
