@@ -230,6 +230,9 @@ class PreTradeGate:
 
     def _equity_paise(self) -> int:
         p = self.portfolio
+        mark = getattr(p, "mark_to_market", None)
+        if callable(mark):
+            mark()                                  # equity at today's prices
         ledger = getattr(p, "ledger", None)
         if ledger is not None and hasattr(ledger, "equity"):
             return int(ledger.equity)

@@ -537,3 +537,12 @@ def test_target_position_sends_the_difference_counting_working_orders():
     ex.execute(OrderIntent("SBIN", target_position=0, order_type="LIMIT", limit_price=890.0))
     # the resting buy of 50 counts: flat is already on its way
     assert ex.execute(OrderIntent("SBIN", target_position=0)).rule == "hold"
+
+
+def test_in_the_spec_wiring_unrealized_pnl_follows_the_market():
+    ex, portfolio, bus, broker, prices = wire()
+    ex.execute(buy(qty=10))                       # filled at 900
+    prices.p["SBIN"] = 910.0                      # nobody calls update_prices
+    snap = portfolio.get_snapshot()
+    assert snap["unrealized_pnl"] == 100.0 and snap["equity"] == 1e7 + 100.0
+    assert portfolio.net_pnl() == 100.0

@@ -126,6 +126,9 @@ class ExecutionService:
         self.instruments = instruments
         self.gate = PreTradeGate(instruments, price_source, portfolio_service, risk,
                                  max_position_size, clock)
+        if hasattr(portfolio_service, "price_source") and portfolio_service.price_source is None:
+            # the spec's wiring never calls update_prices: let the books follow the market
+            portfolio_service.price_source = price_source
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._tag_prefix = f"hc{int(time.time()) % 100000:05d}"   # Kite: <= 20 alphanumerics

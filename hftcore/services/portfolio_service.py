@@ -407,6 +407,30 @@ class PortfolioService:
             self.event_bus.publish(PORTFOLIO_UPDATED, self.get_snapshot())
         return marked
 
+    #: An object with ``get_ltp(symbol)`` (the MarketDataService).  When set, every read
+    #: (snapshot, totals, net PnL, a position) first marks open positions at its LTP, so
+    #: unrealized PnL and equity follow the market without anyone calling
+    #: ``update_prices``.  ExecutionService sets it to its own price source when unset.
+    price_source = None
+
+    def mark_to_market(self) -> int:
+        """Mark every open position at ``price_source``'s LTP; returns how many."""
+        src = self.price_source
+        if src is None:
+            return 0
+        marked = 0
+        for i, sym in enumerate(list(self._symbols)):
+            if self._ledger.position(i)[0] == 0:
+                continue
+            try:
+                ltp = src.get_ltp(sym)
+            except Exception:                 # a price source must not break a read
+                logger.warning("mark_to_market: get_ltp(%s) failed", sym, exc_info=True)
+                continue
+            if ltp is not None and self.update_price(sym, ltp):
+                marked += 1
+        return marked
+
     # ------------------------------------------------------------ read
 
     def _position_dict(self, i: int) -> dict:
@@ -432,6 +456,7 @@ class PortfolioService:
         """The position of ``symbol`` (quantity 0 once closed); None if never traded."""
         if not isinstance(symbol, str):
             return None
+        self.mark_to_market()
         with self._lock:
             i = self._ids.get(symbol.strip().upper())
             return None if i is None else self._position_dict(i)
@@ -439,6 +464,7 @@ class PortfolioService:
     def get_snapshot(self) -> dict:
         """``{"positions", "cash", "equity", "realized_pnl", "unrealized_pnl",
         "exposure", "position_count"}``; money in rupees, open positions only."""
+        self.mark_to_market()
         with self._lock:
             led = self._ledger
             positions = [self._position_dict(i) for i in range(len(self._symbols))
@@ -449,11 +475,13 @@ class PortfolioService:
 
     def net_pnl(self) -> float:
         """realized + unrealized - fees, in rupees."""
+        self.mark_to_market()
         led = self._ledger
         return (led.realized + led.unrealized - led.fees) / 100
 
     def get_totals(self) -> dict:
         """Exact totals: rupee floats plus ``*_paise`` ints, fees and net PnL included."""
+        self.mark_to_market()
         with self._lock:
             led = self._ledger
             net = led.realized + led.unrealized - led.fees
