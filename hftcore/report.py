@@ -540,7 +540,10 @@ def metrics(session, provenance: dict | None = None) -> dict:
               "max_drawdown": max_dd, "max_drawdown_pct": max_dd_pct, "sharpe": sharpe,
               "max_exposure": float(session.max_exposure),
               "ticks": r.ticks, "decisions": r.decisions, "orders": r.orders,
-              "rejected": r.rejected, "latency_p50_us": r.latency_us(50),
+              "rejected": r.rejected, "rejections_by_rule": dict(r.rejections),
+              "square_offs": r.square_offs, "square_off_failures": r.square_off_failures,
+              "data_quarantined": dict(getattr(session.feed, "quarantined", {}) or {}),
+              "latency_p50_us": r.latency_us(50),
               "latency_p99_us": r.latency_us(99), "balanced": totals["balanced"],
               "per_symbol": per_symbol(session, trades, rows),
               "charges_by_component": charges_by_component(session.fills),
@@ -563,6 +566,15 @@ def format_summary(m: dict, verbose: bool = False) -> str:
              ("Sharpe (per bar, annualised)", f"{m['sharpe']:.2f}"),
              ("max exposure", inr(m["max_exposure"])),
              ("orders / rejected", f"{m['orders']} / {m['rejected']}")]
+    if m.get("rejections_by_rule"):
+        rows.append(("rejections by rule", ", ".join(
+            f"{k} {v}" for k, v in m["rejections_by_rule"].items())))
+    if "square_offs" in m:
+        rows.append(("square-offs (failed)",
+                     f"{m['square_offs']} ({m.get('square_off_failures', 0)})"))
+    if m.get("data_quarantined"):
+        rows.append(("data rows quarantined", ", ".join(
+            f"{k} {v}" for k, v in m["data_quarantined"].items())))
     if verbose:
         rows.append(("tick-to-intent latency", (f"p50 {m['latency_p50_us']:.1f} us, "
                                                f"p99 {m['latency_p99_us']:.1f} us")))

@@ -546,3 +546,17 @@ def test_in_the_spec_wiring_unrealized_pnl_follows_the_market():
     snap = portfolio.get_snapshot()
     assert snap["unrealized_pnl"] == 100.0 and snap["equity"] == 1e7 + 100.0
     assert portfolio.net_pnl() == 100.0
+
+
+def test_backtest_with_rs_1000_places_no_order_it_cannot_pay_for(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from hftcore.cli import main
+    data = Path(__file__).resolve().parents[1] / "examples" / "data" / "candles"
+    assert main(["backtest", "--data", str(data), "--capital", "1000",
+                 "--out", str(tmp_path / "r")]) == 0
+    m = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert m["fills"] == 0 and m["rejected"] > 0
+    assert m["rejections_by_rule"] == {"buying_power": m["rejected"]}
+    assert "rejections by rule  buying_power" in capsys.readouterr().out
