@@ -153,6 +153,10 @@ class PaperSession:
         self.bus.subscribe("risk.halted", self._on_halt)
         self.max_position_size = max_position_size
         self.dashboard = DashboardFeed(self.bus)
+        # capital, cash and equity show before the first fill; market time, not wall time
+        self.dashboard.attach(clock=lambda: self.now_ns)
+        self.dashboard.update_portfolio({**self.portfolio.get_snapshot(),
+                                         **self.portfolio.get_totals()})
         self.fills: list[dict] = []                  # every order.filled payload, in order
         self.bus.subscribe("order.filled", lambda e: self.fills.append(e["payload"]))
         self.equity_curve: list[tuple[int, int]] = []  # (ts_ns, equity paise) per step

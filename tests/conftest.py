@@ -7,6 +7,11 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# `make test` runs pytest with -P so the installed wheel, not the source tree, is imported;
+# the processes the tests start (the CLI, dask workers) must do the same.
+if os.environ.get("HFTCORE_TEST_INSTALLED"):
+    os.environ["PYTHONSAFEPATH"] = "1"
+
 settings.register_profile("ci", max_examples=150, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=30, deadline=None)

@@ -425,7 +425,8 @@ def test_cli_prints_one_line_and_exits_2_for_a_bad_file(tmp_path, capsys, conten
 
 def test_cli_bad_file_in_a_subprocess(tmp_path):
     f = write(tmp_path, HEADER + GOOD + "9999-06-03 09:18,1,1,1,1,1\n", "BAD.csv")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    import hftcore          # the copy under test: the installed wheel in `make test`
+    env = {**os.environ, "PYTHONPATH": str(Path(hftcore.__file__).resolve().parents[1])}
     run = subprocess.run([sys.executable, "-m", "hftcore", "backtest", "--data", str(f), "--out",
                           str(tmp_path / "o")], check=False, capture_output=True, text=True,
                          env=env, timeout=120, cwd=tmp_path)
