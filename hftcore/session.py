@@ -43,7 +43,7 @@ import numpy as np
 
 from .engines import MarketDataEngine, PaperBroker, StrategyEngineV3
 from .engines.charges import ChargeSchedule
-from .engines.market_data import parse_timeframe
+from .engines.market_data import parse_timeframe, symbol_ids
 from .feeds import IST, NS, Bars
 from .instruments import InstrumentTable
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
@@ -205,11 +205,11 @@ class PaperSession:
         if n == 0:
             return
         ts = batch.ts_ns
-        self.engine.sync_instruments()
         bank = self.engine.bank
         # the kernels take int32 ids, int64 ns, float64 values (no copy when already so)
         f64 = lambda a: np.ascontiguousarray(a, np.float64)      # noqa: E731
-        head = (np.ascontiguousarray(batch.sym, np.int32), np.ascontiguousarray(ts, np.int64))
+        # ids that do not fit int32 become -1 (quarantined by the bank), never another symbol
+        head = (symbol_ids(batch.sym), np.ascontiguousarray(ts, np.int64))
         bars = isinstance(batch, Bars)
         arrays: tuple
         tail: tuple
@@ -246,9 +246,13 @@ class PaperSession:
                 end = int(np.searchsorted(ts, cut, side="left"))
             part = arrays if end == n else tuple(a[:end] for a in arrays)
             with self.engine._lock:           # the nogil ingest vs on_tick growing the bank
+                self.engine.sync_instruments()
+                bank = self.engine.bank
+                until = bank.ingest_bars_until if bars else bank.ingest_ticks_until
                 j, sym = until(*part, *tail, start=i, tf=self._primary_idx, stop=self.decide_on)
             self._match_working(arrays[:2], ohlc, i, j)
-            self.now_ns = int(ts[j - 1])
+            if j > i:                             # j == i: a held tick was released, no new one
+                self.now_ns = int(ts[j - 1])
             if self._halt_pending:
                 self._halt_pending = False
                 self._square_off_now("daily-loss halt")
@@ -324,6 +328,8 @@ class PaperSession:
                 progress(done, total)
             if stop is not None and stop():
                 break
+        with self.engine._lock:
+            self.engine.bank.flush(self.now_ns)   # a tick held at the very end is applied
         if self.square_off:
             self.flatten()
             self.close_at_last_price()

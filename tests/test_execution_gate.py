@@ -560,3 +560,31 @@ def test_backtest_with_rs_1000_places_no_order_it_cannot_pay_for(tmp_path, capsy
     assert m["fills"] == 0 and m["rejected"] > 0
     assert m["rejections_by_rule"] == {"buying_power": m["rejected"]}
     assert "rejections by rule  buying_power" in capsys.readouterr().out
+
+
+def test_session_steps_while_another_thread_adds_symbols_to_the_bank():
+    """step() ran the nogil ingest outside the engine's lock while on_tick grew the same
+    bank (it crashed 3 runs in 4 when grow() reallocated). Now the ingest holds the lock
+    and the bank grows in chunks that never move; this stress keeps both true."""
+    from hftcore import SyntheticFeed
+    from hftcore.session import PaperSession
+    feed = SyntheticFeed(["RELIANCE", "TCS"], seed=5)
+    session = PaperSession(feed, capital=1e6)
+    table = session.instruments
+    t0 = int(feed.data().ts_ns[0])
+    done = threading.Event()
+
+    def grow():
+        for k in range(400):
+            sym = f"NEWSYM{k}"
+            table.add(sym)
+            session.engine.on_tick(sym, t0 + k, 100.0, 1.0)
+        done.set()
+
+    t = threading.Thread(target=grow)
+    t.start()
+    for batch in feed.batches(30):
+        session.step(batch)
+    t.join()
+    assert done.is_set() and session.engine.bank.n_symbols >= 402
+    assert session.report.ticks == len(feed.data())
