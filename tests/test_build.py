@@ -59,7 +59,9 @@ def _build(tmp: Path, debug: bool) -> dict:
     with open(src / "hftcore_ext" / "ledger.pyx", "a") as fh:
         fh.write(PROBE)
     out = tmp / "lib"
-    env = {k: v for k, v in os.environ.items() if k not in ("HFTCORE_DEBUG", "HFTCORE_MARCH")}
+    # these probes import from their working folder on purpose: no PYTHONSAFEPATH here
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HFTCORE_DEBUG", "HFTCORE_MARCH", "PYTHONSAFEPATH")}
     env["HFTCORE_MODULES"] = "ledger"
     if debug:
         env["HFTCORE_DEBUG"] = "1"          # -O0 -g, bounds checks on
@@ -111,7 +113,8 @@ def test_uncompiled_source_tree_import_says_how_to_build(tmp_path):
     r = subprocess.run([sys.executable, "-c", "from hftcore_ext import bus"], check=False,
                        cwd=tmp_path,
                        capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": ""})
+                       env={**{k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"},
+                            "PYTHONPATH": ""})
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError:"), r.stderr
