@@ -174,10 +174,14 @@ def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=
         feed = load_feed(args, cfg, _instruments(cfg))
     kwargs = cfg.session_kwargs()
     if isinstance(feed.data(), Bars) and args.primary is None:
-        # candles: decide on the bar's own timeframe unless told otherwise
+        # candles: decide on the bar's own timeframe unless told otherwise; a strategy
+        # engine of its own (ema_cross, a plug-in engine) decides on every bar, as
+        # backtesting.py does
         from .engines.market_data import parse_timeframe
+        from .engines.strategy import StrategyEngineV3
         span = feed.data().span_s
-        if parse_timeframe(cfg.primary_tf) < span:
+        if parse_timeframe(cfg.primary_tf) < span or \
+                not isinstance(kwargs["strategy_engine"], StrategyEngineV3):
             kwargs["primary_tf"] = kwargs["secondary_tf"] = f"{span}s"
     if args.primary:
         kwargs["primary_tf"] = args.primary

@@ -243,6 +243,9 @@ class PaperSession:
             part = arrays if end == n else tuple(a[:end] for a in arrays)
             with self.engine._lock:           # the nogil ingest vs on_tick growing the bank
                 j, sym = until(*part, *tail, start=i, tf=self._primary_idx, stop=self.decide_on)
+            # the bars just ingested may share the cached LTPs' timestamp (one bar per
+            # symbol at the same minute): drop the cache so no price lags behind its bar
+            self.market_data.invalidate()
             self._match_working(arrays[:2], ohlc, i, j)
             self.now_ns = int(ts[j - 1])
             if self._halt_pending:
