@@ -242,6 +242,11 @@ def test_example_sma_cross_plugin(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["# Trades"] == SMA_TRADES
     assert np.isfinite(s["final_equity"])
+    # its annotations are strings (from __future__ import annotations): still typed
+    ref = f"{SMA_FILE}:SmaCross"
+    assert apply_cli_params({ref: {}}, ["fast=3"])[ref]["params"] == {"fast": 3}
+    with pytest.raises(ConfigError, match=r"SmaCross\.fast must be an integer"):
+        apply_cli_params({ref: {}}, ["fast=2.5"])
 
 
 SMA_TRADES = 26      # measured on the bundled candles (5m primary, square-off daily)
