@@ -164,7 +164,8 @@ def test_plugin_from_a_file_and_a_module(tmp_path, monkeypatch, capsys):
     assert main(["backtest", "--data", str(CANDLES), "--symbols", "INFY", "--strategy", ref,
                  "--quantity", "5", "--out", str(out)]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["fills"] >= 2        # bought at the first decision, squared off at the end
+    # each of the 5 days: 20 buys of 5 up to the 100-unit position limit, one square-off
+    assert (s["fills"], s["# Trades"]) == (5 * 21, 5)
     # the same class through a module on sys.path
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "mine", raising=False)
