@@ -9,7 +9,7 @@ from hftcore_ext import bus as _bus, candles as _candles
 from hftcore_ext import indicators as _indicators, ledger as _ledger
 from hftcore_ext import ticker as _ticker
 
-from .engines import (Broker, BrokerOrder, ChargeSchedule, EmaTrend, KiteBroker,
+from .engines import (Broker, BrokerOrder, ChargeSchedule, EmaCross, EmaTrend, KiteBroker,
                       MarketDataEngine, OrderBook, PaperBroker,
                       RsiReversion, StrategyEngineV3, VwapReversion, ZERO_CHARGES,
                       register_strategy)
@@ -30,6 +30,7 @@ COMPILED = all((m.__file__ or "").endswith((".so", ".pyd"))
 __all__ = ["COMPILED", "EventBus", "MarketDataService", "StrategyService", "ExecutionService",
            "PortfolioService", "DashboardFeed", "RiskLimits", "MarketDataEngine",
            "StrategyEngineV3", "EmaTrend", "RsiReversion", "VwapReversion", "register_strategy",
+           "EmaCross",
            "PaperBroker", "KiteBroker", "Broker", "BrokerOrder", "OrderBook", "PreTradeGate",
            "ChargeSchedule", "ZERO_CHARGES", "SyntheticFeed",
            "ReplayFeed", "ArrayFeed", "KiteQuoteFeed", "Ticks", "Bars", "Instrument",

@@ -41,6 +41,15 @@ def _config(args) -> Config:
         cfg.symbols = [s.upper() for s in args.symbols]
     if getattr(args, "strategy", None):
         cfg.strategies = {name: cfg.strategies.get(name, {"weight": 1.0}) for name in args.strategy}
+    if getattr(args, "param", None):
+        from .plugins import apply_cli_params
+        cfg.strategies = apply_cli_params(cfg.strategies, args.param)
+    if getattr(args, "quantity", None) is not None:
+        cfg.quantity = args.quantity
+    if getattr(args, "charges", None):
+        cfg.charges = args.charges
+    if getattr(args, "no_square_off", False):
+        cfg.square_off = False
     cfg.validate()
     return cfg
 
@@ -165,13 +174,19 @@ def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=
         feed = load_feed(args, cfg, _instruments(cfg))
     kwargs = cfg.session_kwargs()
     if isinstance(feed.data(), Bars) and args.primary is None:
-        # candles: decide on the bar's own timeframe unless told otherwise
+        # candles: decide on the bar's own timeframe unless told otherwise; a strategy
+        # engine of its own (ema_cross, a plug-in engine) decides on every bar, as
+        # backtesting.py does
         from .engines.market_data import parse_timeframe
+        from .engines.strategy import StrategyEngineV3
         span = feed.data().span_s
-        if parse_timeframe(cfg.primary_tf) < span:
+        if parse_timeframe(cfg.primary_tf) < span or \
+                not isinstance(kwargs["strategy_engine"], StrategyEngineV3):
             kwargs["primary_tf"] = kwargs["secondary_tf"] = f"{span}s"
     if args.primary:
         kwargs["primary_tf"] = args.primary
+    if getattr(args, "fill_at", None):
+        kwargs["fill_at"] = args.fill_at
     session = PaperSession(feed, **kwargs)
     session.run(progress=progress, stop=stop)
     partial = {"partial": True} if stop is not None and stop() else {}
@@ -670,7 +685,17 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, symbols=True):
         p.add_argument("--config", help="YAML configuration (hftcore config --example)")
         p.add_argument("--capital", type=float, help="initial capital in rupees")
-        p.add_argument("--strategy", nargs="+", help="strategies to run (default: all three)")
+        p.add_argument("--strategy", nargs="+",
+                       help="strategies to run (default: ema_trend rsi_reversion "
+                            "vwap_reversion); ema_cross, FILE.py:Class or module:Class")
+        p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                       help="a strategy parameter (STRATEGY.NAME=VALUE with several), "
+                            "typed by its constructor; repeatable")
+        p.add_argument("--quantity", type=int, help="units per order / target position size")
+        p.add_argument("--charges", choices=("zerodha_intraday", "zero"),
+                       help="the charges model (default: the config's)")
+        p.add_argument("--no-square-off", action="store_true",
+                       help="keep positions overnight (no MIS square-off)")
         if symbols:
             p.add_argument("--symbols", nargs="+", help="NSE symbols")
 
@@ -686,6 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="CSV file or folder (ticks or Kite candles)")
     p.add_argument("--out", default="reports/backtest", help="report folder")
     p.add_argument("--primary", help="decision timeframe (default: config / the bar length)")
+    p.add_argument("--fill-at", choices=("close", "next_open"),
+                   help="bars: fill at the deciding bar's close or the next bar's open "
+                        "(default next_open)")
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("paper", help="paper trading in (scaled) real time until Ctrl-C")

@@ -25,6 +25,8 @@ timeframes:
   secondary: 15m              # ... and must not be contradicted by this one
 
 strategies:                   # name -> weight and parameters (see hftcore/engines/strategy.py)
+  # a user class: "path/to/file.py:ClassName" or "package.module:ClassName" as the name;
+  # ema_cross (a strategy engine, alone): {params: {fast: 10, slow: 30}}
   ema_trend:      {weight: 1.0, params: {min_gap_atr: 0.1, full_gap_atr: 1.0}}
   rsi_reversion:  {weight: 1.0, params: {oversold: 30, overbought: 70}}
   vwap_reversion: {weight: 1.0, params: {band_atr: 1.0}}
@@ -248,13 +250,14 @@ class Config:
         self._check_charges()
 
     def _check_strategies(self) -> None:
-        from .engines.strategy import STRATEGY_REGISTRY
+        from .plugins import is_engine, strategy_class
         if not isinstance(self.strategies, dict) or not self.strategies:
             raise ConfigError("'strategies' must map at least one strategy name to its settings")
         for name, spec in self.strategies.items():
-            if name not in STRATEGY_REGISTRY:
-                raise ConfigError(f"unknown strategy 'strategies.{name}' "
-                                  f"(known: {', '.join(sorted(STRATEGY_REGISTRY))})")
+            cls = strategy_class(name)      # a registered name, FILE.py:Class or module:Class
+            if is_engine(cls) and len(self.strategies) > 1:
+                raise ConfigError(f"'strategies.{name}' is a strategy engine: select it alone "
+                                  f"(selected: {', '.join(self.strategies)})")
             spec = {} if spec is None else spec
             if not isinstance(spec, dict) or set(spec) - {"weight", "params"}:
                 raise ConfigError(f"'strategies.{name}' takes only 'weight' and 'params'")
@@ -267,11 +270,23 @@ class Config:
             if not isinstance(params, dict):
                 raise ConfigError(f"'strategies.{name}.params' must be a mapping")
             try:
-                STRATEGY_REGISTRY[name](**params)
+                self._build_strategy(cls, params)
             except TypeError as exc:
                 raise ConfigError(f"'strategies.{name}.params': {exc}") from None
             except ValueError as exc:
                 raise ConfigError(f"'strategies.{name}.params': {exc}") from None
+
+    def _build_strategy(self, cls, params: dict):
+        """An instance of a strategy (engine) class; an engine that takes a ``quantity``
+        gets ``execution.quantity`` unless its params set one."""
+        import inspect
+
+        from .plugins import is_engine
+        kwargs = dict(params)
+        if is_engine(cls) and "quantity" not in kwargs and \
+                "quantity" in inspect.signature(cls.__init__).parameters:
+            kwargs["quantity"] = self.quantity
+        return cls(**kwargs)
 
     def _check_charges(self) -> None:
         from .engines.charges import ChargeSchedule
@@ -301,12 +316,19 @@ class Config:
     # ------------------------------------------------------------ building
 
     def strategy_engine(self):
-        from .engines.strategy import STRATEGY_REGISTRY, StrategyEngineV3
+        """The strategy engine: a selected engine class (``ema_cross``, a plug-in) alone,
+        else ``StrategyEngineV3`` over the selected strategies."""
+        from .engines.strategy import StrategyEngineV3
+        from .plugins import is_engine, strategy_class
         strategies, weights = [], {}
         for name, spec in self.strategies.items():
             spec = spec or {}
-            strategies.append(STRATEGY_REGISTRY[name](**(spec.get("params") or {})))
-            weights[name] = float(spec.get("weight", 1.0))
+            cls = strategy_class(name)
+            obj = self._build_strategy(cls, spec.get("params") or {})
+            if is_engine(cls):
+                return obj
+            strategies.append(obj)
+            weights[obj.name] = float(spec.get("weight", 1.0))
         return StrategyEngineV3(strategies, weights, self.primary_weight, self.secondary_weight,
                                 0.0, self.quantity)
 
@@ -325,12 +347,15 @@ class Config:
 
     def session_kwargs(self) -> dict:
         """Keyword arguments for ``PaperSession``."""
+        engine = self.strategy_engine()
+        # an engine that fixes its EMA periods (EmaCross: fast, slow) sets the bundle's slots
+        fast, slow = getattr(engine, "ema_periods", (self.ema_fast, self.ema_slow))
         return dict(capital=float(self.capital), primary_tf=self.primary_tf,
-                    secondary_tf=self.secondary_tf, strategy_engine=self.strategy_engine(),
+                    secondary_tf=self.secondary_tf, strategy_engine=engine,
                     min_confidence=self.min_confidence, max_position_size=self.max_position_size,
                     square_off=self.square_off, charges=self.charge_schedule(),
                     slippage_ticks=self.slippage_ticks, risk=self.risk_limits(),
-                    decide_on=self.decide_on, ema_fast=self.ema_fast, ema_slow=self.ema_slow)
+                    decide_on=self.decide_on, ema_fast=fast, ema_slow=slow)
 
 
 def _key(attr: str) -> str:

@@ -251,7 +251,7 @@ def _accepts(cls, name: str) -> bool:
 def resolve_names(cfg: Config, names) -> dict[str, tuple]:
     """Where each swept name goes: ``("strategy", name, param)`` or ``("config", attr)``.
     Raises SweepError for a name that maps to nothing or to several strategies."""
-    from .engines.strategy import STRATEGY_REGISTRY
+    from .plugins import strategy_class
     config_keys = _config_keys()
     out: dict[str, tuple] = {}
     for n in names:
@@ -263,11 +263,11 @@ def resolve_names(cfg: Config, names) -> dict[str, tuple]:
             if strat not in cfg.strategies:
                 raise SweepError(f"parameter {n!r}: strategy {strat!r} is not selected "
                                  f"(selected: {', '.join(cfg.strategies)})")
-            if not _accepts(STRATEGY_REGISTRY[strat], param):
+            if not _accepts(strategy_class(strat), param):
                 raise SweepError(f"parameter {n!r}: {strat} has no parameter {param!r}")
             out[n] = ("strategy", strat, param)
             continue
-        takers = [s for s in cfg.strategies if _accepts(STRATEGY_REGISTRY[s], n)]
+        takers = [s for s in cfg.strategies if _accepts(strategy_class(s), n)]
         if len(cfg.strategies) == 1 and not takers:
             only = next(iter(cfg.strategies))
             raise SweepError(f"parameter {n!r}: strategy {only} has no parameter {n!r}")

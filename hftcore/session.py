@@ -250,6 +250,9 @@ class PaperSession:
                 bank = self.engine.bank
                 until = bank.ingest_bars_until if bars else bank.ingest_ticks_until
                 j, sym = until(*part, *tail, start=i, tf=self._primary_idx, stop=self.decide_on)
+            # the bars just ingested may share the cached LTPs' timestamp (one bar per
+            # symbol at the same minute): drop the cache so no price lags behind its bar
+            self.market_data.invalidate()
             self._match_working(arrays[:2], ohlc, i, j)
             if j > i:                             # j == i: a held tick was released, no new one
                 self.now_ns = int(ts[j - 1])

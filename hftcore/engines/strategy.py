@@ -236,3 +236,77 @@ class StrategyEngineV3:
     def size(self, symbol: str, action: str, confidence: float, ltp: float | None) -> int:
         """Suggested quantity for an intent (fixed ``quantity``; override to size by risk)."""
         return self.quantity if action in ("BUY", "SELL") else 0
+
+
+@register_strategy
+class EmaCross:
+    """A strategy *engine* (use it alone): long ``quantity`` while EMA(fast) is
+    above EMA(slow), short ``quantity`` while below, reversing at each cross.
+
+    It reads the bundle's ``ema20``/``ema50`` slots, which hold the session's
+    ``ema_fast``/``ema_slow`` periods: ``ema_periods`` tells the session (through
+    ``Config.session_kwargs``) to set them to ``fast``/``slow``.  A position is
+    opened only at a crossover seen after both EMAs are warm (``fast`` on the
+    previous bar strictly below ``slow`` and now strictly above, or the reverse:
+    backtesting.py's ``crossover``), never at warm-up.  Only the primary
+    timeframe counts (``fuse`` ignores the others: no secondary veto).  The
+    intent carries ``target_position`` = +-``quantity``, so a reversal sends
+    twice the quantity (ExecutionService sends the difference).
+
+    The previous sign of ``fast - slow`` is kept per (symbol, timeframe), so the
+    engine must see every primary candle close (``decide_on: close``, the default).
+    """
+
+    name = "ema_cross"
+
+    def __init__(self, fast: int = 10, slow: int = 30, quantity: int = 10):
+        for key, v in (("fast", fast), ("slow", slow), ("quantity", quantity)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ema_cross: {key} must be an int >= 1, got {v!r}")
+        if fast >= slow:
+            raise ValueError(f"ema_cross: need fast < slow, got fast={fast} slow={slow}")
+        self.fast, self.slow, self.quantity = fast, slow, quantity
+        self.ema_periods = (fast, slow)
+        self._sign: dict[tuple[str, str], int] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name]
+
+    def evaluate(self, symbol: str, bundles: dict, ltp: float | None) -> list[Signal]:
+        """One signal per timeframe with warm EMAs: BUY/SELL at a cross, else HOLD."""
+        out = []
+        for tf, bundle in bundles.items():
+            if not bundle:
+                continue
+            fast, slow = bundle.get("ema20"), bundle.get("ema50")
+            if fast is None or slow is None:
+                continue
+            sign = (fast > slow) - (fast < slow)
+            prev = self._sign.get((symbol, tf))
+            self._sign[(symbol, tf)] = sign
+            if prev == -1 and sign == 1:
+                out.append(Signal(self.name, symbol, tf, "BUY", 1.0,
+                                  f"EMA{self.fast} crossed above EMA{self.slow}"))
+            elif prev == 1 and sign == -1:
+                out.append(Signal(self.name, symbol, tf, "SELL", 1.0,
+                                  f"EMA{self.fast} crossed below EMA{self.slow}"))
+            else:
+                out.append(Signal(self.name, symbol, tf, "HOLD", 0.0, "no crossover"))
+        return out
+
+    def fuse(self, signals: list[Signal], primary_tf: str,
+             secondary_tf: str) -> tuple[str, float, str]:
+        """The primary timeframe's signal alone (action, confidence, reason)."""
+        for s in signals:
+            if s.timeframe == primary_tf and s.action in ("BUY", "SELL"):
+                return s.action, 1.0, s.reason
+        return "HOLD", 0.0, "no crossover"
+
+    def size(self, symbol: str, action: str, confidence: float, ltp: float | None) -> int:
+        return self.quantity if action in ("BUY", "SELL") else 0
+
+    def target_position(self, symbol: str, action: str, confidence: float,
+                        ltp: float | None) -> int:
+        """+quantity after a BUY cross, -quantity after a SELL cross."""
+        return self.quantity if action == "BUY" else -self.quantity if action == "SELL" else 0

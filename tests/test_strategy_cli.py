@@ -1,0 +1,253 @@
+"""ema_cross against backtesting.py, --param typing, plug-in strategies, config --check."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
+
+from hftcore.cli import main
+from hftcore.config import Config, ConfigError
+from hftcore.engines.strategy import EmaCross
+from hftcore.plugins import apply_cli_params, strategy_class
+
+ROOT = Path(__file__).resolve().parent.parent
+CANDLES = ROOT / "examples" / "data" / "candles"
+SMA_FILE = ROOT / "examples" / "strategies" / "sma_cross.py"
+
+
+def _bars(symbol: str) -> pd.DataFrame:
+    df = pd.read_csv(CANDLES / f"{symbol}.csv")
+    df.index = pd.DatetimeIndex(pd.to_datetime(df.pop("date")).dt.tz_localize(None))
+    return df.rename(columns=str.capitalize)
+
+
+def _reference_trades(symbol: str, fast: int, slow: int, size: int) -> list[tuple]:
+    class Cross(Strategy):
+        def init(self):
+            self.f = self.I(talib.EMA, self.data.Close.astype(float), fast)
+            self.s = self.I(talib.EMA, self.data.Close.astype(float), slow)
+
+        def next(self):
+            if crossover(self.f, self.s):
+                self.buy(size=size)
+            elif crossover(self.s, self.f):
+                self.sell(size=size)
+
+    bt = Backtest(_bars(symbol), Cross, cash=1e12, commission=0.0, trade_on_close=True,
+                  exclusive_orders=True, finalize_trades=False)
+    t = bt.run()._trades
+    return [(e.strftime("%Y-%m-%d %H:%M:%S"), x.strftime("%Y-%m-%d %H:%M:%S"), int(sz),
+             round(float(ep), 2), round(float(xp), 2))
+            for e, x, sz, ep, xp in zip(t.EntryTime, t.ExitTime, t.Size, t.EntryPrice,
+                                        t.ExitPrice)]
+
+
+def _our_trades(out: Path, symbol: str) -> list[tuple]:
+    with open(out / "trades.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["symbol"] == symbol]
+    return [(r["entry_time"], r["exit_time"],
+             int(r["quantity"]) * (1 if r["side"] == "LONG" else -1),
+             round(float(r["entry_price"]), 2), round(float(r["exit_price"]), 2)) for r in rows]
+
+
+@pytest.mark.parametrize("fast,slow", [(10, 30), (5, 20)])
+def test_ema_cross_trades_equal_backtesting_py(tmp_path, fast, slow):
+    out = tmp_path / "run"
+    assert main(["backtest", "--data", str(CANDLES), "--strategy", "ema_cross",
+                 "--param", f"fast={fast}", "--param", f"slow={slow}", "--quantity", "100",
+                 "--charges", "zero", "--fill-at", "close", "--no-square-off",
+                 "--capital", "1e9", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    total_pnl = 0.0
+    for symbol in ("INFY", "RELIANCE"):
+        ours, ref = _our_trades(out, symbol), _reference_trades(symbol, fast, slow, 100)
+        assert len(ref) >= 10
+        assert ours == ref
+        total_pnl += sum(sz * (xp - ep) for _, _, sz, ep, xp in ref)
+    # the open positions are marked at the last close; realised PnL is the trades'
+    assert summary["realized_pnl"] == pytest.approx(total_pnl, abs=0.01)
+    assert "final_equity" in summary
+
+
+def test_ema_cross_waits_for_a_cross_after_warm_up():
+    eng = EmaCross(fast=2, slow=3, quantity=7)
+    b = {"5m": {"ema20": None, "ema50": None}}
+    assert eng.fuse(eng.evaluate("X", b, 1.0), "5m", "15m")[0] == "HOLD"
+    # first warm bar already has fast > slow: no position at warm-up
+    assert eng.fuse(eng.evaluate("X", {"5m": {"ema20": 2.0, "ema50": 1.0}}, 1.0),
+                    "5m", "15m")[0] == "HOLD"
+    # the secondary timeframe crossing does not count, nor veto
+    sig = eng.evaluate("X", {"5m": {"ema20": 3.0, "ema50": 1.0},
+                             "15m": {"ema20": 1.0, "ema50": 2.0}}, 1.0)
+    assert eng.fuse(sig, "5m", "15m")[0] == "HOLD"
+    sig = eng.evaluate("X", {"5m": {"ema20": 0.5, "ema50": 1.0},
+                             "15m": {"ema20": 3.0, "ema50": 2.0}}, 1.0)
+    assert eng.fuse(sig, "5m", "15m") == ("SELL", 1.0, "EMA2 crossed below EMA3")
+    assert eng.target_position("X", "SELL", 1.0, 1.0) == -7
+    assert eng.target_position("X", "BUY", 1.0, 1.0) == 7
+    with pytest.raises(ValueError, match="fast < slow"):
+        EmaCross(fast=30, slow=10)
+
+
+def test_ema_cross_sets_the_session_ema_periods():
+    cfg = Config()
+    cfg.strategies = apply_cli_params({"ema_cross": {}}, ["fast=7", "slow=21"])
+    cfg.quantity = 40
+    cfg.validate()
+    kw = cfg.session_kwargs()
+    assert (kw["ema_fast"], kw["ema_slow"]) == (7, 21)
+    assert kw["strategy_engine"].quantity == 40
+    cfg.strategies = {"ema_cross": {}, "ema_trend": {}}
+    with pytest.raises(ConfigError, match="strategy engine: select it alone"):
+        cfg.validate()
+
+
+def test_param_types_are_checked(capsys):
+    assert apply_cli_params({"ema_trend": {}}, ["min_gap_atr=0.25"]) == \
+        {"ema_trend": {"params": {"min_gap_atr": 0.25}}}
+    got = apply_cli_params({"ema_trend": {}, "rsi_reversion": {}},
+                           ["rsi_reversion.oversold=25", "full_gap_atr=2"])
+    assert got["rsi_reversion"]["params"] == {"oversold": 25.0}
+    assert got["ema_trend"]["params"] == {"full_gap_atr": 2.0}
+    for argv, msg in [
+        (["--param", "fast=ten"], "--param fast=ten: ema_cross.fast must be an integer"),
+        (["--param", "fast=2.5"], "--param fast=2.5: ema_cross.fast must be an integer"),
+        (["--param", "nope=1"], "--param nope: no selected strategy takes a parameter 'nope'"),
+        (["--param", "fast"], "--param 'fast': write NAME=VALUE"),
+        (["--param", "ema_trend.fast=3"], "--param ema_trend.fast: strategy 'ema_trend' is not "
+                                          "selected"),
+    ]:
+        rc = main(["backtest", "--data", str(CANDLES), "--strategy", "ema_cross", *argv,
+                   "--out", "/nonexistent/never"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2, argv
+        assert err.count("\n") == 0 and msg in err, err
+    rc = main(["backtest", "--data", str(CANDLES), "--strategy", "ema_trend",
+               "--param", "min_gap_atr=abc", "--out", "/nonexistent/never"])
+    assert rc == 2
+    assert "ema_trend.min_gap_atr must be a number" in capsys.readouterr().err
+
+
+PLUGIN = textwrap.dedent("""
+    from hftcore.orders import Signal
+
+    class AlwaysLong:
+        name = "always_long"
+
+        def __init__(self, threshold: float = 0.0, tag: str = "x"):
+            self.threshold, self.tag = threshold, tag
+
+        def evaluate(self, symbol, timeframe, bundle, ltp):
+            return Signal(self.name, symbol, timeframe, "BUY", 1.0, self.tag)
+""")
+
+
+def test_plugin_from_a_file_and_a_module(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "mine.py"
+    f.write_text(PLUGIN)
+    ref = f"{f}:AlwaysLong"
+    cls = strategy_class(ref)
+    assert cls.name == "always_long" and strategy_class(ref) is cls
+    got = apply_cli_params({ref: {}}, ["threshold=0.5", "tag=hello"])
+    assert got[ref]["params"] == {"threshold": 0.5, "tag": "hello"}
+    out = tmp_path / "run"
+    assert main(["backtest", "--data", str(CANDLES), "--symbols", "INFY", "--strategy", ref,
+                 "--quantity", "5", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    # each of the 5 days: 20 buys of 5 up to the 100-unit position limit, one square-off
+    assert (s["fills"], s["# Trades"]) == (5 * 21, 5)
+    # the same class through a module on sys.path
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mine", raising=False)
+    mcls = strategy_class("mine:AlwaysLong")
+    assert mcls.name == "always_long"
+    cfg = Config.from_dict({"strategies": {"mine:AlwaysLong": {"params": {"tag": "m"}}}})
+    eng = cfg.strategy_engine()
+    assert eng.names == ["always_long"] and eng.strategies[0].tag == "m"
+    capsys.readouterr()
+    for bad, msg in [(f"{tmp_path}/missing.py:X", "file not found"),
+                     (f"{f}:Nope", "has no class Nope"),
+                     ("no_such_module_xyz:X", "cannot import no_such_module_xyz"),
+                     ("not_a_strategy", "unknown strategy 'not_a_strategy'")]:
+        assert main(["backtest", "--data", str(CANDLES), "--strategy", bad,
+                     "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and msg in err, err
+
+
+def test_config_check_accepts_plugins_and_reports_bad_ones(tmp_path, capsys):
+    f = tmp_path / "mine.py"
+    f.write_text(PLUGIN)
+    good = tmp_path / "good.yaml"
+    good.write_text(f'strategies:\n  "{f}:AlwaysLong": {{params: {{threshold: 0.2}}}}\n')
+    assert main(["config", "--check", str(good)]) == 0
+    assert "ok" in capsys.readouterr().out
+    ema = tmp_path / "ema.yaml"
+    ema.write_text("strategies:\n  ema_cross: {params: {fast: 10, slow: 30}}\n")
+    assert main(["config", "--check", str(ema)]) == 0
+    capsys.readouterr()
+    cases = {
+        "file": (f'strategies:\n  "{tmp_path}/gone.py:AlwaysLong": {{}}\n', "file not found"),
+        "class": (f'strategies:\n  "{f}:Other": {{}}\n', "has no class Other"),
+        "param": (f'strategies:\n  "{f}:AlwaysLong": {{params: {{bogus: 1}}}}\n',
+                  "unexpected keyword argument 'bogus'"),
+        "engine": ("strategies:\n  ema_cross: {params: {fast: 30, slow: 10}}\n",
+                   "need fast < slow"),
+    }
+    for name, (text, msg) in cases.items():
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(text)
+        assert main(["config", "--check", str(p)]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and msg in err and str(p) in err, (name, err)
+
+
+def test_optimize_maps_fast_and_slow_onto_ema_cross(tmp_path):
+    from hftcore import research as rs
+    cfg = Config()
+    cfg.strategies = {"ema_cross": {}}
+    where = rs.resolve_names(cfg, ["fast", "slow"])
+    assert where == {"fast": ("strategy", "ema_cross", "fast"),
+                     "slow": ("strategy", "ema_cross", "slow")}
+    run = rs.apply_params(cfg, {"fast": 5, "slow": 20}, where)
+    kw = run.session_kwargs()
+    assert (kw["ema_fast"], kw["ema_slow"]) == (5, 20)
+    out = tmp_path / "opt"
+    assert main(["optimize", "--data", str(CANDLES), "--symbols", "INFY",
+                 "--strategy", "ema_cross", "--quantity", "100", "--charges", "zero",
+                 "--fill-at", "close", "--no-square-off", "--capital", "1e9",
+                 "--grid", "fast=5,10", "--grid", "slow=20,30", "--workers", "1",
+                 "--out", str(out)]) == 0
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    by = {(int(r["fast"]), int(r["slow"])): int(r["# Trades"]) for r in rows}
+    for (fast, slow), n in by.items():
+        assert n == len(_reference_trades("INFY", fast, slow, 100)), (fast, slow)
+
+
+def test_example_sma_cross_plugin(tmp_path):
+    out = tmp_path / "sma"
+    assert main(["backtest", "--data", str(CANDLES), "--strategy",
+                 f"{SMA_FILE}:SmaCross", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["# Trades"] == SMA_TRADES
+    assert np.isfinite(s["final_equity"])
+    # its annotations are strings (from __future__ import annotations): still typed
+    ref = f"{SMA_FILE}:SmaCross"
+    assert apply_cli_params({ref: {}}, ["fast=3"])[ref]["params"] == {"fast": 3}
+    with pytest.raises(ConfigError, match=r"SmaCross\.fast must be an integer"):
+        apply_cli_params({ref: {}}, ["fast=2.5"])
+
+
+SMA_TRADES = 26      # measured on the bundled candles (5m primary, square-off daily)
