@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 import sys
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
+from .feeds import IST
 
 
 def inr(value, decimals: int = 2) -> str:
     """``1234567.891`` -> ``"12,34,567.89"``: Indian digit grouping (the last three
     digits, then pairs); "-" for None, NaN or anything not a number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value):
         return "-"
     text = f"{abs(value):.{decimals}f}"
     whole, _, frac = text.partition(".")

@@ -30,6 +30,7 @@ import numpy as np
 
 from hftcore_ext.ledger import Ledger
 
+from .console import inr
 from .feeds import IST, NS
 
 TRADING_SECONDS_PER_YEAR = 252 * (6 * 3600 + 15 * 60)
@@ -97,25 +98,6 @@ def stat_number(key: str, value) -> float:
     if key in TIME_KEYS:
         return dt.datetime.fromisoformat(str(value)).timestamp()
     raise ValueError(f"statistic {key!r} is not a number: {value!r}")
-
-
-def inr(x, decimals: int = 2) -> str:
-    """Indian digit grouping: 1234567.891 -> '12,34,567.89' (lakh, crore)."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    text = f"{abs(x):.{decimals}f}"
-    whole, _, frac = text.partition(".")
-    if len(whole) > 3:
-        head, tail = whole[:-3], whole[-3:]
-        groups: list[str] = []
-        while len(head) > 2:
-            groups.insert(0, head[-2:])
-            head = head[:-2]
-        if head:
-            groups.insert(0, head)
-        whole = ",".join(groups + [tail])
-    sign = "-" if x < 0 and float(text) != 0 else ""
-    return f"{sign}{whole}" + (f".{frac}" if frac else "")
 
 
 def format_stat(key: str, value) -> str:

@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+from ..feeds import IST
 from ..instruments import InstrumentTable
 
 logger = logging.getLogger(__name__)
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 CSV_COLUMNS = ("instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,"
                "tick_size,lot_size,instrument_type,segment,exchange")
 
