@@ -48,6 +48,7 @@ def main(argv=None) -> int:
                                 clock=clock_ns)
     # 6. DashboardFeed
     dashboard = DashboardFeed(bus, max_signals=100, max_orders=100)
+    dashboard.update_portfolio({**portfolio.get_snapshot(), **portfolio.get_totals()})
     dashboard.update_system_state("status", "running")
 
     intents = executed = 0
