@@ -264,7 +264,7 @@ class PaperSession:
             i = j
         self.report.ticks += n
         marks = {}
-        for k in np.unique(batch.sym).tolist():
+        for k in sorted(set(batch.sym.tolist())):       # a slice holds few symbols
             symbol = self.instruments.by_id(k).symbol
             marks[symbol] = self.engine.get_ltp(symbol)
         self.portfolio.update_prices(marks)

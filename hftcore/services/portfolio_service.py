@@ -367,7 +367,7 @@ class PortfolioService:
                 logger.error("automatic checkpoint failed (%s); the journal still has "
                              "every fill", exc)
         if self.event_bus is not None:
-            self.event_bus.publish(PORTFOLIO_UPDATED, self.get_snapshot())
+            self.event_bus.publish(PORTFOLIO_UPDATED, self._snapshot())
         return APPLIED
 
     def on_fill(self, fill) -> bool:
@@ -404,7 +404,7 @@ class PortfolioService:
                 marked += 1
                 open_marked += self.position_quantity(sym) != 0
         if publish and open_marked and self.event_bus is not None:
-            self.event_bus.publish(PORTFOLIO_UPDATED, self.get_snapshot())
+            self.event_bus.publish(PORTFOLIO_UPDATED, self._snapshot())
         return marked
 
     #: An object with ``get_ltp(symbol)`` (the MarketDataService).  When set, every read
@@ -465,6 +465,10 @@ class PortfolioService:
         """``{"positions", "cash", "equity", "realized_pnl", "unrealized_pnl",
         "exposure", "position_count"}``; money in rupees, open positions only."""
         self.mark_to_market()
+        return self._snapshot()
+
+    def _snapshot(self) -> dict:
+        # as marked now: the fill and update_prices paths have just marked what changed
         with self._lock:
             led = self._ledger
             positions = [self._position_dict(i) for i in range(len(self._symbols))
