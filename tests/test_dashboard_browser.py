@@ -12,10 +12,8 @@ HFTCORE_REQUIRE_BROWSER=1 so a missing browser fails instead of skipping).
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -25,23 +23,10 @@ import pytest
 import hftcore
 from hftcore.console import inr
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-REQUIRED = os.environ.get("HFTCORE_REQUIRE_BROWSER") == "1"
+from browser import chrome, need_browser
+
 NS = 1_000_000_000
 T0 = 1_764_128_700 + 1800                       # 2026-11-26 09:45:00 IST
-
-
-def _need_browser():
-    missing = [p for p in (CHROMIUM, DRIVER) if not Path(p).exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium")
-    if missing:
-        if REQUIRED:
-            pytest.fail(f"browser test required but missing: {missing}")
-        pytest.skip(f"no browser here: {missing}")
 
 
 def _free_port():
@@ -52,20 +37,7 @@ def _free_port():
 
 
 def _driver(width=1280, height=1100, extra=(), phone=False):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--window-size={width},{height}",
-                 f"--user-data-dir={tempfile.mkdtemp()}", *extra):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    if phone:                            # a 390 x 844 CSS-pixel phone screen, touch, DPR 3
-        opts.add_experimental_option("mobileEmulation", {
-            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 3.0, "touch": True}})
-    return webdriver.Chrome(service=Service(DRIVER), options=opts)
+    return chrome(width, height, extra, phone)
 
 
 def _csp_violations(driver):
@@ -75,7 +47,7 @@ def _csp_violations(driver):
 
 @pytest.fixture
 def paper_session(tmp_path):
-    _need_browser()
+    need_browser()
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(hftcore.__file__).resolve().parents[1]),
            "XDG_RUNTIME_DIR": str(tmp_path)}
@@ -166,7 +138,7 @@ SIDE = "BUY\" onmouseover=\"window.__pwned=3\" x='"
 
 @pytest.fixture
 def hostile_server():
-    _need_browser()
+    need_browser()
     from hftcore.services import DashboardFeed, EventBus
     from hftcore.web import DashboardServer
     bus = EventBus()
@@ -271,7 +243,7 @@ def test_orders_panel_is_on_a_phone_screen(hostile_server):
 
 
 def test_before_the_first_fill_the_page_shows_capital_cash_and_equity():
-    _need_browser()
+    need_browser()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

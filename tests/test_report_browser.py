@@ -5,19 +5,14 @@ pixels on them, one panel per traded symbol plus equity and drawdown).
 Skipped without chromium/chromedriver unless HFTCORE_REQUIRE_BROWSER=1 (as in CI).
 """
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
-import pytest
 
 from hftcore.cli import main
 
-DATA = Path(__file__).resolve().parents[1] / "examples" / "data" / "candles"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-REQUIRED = os.environ.get("HFTCORE_REQUIRE_BROWSER") == "1"
+from browser import chrome, need_browser
 
+DATA = Path(__file__).resolve().parents[1] / "examples" / "data" / "candles"
 # Bokeh 3 draws inside shadow roots: walk them to find the canvases and the plot titles.
 FIND = """
 const found = {canvases: [], titles: []};
@@ -41,37 +36,15 @@ return found.canvases.map(c => {
 """
 
 
-def _need_browser():
-    missing = [p for p in (CHROMIUM, DRIVER) if not Path(p).exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium")
-    if missing:
-        if REQUIRED:
-            pytest.fail(f"browser test required but missing: {missing}")
-        pytest.skip(f"no browser here: {missing}")
-
-
 def test_report_html_opens_without_console_errors_and_shows_the_chart(tmp_path, capsys):
-    _need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    need_browser()
     from selenium.webdriver.support.ui import WebDriverWait
 
     out = tmp_path / "report"
     assert main(["backtest", "--data", str(DATA), "--out", str(out)]) == 0
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "cdn.bokeh.org" not in page and "<script src=" not in page   # works offline
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,1400",
-                 f"--user-data-dir={tempfile.mkdtemp()}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = chrome(1280, 1400)
     try:
         driver.get((out / "report.html").as_uri())
         wait = WebDriverWait(driver, 60, poll_frequency=0.25)
