@@ -17,6 +17,7 @@ from .gate import PreTradeGate
 from .feeds import ArrayFeed, Bars, KiteQuoteFeed, ReplayFeed, SyntheticFeed, Ticks
 from .instruments import Instrument, InstrumentTable, nse_tick_size, to_paise
 from .orders import Fill, OrderIntent, OrderResult, Signal
+from .strategy import Bar, Context, Strategy
 from .tuning import tune_gc
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
                        PortfolioService, RiskLimits, StrategyService)
@@ -35,4 +36,5 @@ __all__ = ["COMPILED", "EventBus", "MarketDataService", "StrategyService", "Exec
            "ChargeSchedule", "ZERO_CHARGES", "SyntheticFeed",
            "ReplayFeed", "ArrayFeed", "KiteQuoteFeed", "Ticks", "Bars", "Instrument",
            "InstrumentTable", "nse_tick_size",
-           "to_paise", "OrderIntent", "OrderResult", "Signal", "Fill", "tune_gc"]
+           "to_paise", "OrderIntent", "OrderResult", "Signal", "Fill", "tune_gc", "Strategy",
+           "Context", "Bar"]

@@ -250,14 +250,20 @@ class Config:
         self._check_charges()
 
     def _check_strategies(self) -> None:
-        from .plugins import is_engine, strategy_class
+        from .plugins import is_engine, is_trading, strategy_class
         if not isinstance(self.strategies, dict) or not self.strategies:
             raise ConfigError("'strategies' must map at least one strategy name to its settings")
+        classes = {name: strategy_class(name) for name in self.strategies}
+        trading = [n for n, c in classes.items() if is_trading(c)]
         for name, spec in self.strategies.items():
-            cls = strategy_class(name)      # a registered name, FILE.py:Class or module:Class
+            cls = classes[name]             # a registered name, FILE.py:Class or module:Class
             if is_engine(cls) and len(self.strategies) > 1:
                 raise ConfigError(f"'strategies.{name}' is a strategy engine: select it alone "
                                   f"(selected: {', '.join(self.strategies)})")
+            if trading and name not in trading:
+                raise ConfigError(f"'strategies.{name}' votes in StrategyEngineV3's fusion and "
+                                  f"cannot run beside the trading strategies "
+                                  f"{', '.join(trading)}")
             spec = {} if spec is None else spec
             if not isinstance(spec, dict) or set(spec) - {"weight", "params"}:
                 raise ConfigError(f"'strategies.{name}' takes only 'weight' and 'params'")
@@ -281,9 +287,9 @@ class Config:
         gets ``execution.quantity`` unless its params set one."""
         import inspect
 
-        from .plugins import is_engine
+        from .plugins import is_engine, is_trading
         kwargs = dict(params)
-        if is_engine(cls) and "quantity" not in kwargs and \
+        if (is_engine(cls) or is_trading(cls)) and "quantity" not in kwargs and \
                 "quantity" in inspect.signature(cls.__init__).parameters:
             kwargs["quantity"] = self.quantity
         return cls(**kwargs)
@@ -316,10 +322,11 @@ class Config:
     # ------------------------------------------------------------ building
 
     def strategy_engine(self):
-        """The strategy engine: a selected engine class (``ema_cross``, a plug-in) alone,
-        else ``StrategyEngineV3`` over the selected strategies."""
+        """What the session runs: the selected trading strategy (``ema_cross``, a
+        plug-in ``Strategy``) or a list of them, a selected engine alone, else
+        ``StrategyEngineV3`` over the selected voting strategies."""
         from .engines.strategy import StrategyEngineV3
-        from .plugins import is_engine, strategy_class
+        from .plugins import is_engine, is_trading, strategy_class
         strategies, weights = [], {}
         for name, spec in self.strategies.items():
             spec = spec or {}
@@ -329,6 +336,8 @@ class Config:
                 return obj
             strategies.append(obj)
             weights[obj.name] = float(spec.get("weight", 1.0))
+        if is_trading(strategies[0]):        # trading strategies: run by the session itself
+            return strategies[0] if len(strategies) == 1 else strategies
         return StrategyEngineV3(strategies, weights, self.primary_weight, self.secondary_weight,
                                 0.0, self.quantity)
 

@@ -25,6 +25,8 @@ rule                      what it checks
 ``no_price``              an opening order needs an LTP to be valued
 ``price_band``            limit and trigger prices within ``price_band`` of the LTP
 ``halted``                no opening orders after the daily-loss halt
+``entries_closed``        no opening orders after the intraday square-off time
+                          (``close_entries``; the session reopens them next day)
 ``holdings``              a CNC sell needs holdings (no short delivery)
 ``max_position``          position + every working order the same way stays within
                           ``max_position_size`` (the order is sized down to fit,
@@ -211,6 +213,7 @@ class PreTradeGate:
         self.max_position_size = max_position_size
         self.clock = clock
         self.halted: str | None = None
+        self.entries_closed: str | None = None
         self._lock = threading.RLock()
         self._working: dict[str, dict[str, Working]] = {}     # symbol -> key -> Working
         self._by_key: dict[str, Working] = {}
@@ -354,6 +357,9 @@ class PreTradeGate:
             if not is_exit:
                 if self.halted:
                     return Decision("halted", f"trading halted: {self.halted}")
+                if self.entries_closed:
+                    return Decision("entries_closed",
+                                    f"no new positions: {self.entries_closed}")
                 if product == "CNC" and side == "SELL":
                     return Decision("holdings", f"CNC sell of {quantity} {symbol} needs holdings "
                                                 f"(held {pos}, being sold {exit_sells}); "
@@ -473,6 +479,21 @@ class PreTradeGate:
     def resume(self) -> None:
         with self._lock:
             self.halted = None
+
+    def close_entries(self, reason: str) -> None:
+        """Refuse opening orders (exits still pass) until ``open_entries``."""
+        with self._lock:
+            self.entries_closed = reason
+
+    def open_entries(self) -> None:
+        with self._lock:
+            self.entries_closed = None
+
+    def buying_power(self) -> float:
+        """Rupees free for new margin: equity - margin of open positions - margin
+        reserved by working orders (what the ``buying_power`` rule compares with)."""
+        with self._lock:
+            return (self._equity_paise() - self._position_margin() - self._reserved) / 100
 
 
 class _RateWindows:

@@ -2,13 +2,15 @@
 ``--param NAME=VALUE`` typed by the strategy's constructor.
 
 A strategy reference is a registered name (``ema_trend``, ``ema_cross``, ...) or
-``path/to/file.py:ClassName`` or ``package.module:ClassName``.  The class is either
+``path/to/file.py:ClassName`` or ``package.module:ClassName``.  The class is
 
-* a *strategy*: a ``name`` and ``evaluate(symbol, timeframe, bundle, ltp)``
-  (like ``EmaTrend``); it runs inside ``StrategyEngineV3`` with the others, or
+* a *trading strategy*: an ``hftcore.Strategy`` with ``on_bar(ctx)`` that places
+  orders (like ``EmaCross``); several may run together, never mixed with voting ones;
+* a *voting strategy*: ``fused = True`` (or the older ``evaluate(symbol,
+  timeframe, bundle, ltp)``), like ``EmaTrend``; the selected ones run inside
+  ``StrategyEngineV3``, whose fusion decides; or
 * a *strategy engine*: ``evaluate(symbol, bundles, ltp)`` and
-  ``fuse(signals, primary_tf, secondary_tf)`` (like ``EmaCross``); it must be the
-  only strategy selected.
+  ``fuse(signals, primary_tf, secondary_tf)``; it must be the only one selected.
 
 Every problem is a ``ConfigError`` of one line naming the reference.
 """
@@ -60,8 +62,10 @@ def strategy_class(ref: str) -> type:
     if not inspect.isclass(cls):
         raise ConfigError(f"strategy {ref!r}: {where} has no class {cls_name}")
     if not is_engine(cls):
-        if not callable(getattr(cls, "evaluate", None)):
-            raise ConfigError(f"strategy {ref!r}: {cls_name} has no evaluate() method")
+        if not callable(getattr(cls, "on_bar", None)) and \
+                not callable(getattr(cls, "evaluate", None)):
+            raise ConfigError(f"strategy {ref!r}: {cls_name} has no on_bar(ctx) method "
+                              f"(subclass hftcore.Strategy)")
         if not isinstance(getattr(cls, "name", None), str) or not getattr(cls, "name"):
             raise ConfigError(f"strategy {ref!r}: {cls_name} needs a non-empty str class "
                               f"attribute 'name'")
@@ -89,6 +93,12 @@ def _load_file(ref: str, path: Path):
         raise ConfigError(f"strategy {ref!r}: loading {path} failed: "
                           f"{type(exc).__name__}: {exc}") from None
     return module
+
+
+def is_trading(cls) -> bool:
+    """A trading strategy class (``on_bar``, not a fusion member, not an engine)."""
+    from .strategy import is_trading_strategy
+    return is_trading_strategy(cls)
 
 
 def is_engine(cls) -> bool:

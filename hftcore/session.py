@@ -46,6 +46,7 @@ from .engines.charges import ChargeSchedule
 from .engines.market_data import parse_timeframe, symbol_ids
 from .feeds import IST, NS, Bars
 from .instruments import InstrumentTable
+from .strategy import StrategyRunner, declared_specs, is_trading_strategy
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
                        PortfolioService, RiskLimits, StrategyService)
 
@@ -84,7 +85,10 @@ class PaperSession:
     feed : SyntheticFeed or ReplayFeed (shares its InstrumentTable)
     capital : float -- initial capital in rupees
     primary_tf, secondary_tf : str -- strategy timeframes
-    strategy_engine : StrategyEngineV3 or compatible (default: the three built-ins)
+    strategy_engine : a trading ``Strategy`` (``on_bar``) or a list of them, run by
+        a ``StrategyRunner``; or a fusion engine (``StrategyEngineV3`` or anything
+        with ``evaluate``/``fuse``) run through ``StrategyService.run_symbol``
+        (default: StrategyEngineV3 with the three built-in voting strategies)
     min_confidence : float -- intents below this are not executed (the spec's 0.5)
     max_position_size : int -- units per symbol, long or short
     square_off : bool -- flatten every position at each session's end (intraday MIS)
@@ -108,8 +112,6 @@ class PaperSession:
                  buffer_size: int = 1000, decide_on: str = "close", ema_fast: int = 20,
                  ema_slow: int = 50, fill_at: str | None = None, square_off_time: str = "15:20",
                  broker=None):
-        if decide_on not in ("close", "cross"):
-            raise ValueError(f"decide_on must be 'close' or 'cross', got {decide_on!r}")
         if fill_at is None:               # a live feed has no data() to look at: ticks
             data = feed.data() if callable(getattr(feed, "data", None)) else None
             fill_at = "next_open" if isinstance(data, Bars) else "close"
@@ -117,23 +119,53 @@ class PaperSession:
             raise ValueError(f"fill_at must be 'close' or 'next_open', got {fill_at!r}")
         self.fill_at = fill_at
         self._cutoff_ns = _hhmm_ns(square_off_time)
-        self.decide_on = decide_on
         self.feed = feed
         self.instruments: InstrumentTable = feed.instruments
         self.min_confidence = min_confidence
         self.square_off = square_off
         self.now_ns = 0
+        engine_obj = strategy_engine if strategy_engine is not None else StrategyEngineV3()
+        members = list(engine_obj) if isinstance(engine_obj, (list, tuple)) else [engine_obj]
+        trading: list[Any] = [m for m in members if is_trading_strategy(m)]
+        if trading and len(trading) != len(members):
+            raise ValueError("strategy_engine: give trading strategies (on_bar) or one "
+                             "strategy engine, not both")
+        extra_tfs: list[str] = []
+        specs: list = []
+        if trading:
+            tf_set = {m.timeframe for m in trading if getattr(m, "timeframe", None)}
+            if len(tf_set) > 1:
+                raise ValueError(f"strategies decide on different timeframes "
+                                 f"{sorted(tf_set)}: run them in separate sessions")
+            if tf_set:
+                primary_tf = secondary_tf = tf_set.pop()
+            for m in trading:
+                extra_tfs += list(getattr(m, "timeframes", ()) or ())
+                specs += declared_specs(m)
+            if len(trading) == 1 and getattr(trading[0], "ema_periods", None):
+                ema_fast, ema_slow = trading[0].ema_periods
+                decide_on = getattr(trading[0], "decide_on", decide_on)
+        else:
+            for m in getattr(engine_obj, "strategies", []):
+                specs += declared_specs(m)
         tfs = sorted({parse_timeframe("1m"), parse_timeframe(primary_tf),
-                      parse_timeframe(secondary_tf)})
+                      parse_timeframe(secondary_tf), *map(parse_timeframe, extra_tfs)})
         self.primary_tf, self.secondary_tf = primary_tf, secondary_tf
         self.bus = EventBus(buffer_size)
+        if decide_on not in ("close", "cross"):
+            raise ValueError(f"decide_on must be 'close' or 'cross', got {decide_on!r}")
+        self.decide_on = decide_on
         self.engine = MarketDataEngine(self.instruments, tfs, history=history,
                                        ema_fast=ema_fast, ema_slow=ema_slow)
+        if specs:
+            self.engine.bank.declare(specs)
         # In a replay the engine's LTP (the last ingested tick) is the market price.
         self.market_data = MarketDataService(self.engine, self.engine, cache_ttl_seconds=1.0,
                                              clock=lambda: self.now_ns / NS)
-        self.strategy = StrategyService(strategy_engine or StrategyEngineV3(), self.market_data,
-                                        self.bus, primary_tf, secondary_tf)
+        # the spec's StrategyService runs a fusion engine; trading strategies (on_bar)
+        # are run by the StrategyRunner, their orders going through the same gate
+        self.strategy = StrategyService(StrategyEngineV3([]) if trading else engine_obj,
+                                        self.market_data, self.bus, primary_tf, secondary_tf)
         self.portfolio = PortfolioService(capital, self.bus, checkpoint_dir)
         self.bus.subscribe("order.filled", self.portfolio.on_fill)
         # With a persistent portfolio, a restarted process must not reuse order/fill ids
@@ -165,11 +197,38 @@ class PaperSession:
         self._cutoff_done = False                        # squared off for today
         self._primary_idx = self.engine.bank.timeframe_index(parse_timeframe(primary_tf))
         self.report = SessionReport()
+        self.runner = StrategyRunner(trading, self) if trading else None
+        if not trading and callable(getattr(engine_obj, "bind", None)):
+            engine_obj.bind(self)             # fusion members read the session too
 
     # ------------------------------------------------------------ steps
 
-    def _decide(self, symbol: str) -> None:
+    def timeframe_index(self, timeframe: str) -> int:
+        """The bank's index of ``timeframe`` (KeyError if the session keeps no such
+        candles: list it in the strategy's ``timeframes``)."""
+        k = self.engine.bank.timeframe_index(parse_timeframe(timeframe))
+        if k < 0:
+            raise KeyError(f"the session keeps no {timeframe} candles (add it to the "
+                           f"strategy's timeframes)")
+        return k
+
+    def _submit(self, intent) -> Any:
+        """An order from a strategy's context: through ExecutionService (the gate)."""
+        self.report.intents += 1
+        result = self.execution.execute(intent)
+        if result.rule != "hold":
+            self.report.orders += 1
+            if result.status == "REJECTED":
+                self.report.rejected += 1
+        return result
+
+    def _decide(self, symbol: str, sym: int = -1) -> None:
         t0 = time.perf_counter_ns()
+        if self.runner is not None:
+            self.runner.decide(symbol, sym if sym >= 0 else self.instruments.id_of(symbol))
+            self.report.decisions += 1
+            self.report.decision_ns.append(time.perf_counter_ns() - t0)
+            return
         intent = self.strategy.run_symbol(symbol, ts=self.now_ns)
         self.report.decisions += 1
         if intent.action in ("BUY", "SELL") and intent.confidence >= self.min_confidence:
@@ -233,6 +292,7 @@ class PaperSession:
                 if self._day is not None and self.square_off:
                     self.flatten("square-off at the day's end")   # what the cut-off missed
                 self._day, self._cutoff_done = day, False
+                self.execution.gate.open_entries()
             end = n
             if self.square_off:
                 if not self._cutoff_done:
@@ -260,7 +320,7 @@ class PaperSession:
                 self._halt_pending = False
                 self._square_off_now("daily-loss halt")
             if sym >= 0:
-                self._decide(self.instruments.by_id(sym).symbol)
+                self._decide(self.instruments.by_id(sym).symbol, sym)
             i = j
         self.report.ticks += n
         marks = {}
@@ -305,7 +365,9 @@ class PaperSession:
             scan_from[best_sym] = best_k + 1
 
     def _square_off_now(self, reason: str) -> None:
-        self._cutoff_done = self._cutoff_done or reason == "intraday square-off"
+        if reason == "intraday square-off":
+            self._cutoff_done = True
+            self.execution.gate.close_entries("after the intraday square-off time")
         self.flatten(reason)
 
     def flatten(self, reason: str = "square-off at session end") -> None:
@@ -322,6 +384,8 @@ class PaperSession:
         t0 = time.perf_counter()
         self.dashboard.update_system_state("status", "running")
         self.dashboard.update_system_state("mode", self.mode)
+        if self.runner is not None:
+            self.runner.start()
         total = len(self.feed.data())
         done = 0
         for batch in self.feed.batches(batch_seconds):

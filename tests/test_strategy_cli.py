@@ -79,24 +79,48 @@ def test_ema_cross_trades_equal_backtesting_py(tmp_path, fast, slow):
     assert "final_equity" in summary
 
 
+def _ramp_session(decide_on: str):
+    """Prices rise (fast EMA above slow from the first warm bar), then fall."""
+    from hftcore import ArrayFeed, Bars, InstrumentTable, ZERO_CHARGES
+    from hftcore.session import PaperSession
+    inst = InstrumentTable()
+    inst.add("X", tick_size=0.05)
+    close = np.r_[np.arange(100.0, 110.0), np.arange(109.0, 95.0, -1.0)]
+    n = len(close)
+    ts = 1_717_386_300 * 10**9 + np.arange(n, dtype=np.int64) * 60 * 10**9
+    bars = Bars(np.zeros(n, np.int32), ts, close, close + 0.5, close - 0.5, close,
+                np.full(n, 100.0), 60)
+    s = PaperSession(ArrayFeed(bars, inst), capital=1e7, primary_tf="1m", secondary_tf="1m",
+                     strategy_engine=EmaCross(fast=2, slow=3, quantity=7, decide_on=decide_on),
+                     square_off=False, charges=ZERO_CHARGES, fill_at="close")
+    s.run()
+    return [(f["side"], f["quantity"], f["price"], f["ts"]) for f in s.fills]
+
+
 def test_ema_cross_waits_for_a_cross_after_warm_up():
-    eng = EmaCross(fast=2, slow=3, quantity=7)
-    b = {"5m": {"ema20": None, "ema50": None}}
-    assert eng.fuse(eng.evaluate("X", b, 1.0), "5m", "15m")[0] == "HOLD"
-    # first warm bar already has fast > slow: no position at warm-up
-    assert eng.fuse(eng.evaluate("X", {"5m": {"ema20": 2.0, "ema50": 1.0}}, 1.0),
-                    "5m", "15m")[0] == "HOLD"
-    # the secondary timeframe crossing does not count, nor veto
-    sig = eng.evaluate("X", {"5m": {"ema20": 3.0, "ema50": 1.0},
-                             "15m": {"ema20": 1.0, "ema50": 2.0}}, 1.0)
-    assert eng.fuse(sig, "5m", "15m")[0] == "HOLD"
-    sig = eng.evaluate("X", {"5m": {"ema20": 0.5, "ema50": 1.0},
-                             "15m": {"ema20": 3.0, "ema50": 2.0}}, 1.0)
-    assert eng.fuse(sig, "5m", "15m") == ("SELL", 1.0, "EMA2 crossed below EMA3")
-    assert eng.target_position("X", "SELL", 1.0, 1.0) == -7
-    assert eng.target_position("X", "BUY", 1.0, 1.0) == 7
+    cross, close = _ramp_session("cross"), _ramp_session("close")
+    # no position at warm-up although fast > slow there; one short at the cross below
+    assert cross == close
+    assert [(side, q) for side, q, _, _ in cross] == [("SELL", 7)]
     with pytest.raises(ValueError, match="fast < slow"):
         EmaCross(fast=30, slow=10)
+    with pytest.raises(ValueError, match="decide_on"):
+        EmaCross(decide_on="tick")
+
+
+def test_ema_cross_decides_the_same_in_compiled_cross_and_per_bar_modes(tmp_path):
+    """The compiled crossover watch (Python only at crosses) and a decision at
+    every bar close give the same fills on the bundled candles."""
+    outs = []
+    for mode in ("cross", "close"):
+        out = tmp_path / mode
+        assert main(["backtest", "--data", str(CANDLES), "--strategy", "ema_cross",
+                     "--param", "fast=5", "--param", "slow=20", "--param", f"decide_on={mode}",
+                     "--quantity", "100", "--charges", "zero", "--fill-at", "next_open",
+                     "--capital", "1e9", "--out", str(out)]) == 0
+        outs.append((out / "trades.csv").read_text())
+    assert outs[0] == outs[1]
+    assert outs[0].count("\n") > 20
 
 
 def test_ema_cross_sets_the_session_ema_periods():
@@ -108,7 +132,7 @@ def test_ema_cross_sets_the_session_ema_periods():
     assert (kw["ema_fast"], kw["ema_slow"]) == (7, 21)
     assert kw["strategy_engine"].quantity == 40
     cfg.strategies = {"ema_cross": {}, "ema_trend": {}}
-    with pytest.raises(ConfigError, match="strategy engine: select it alone"):
+    with pytest.raises(ConfigError, match="cannot run beside the trading strategies ema_cross"):
         cfg.validate()
 
 

@@ -1,10 +1,12 @@
-"""StrategyEngineV3: named strategies over indicator bundles, and their fusion.
+"""StrategyEngineV3: voting strategies on two timeframes, and their fusion.
 
-A strategy is any object with a ``name`` and
-``evaluate(symbol, timeframe, bundle, ltp) -> Signal | None``, where ``bundle``
-is the MarketDataService bundle (``ema20, ema50, rsi, atr, vwap, slope,
-trend_signal``; values None until warmed up).  Return None when it has no
-opinion because data is missing; a HOLD signal when it looked and sees nothing.
+Its members are ``hftcore.Strategy`` classes with ``fused = True`` whose
+``on_bar(ctx)`` votes with ``ctx.signal(action, confidence, reason)``; ``ctx.ind``
+holds the MarketDataService bundle (``ema20, ema50, rsi, atr, vwap, slope,
+trend_signal``; None until warmed up) and any declared indicator.  No vote
+means no opinion (data missing); a HOLD vote means it looked and sees nothing.
+Any object with a ``name`` and ``evaluate(symbol, timeframe, bundle, ltp) ->
+Signal | None`` is accepted too (the duck-typed seam).
 
 Fusion rule (``StrategyEngineV3.fuse``)
 ---------------------------------------
@@ -26,18 +28,11 @@ or confidence is below ``min_confidence``.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
-
+from ..indicators import ema
 from ..orders import Signal
+from ..strategy import Context, Strategy
 
 logger = logging.getLogger(__name__)
-
-
-class Strategy(Protocol):
-    name: str
-
-    def evaluate(self, symbol: str, timeframe: str, bundle: dict,
-                 ltp: float | None) -> Signal | None: ...
 
 
 STRATEGY_REGISTRY: dict[str, type] = {}
@@ -58,86 +53,87 @@ def _clip01(x: float) -> float:
 
 
 @register_strategy
-class EmaTrend:
+class EmaTrend(Strategy):
     """Trend following: BUY when EMA20 is above EMA50 by more than
     ``min_gap_atr`` ATRs, SELL when below.  Confidence grows with the gap (1.0 at
     ``full_gap_atr`` ATRs) and is halved when the slope disagrees."""
 
     name = "ema_trend"
+    fused = True
 
     def __init__(self, min_gap_atr: float = 0.1, full_gap_atr: float = 1.0):
         if not 0 <= min_gap_atr < full_gap_atr:
             raise ValueError("need 0 <= min_gap_atr < full_gap_atr")
         self.min_gap_atr, self.full_gap_atr = min_gap_atr, full_gap_atr
 
-    def evaluate(self, symbol, timeframe, bundle, ltp):
-        fast, slow, atr = bundle.get("ema20"), bundle.get("ema50"), bundle.get("atr")
+    def on_bar(self, ctx):
+        ind = ctx.ind
+        fast, slow, atr = ind.get("ema20"), ind.get("ema50"), ind.get("atr")
         if fast is None or slow is None or not atr:
-            return None
+            return
         gap = (fast - slow) / atr
         if abs(gap) < self.min_gap_atr:
-            return Signal(self.name, symbol, timeframe, "HOLD", 0.0,
-                          f"EMA gap {gap:+.2f} ATR inside {self.min_gap_atr}")
+            ctx.signal("HOLD", 0.0, f"EMA gap {gap:+.2f} ATR inside {self.min_gap_atr}")
+            return
         conf = _clip01(abs(gap) / self.full_gap_atr)
-        slope = bundle.get("slope")
+        slope = ind.get("slope")
         if slope is not None and slope * gap < 0:
             conf *= 0.5
-        action = "BUY" if gap > 0 else "SELL"
-        return Signal(self.name, symbol, timeframe, action, conf,
-                      f"EMA20 {'above' if gap > 0 else 'below'} EMA50 by {abs(gap):.2f} ATR")
+        ctx.signal("BUY" if gap > 0 else "SELL", conf,
+                   f"EMA20 {'above' if gap > 0 else 'below'} EMA50 by {abs(gap):.2f} ATR")
 
 
 @register_strategy
-class RsiReversion:
+class RsiReversion(Strategy):
     """Mean reversion on RSI: BUY below ``oversold``, SELL above ``overbought``;
     confidence reaches 1.0 ``span`` points past the threshold."""
 
     name = "rsi_reversion"
+    fused = True
 
     def __init__(self, oversold: float = 30.0, overbought: float = 70.0, span: float = 15.0):
         if not 0 < oversold < overbought < 100 or span <= 0:
             raise ValueError("need 0 < oversold < overbought < 100 and span > 0")
         self.oversold, self.overbought, self.span = oversold, overbought, span
 
-    def evaluate(self, symbol, timeframe, bundle, ltp):
-        rsi = bundle.get("rsi")
+    def on_bar(self, ctx):
+        rsi = ctx.ind.get("rsi")
         if rsi is None:
-            return None
+            return
         if rsi < self.oversold:
-            return Signal(self.name, symbol, timeframe, "BUY",
-                          _clip01((self.oversold - rsi) / self.span), f"RSI {rsi:.1f} oversold")
-        if rsi > self.overbought:
-            return Signal(self.name, symbol, timeframe, "SELL",
-                          _clip01((rsi - self.overbought) / self.span),
-                          f"RSI {rsi:.1f} overbought")
-        return Signal(self.name, symbol, timeframe, "HOLD", 0.0, f"RSI {rsi:.1f} neutral")
+            ctx.signal("BUY", _clip01((self.oversold - rsi) / self.span),
+                       f"RSI {rsi:.1f} oversold")
+        elif rsi > self.overbought:
+            ctx.signal("SELL", _clip01((rsi - self.overbought) / self.span),
+                       f"RSI {rsi:.1f} overbought")
+        else:
+            ctx.signal("HOLD", 0.0, f"RSI {rsi:.1f} neutral")
 
 
 @register_strategy
-class VwapReversion:
+class VwapReversion(Strategy):
     """Reversion to VWAP: SELL when the price is more than ``band_atr`` ATRs
     above the session VWAP, BUY when as far below; full confidence at twice
     the band."""
 
     name = "vwap_reversion"
+    fused = True
 
     def __init__(self, band_atr: float = 1.0):
         if not band_atr > 0:
             raise ValueError("band_atr must be > 0")
         self.band_atr = band_atr
 
-    def evaluate(self, symbol, timeframe, bundle, ltp):
-        vwap, atr = bundle.get("vwap"), bundle.get("atr")
+    def on_bar(self, ctx):
+        vwap, atr, ltp = ctx.ind.get("vwap"), ctx.ind.get("atr"), ctx.ltp
         if vwap is None or not atr or ltp is None:
-            return None
+            return
         dev = (ltp - vwap) / atr
         if abs(dev) <= self.band_atr:
-            return Signal(self.name, symbol, timeframe, "HOLD", 0.0,
-                          f"price {dev:+.2f} ATR from VWAP")
+            ctx.signal("HOLD", 0.0, f"price {dev:+.2f} ATR from VWAP")
+            return
         conf = _clip01((abs(dev) - self.band_atr) / self.band_atr)
-        action = "SELL" if dev > 0 else "BUY"
-        return Signal(self.name, symbol, timeframe, action, conf,
-                      f"price {dev:+.2f} ATR from VWAP")
+        ctx.signal("SELL" if dev > 0 else "BUY", conf, f"price {dev:+.2f} ATR from VWAP")
 
 
 class StrategyEngineV3:
@@ -192,16 +188,35 @@ class StrategyEngineV3:
     def names(self) -> list[str]:
         return [s.name for s in self.strategies]
 
+    def bind(self, session) -> None:
+        """Let member strategies read the session (history, declared indicators,
+        position) through their context; called by ``PaperSession``."""
+        self._ctx = Context(session, trade=False)
+
     def evaluate(self, symbol: str, bundles: dict, ltp: float | None) -> list[Signal]:
         """Signals of every strategy on every timeframe in ``bundles``
         (timeframe -> bundle).  A strategy that raises is logged and skipped."""
         out = []
+        ctx = getattr(self, "_ctx", None)
         for tf, bundle in bundles.items():
             if not bundle:
                 continue
+            sym = tfi = -1
+            if ctx is not None:
+                s_ = ctx._session
+                sym = s_.instruments.id_of(symbol) if symbol in s_.instruments else -1
+                tfi = s_.timeframe_index(tf) if sym >= 0 else -1
             for s in self.strategies:
                 try:
-                    sig = s.evaluate(symbol, tf, bundle, ltp)
+                    if ctx is not None and sym >= 0 and isinstance(s, Strategy):
+                        ctx.signals.clear()
+                        ctx.strategy_name = s.name
+                        ctx._point(symbol, tf, sym, tfi, bundle=bundle, ltp=ltp)
+                        s.on_bar(ctx)
+                        ctx._remember()
+                        sig = ctx.signals[-1] if ctx.signals else None
+                    else:
+                        sig = s.evaluate(symbol, tf, bundle, ltp)
                 except Exception:
                     logger.exception("strategy %s failed on %s %s", s.name, symbol, tf)
                     continue
@@ -239,74 +254,48 @@ class StrategyEngineV3:
 
 
 @register_strategy
-class EmaCross:
-    """A strategy *engine* (use it alone): long ``quantity`` while EMA(fast) is
-    above EMA(slow), short ``quantity`` while below, reversing at each cross.
+class EmaCross(Strategy):
+    """A trading strategy: long ``quantity`` while EMA(fast) is above EMA(slow),
+    short ``quantity`` while below, reversing at each cross (``target_position``,
+    so a reversal sends twice the quantity).
 
-    It reads the bundle's ``ema20``/``ema50`` slots, which hold the session's
-    ``ema_fast``/``ema_slow`` periods: ``ema_periods`` tells the session (through
-    ``Config.session_kwargs``) to set them to ``fast``/``slow``.  A position is
-    opened only at a crossover seen after both EMAs are warm (``fast`` on the
-    previous bar strictly below ``slow`` and now strictly above, or the reverse:
-    backtesting.py's ``crossover``), never at warm-up.  Only the primary
-    timeframe counts (``fuse`` ignores the others: no secondary veto).  The
-    intent carries ``target_position`` = +-``quantity``, so a reversal sends
-    twice the quantity (ExecutionService sends the difference).
+    A position is opened only at a crossover seen after both EMAs are warm
+    (``fast`` on the previous bar strictly below ``slow`` and now strictly above,
+    or the reverse: backtesting.py's ``crossover``), never at warm-up.
 
-    The previous sign of ``fast - slow`` is kept per (symbol, timeframe), so the
-    engine must see every primary candle close (``decide_on: close``, the default).
+    ``decide_on="cross"`` (the default) lets the compiled candle bank find the
+    crossovers (``ema_periods`` sets its EMA slots to fast/slow), so Python runs
+    only where one happens; ``"close"`` calls ``on_bar`` at every candle and
+    finds them from ``ctx.prev`` -- the same trades, slower (a test holds them equal).
     """
 
     name = "ema_cross"
 
-    def __init__(self, fast: int = 10, slow: int = 30, quantity: int = 10):
+    def __init__(self, fast: int = 10, slow: int = 30, quantity: int = 10,
+                 decide_on: str = "cross"):
         for key, v in (("fast", fast), ("slow", slow), ("quantity", quantity)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"ema_cross: {key} must be an int >= 1, got {v!r}")
         if fast >= slow:
             raise ValueError(f"ema_cross: need fast < slow, got fast={fast} slow={slow}")
+        if decide_on not in ("close", "cross"):
+            raise ValueError(f"ema_cross: decide_on must be close or cross, got {decide_on!r}")
         self.fast, self.slow, self.quantity = fast, slow, quantity
+        self.decide_on = decide_on
         self.ema_periods = (fast, slow)
-        self._sign: dict[tuple[str, str], int] = {}
 
-    @property
-    def names(self) -> list[str]:
-        return [self.name]
+    def indicators(self):
+        return (ema(self.fast, as_="fast"), ema(self.slow, as_="slow"))
 
-    def evaluate(self, symbol: str, bundles: dict, ltp: float | None) -> list[Signal]:
-        """One signal per timeframe with warm EMAs: BUY/SELL at a cross, else HOLD."""
-        out = []
-        for tf, bundle in bundles.items():
-            if not bundle:
-                continue
-            fast, slow = bundle.get("ema20"), bundle.get("ema50")
-            if fast is None or slow is None:
-                continue
-            sign = (fast > slow) - (fast < slow)
-            prev = self._sign.get((symbol, tf))
-            self._sign[(symbol, tf)] = sign
-            if prev == -1 and sign == 1:
-                out.append(Signal(self.name, symbol, tf, "BUY", 1.0,
-                                  f"EMA{self.fast} crossed above EMA{self.slow}"))
-            elif prev == 1 and sign == -1:
-                out.append(Signal(self.name, symbol, tf, "SELL", 1.0,
-                                  f"EMA{self.fast} crossed below EMA{self.slow}"))
-            else:
-                out.append(Signal(self.name, symbol, tf, "HOLD", 0.0, "no crossover"))
-        return out
-
-    def fuse(self, signals: list[Signal], primary_tf: str,
-             secondary_tf: str) -> tuple[str, float, str]:
-        """The primary timeframe's signal alone (action, confidence, reason)."""
-        for s in signals:
-            if s.timeframe == primary_tf and s.action in ("BUY", "SELL"):
-                return s.action, 1.0, s.reason
-        return "HOLD", 0.0, "no crossover"
-
-    def size(self, symbol: str, action: str, confidence: float, ltp: float | None) -> int:
-        return self.quantity if action in ("BUY", "SELL") else 0
-
-    def target_position(self, symbol: str, action: str, confidence: float,
-                        ltp: float | None) -> int:
-        """+quantity after a BUY cross, -quantity after a SELL cross."""
-        return self.quantity if action == "BUY" else -self.quantity if action == "SELL" else 0
+    def on_bar(self, ctx):
+        fast, slow = ctx.ind["fast"], ctx.ind["slow"]
+        if fast is None or slow is None:
+            return
+        if self.decide_on == "cross":    # the bank calls only where a warm trend flips
+            up, down = fast > slow, fast < slow
+        else:
+            up, down = ctx.crossed_above("fast", "slow"), ctx.crossed_below("fast", "slow")
+        if up:
+            ctx.target_position(self.quantity)
+        elif down:
+            ctx.target_position(-self.quantity)
