@@ -376,8 +376,12 @@ def _compute_stats(index_ns, equity, trades, closes, warmup, risk_free_rate) -> 
 # ---------------------------------------------------------------- from a session
 
 def equity_series(session) -> tuple[np.ndarray, np.ndarray]:
-    """The session's equity curve as (ts ns, rupees), one point per bar close (a
-    repeated timestamp, e.g. the final square-off, keeps its last value)."""
+    """The session's equity curve as (ts ns, rupees), one point per bar close
+    (``PaperSession.equity_series``, rebuilt from the fills)."""
+    series = getattr(session, "equity_series", None)
+    if callable(series):
+        ts, eq, _ = series()
+        return ts, eq.astype(np.float64) / 100
     if not session.equity_curve:
         tot = session.portfolio.get_totals()
         return np.array([session.now_ns], dtype=np.int64), np.array([tot["equity"]])
@@ -639,9 +643,8 @@ def equity_png(session) -> bytes:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    curve = np.array([e for _, e in session.equity_curve], dtype=np.float64) / 100
-    when = [dt.datetime.fromtimestamp(t / NS, IST).replace(tzinfo=None)
-            for t, _ in session.equity_curve]
+    ts, curve = equity_series(session)
+    when = (ts + 19_800 * NS).astype("datetime64[ns]")       # IST wall time
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1.3]})
     if len(curve):

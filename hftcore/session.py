@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
 from typing import Any
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 IST_OFFSET_NS = 19_800 * NS
 DAY_NS = 86_400 * NS
+LATENCY_SAMPLES = 1 << 17          # decision latencies kept for the percentiles
 
 
 @dataclass
@@ -71,7 +73,8 @@ class SessionReport:
     at_limit: int = 0                                  # intents skipped: position already full
     after_cutoff: int = 0                              # intents skipped: after the square-off time
     wall_seconds: float = 0.0
-    decision_ns: list = field(default_factory=list)   # run_symbol + execute, per decision
+    # run_symbol + execute per decision: the newest LATENCY_SAMPLES (bounded memory)
+    decision_ns: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
 
     def latency_us(self, q: float) -> float:
         return float(np.percentile(self.decision_ns, q)) / 1000 if self.decision_ns else 0.0
@@ -324,13 +327,14 @@ class PaperSession:
             i = j
         self.report.ticks += n
         marks = {}
-        for k in sorted(set(batch.sym.tolist())):       # a slice holds few symbols
+        for k in np.flatnonzero(np.bincount(batch.sym, minlength=1)).tolist():
             symbol = self.instruments.by_id(k).symbol
             marks[symbol] = self.engine.get_ltp(symbol)
         self.portfolio.update_prices(marks)
         led = self.portfolio.ledger
         self.equity_curve.append((self.now_ns, led.equity))
         self.max_exposure = max(self.max_exposure, led.exposure / 100)
+        self.execution.check_daily_loss()      # between decisions too, once per batch
 
     def _match_working(self, head, ohlc, i: int, j: int) -> None:
         """Let working orders act on the bars (ticks) ``[i, j)``, in time order.
@@ -378,9 +382,20 @@ class PaperSession:
         self.report.square_offs += len(results)
         self.report.square_off_failures += self.execution.squareoff_failures - before
 
-    def run(self, batch_seconds: float = 60.0, progress=None, stop=None) -> SessionReport:
-        """Play the whole feed; returns the report.  ``progress(done, total)`` is
-        called after each slice if given; ``stop()`` returning True ends the run early."""
+    def run(self, batch_seconds: float | None = None, progress=None,
+            stop=None) -> SessionReport:
+        """Play the whole feed as fast as it goes; returns the report.
+
+        The feed is taken one trading day at a time (``batch_seconds`` None):
+        inside a day the compiled bank runs from one decision to the next in a
+        single nogil call, and marking, the ``portfolio.updated`` snapshot and the
+        equity point happen once per batch, not per bar; the per-bar equity curve
+        is rebuilt afterwards from the fills (``equity_series``).  With
+        ``risk.max_daily_loss`` set, batches are one minute so the loss limit is
+        checked every minute between decisions.  ``progress(done, total)`` is called
+        after each batch; ``stop()`` returning True ends the run early."""
+        if batch_seconds is None:
+            batch_seconds = 60.0 if self.execution.risk.max_daily_loss is not None else 86_400.0
         t0 = time.perf_counter()
         self.dashboard.update_system_state("status", "running")
         self.dashboard.update_system_state("mode", self.mode)
@@ -404,6 +419,69 @@ class PaperSession:
         self.finish(t0)
         return self.report
 
+    def equity_series(self, bucket_s: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ts ns, equity paise, exposure paise) after every bar close (for ticks:
+        the last tick of each ``bucket_s`` bucket) of the data played so far,
+        rebuilt from the fills: cash moves at each fill, positions are marked at
+        each symbol's last price -- exactly what the ledger holds at those times
+        (the last point equals ``ledger.equity``).  A live feed keeps no data: the
+        points recorded once per batch (``equity_curve``) are returned instead."""
+        data = self.feed.data() if callable(getattr(self.feed, "data", None)) else None
+        if data is None or len(data) == 0:
+            if not self.equity_curve:
+                led = self.portfolio.ledger
+                return (np.array([self.now_ns], np.int64), np.array([led.equity], np.int64),
+                        np.array([led.exposure], np.int64))
+            ts_l, eq_l = zip(*self.equity_curve)
+            return np.array(ts_l, np.int64), np.array(eq_l, np.int64), \
+                np.zeros(len(ts_l), np.int64)
+        played = int(np.searchsorted(data.ts_ns, self.now_ns, side="right"))
+        ts, sym = data.ts_ns[:played], data.sym[:played]
+        price = (data.close if isinstance(data, Bars) else data.price)[:played]
+        if played == 0:
+            return (np.array([self.now_ns], np.int64),
+                    np.array([self.portfolio.ledger.initial_cash], np.int64),
+                    np.zeros(1, np.int64))
+        if isinstance(data, Bars):
+            last = np.r_[ts[1:] != ts[:-1], True]
+        else:
+            b = ts // (bucket_s * NS)
+            last = np.r_[b[1:] != b[:-1], True]
+        when = ts[last]
+        if when[-1] < self.now_ns:                # the final square-off after the data
+            when = np.r_[when, self.now_ns]
+        fills = self.fills
+        if not fills:
+            cash0 = self.portfolio.ledger.initial_cash
+            return when, np.full(len(when), cash0, np.int64), np.zeros(len(when), np.int64)
+        f_ts = np.fromiter((f["ts"] for f in fills), np.int64, len(fills))
+        f_q = np.fromiter((f["quantity"] if f["side"] == "BUY" else -f["quantity"]
+                           for f in fills), np.int64, len(fills))
+        f_px = np.fromiter((f["price_paise"] for f in fills), np.int64, len(fills))
+        f_fee = np.fromiter((f["fees_paise"] for f in fills), np.int64, len(fills))
+        f_sym = np.fromiter((self.instruments.id_of(f["symbol"]) for f in fills), np.int64,
+                            len(fills))
+        at = np.searchsorted(f_ts, when, side="right") - 1     # last fill at or before
+        flow = np.cumsum(-f_q * f_px - f_fee)
+        cash = self.portfolio.ledger.initial_cash + np.where(at >= 0, flow[np.maximum(at, 0)], 0)
+        equity = cash.astype(np.int64)
+        exposure = np.zeros(len(when), np.int64)
+        for k in np.unique(f_sym).tolist():
+            mine = f_sym == k
+            pos = np.cumsum(f_q[mine])
+            k_at = np.searchsorted(f_ts[mine], when, side="right") - 1
+            held = np.where(k_at >= 0, pos[np.maximum(k_at, 0)], 0)
+            rows = sym == k
+            k_ts, k_px = ts[rows], np.rint(price[rows] * 100).astype(np.int64)
+            p_at = np.searchsorted(k_ts, when, side="right") - 1
+            px = np.where(p_at >= 0, k_px[np.maximum(p_at, 0)], 0)
+            # a fill before the symbol's first price (none in a replay) is marked at cost
+            last_fill_px = f_px[mine][np.maximum(k_at, 0)]
+            px = np.where(p_at >= 0, px, last_fill_px)
+            equity += held * px
+            exposure += np.abs(held) * px
+        return when, equity, exposure
+
     def close_at_last_price(self) -> None:
         """At the end of the data there is no next bar: let orders still waiting
         for one (the final square-off in ``next_open`` mode) fill at the last price."""
@@ -423,6 +501,9 @@ class PaperSession:
                                   for j in range(len(bank.timeframes)))
         self.report.fills = self.portfolio.get_totals()["fills"]
         self.report.rejections = dict(sorted(self.execution.rejections.items()))
+        if self.fills and callable(getattr(self.feed, "data", None)):
+            _, _, exposure = self.equity_series()
+            self.max_exposure = max(self.max_exposure, float(exposure.max()) / 100)
         self.report.wall_seconds = time.perf_counter() - started
         self.dashboard.update_system_state("status", "finished")
         return self.report

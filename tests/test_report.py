@@ -110,11 +110,11 @@ def test_run_backtest_stopped_early_writes_a_partial_report(tmp_path):
 
     def stop():
         calls["n"] += 1
-        return calls["n"] >= 200                  # after 200 of the 1,875 one-minute slices
+        return calls["n"] >= 2                    # after 2 of the 5 trading days
     m = run_backtest(args, out=tmp_path, stop=stop)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert m["partial"] is True and summary["partial"] is True
-    assert summary["ticks"] == 2 * 200 < 3750
+    assert summary["ticks"] == 2 * 2 * 375 < 3750
     assert "(PARTIAL: interrupted)" in (tmp_path / "report.html").read_text(encoding="utf-8")
     whole = run_backtest(args, out=tmp_path / "whole")
     assert "partial" not in whole and whole["ticks"] == 3750

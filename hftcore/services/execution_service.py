@@ -214,6 +214,12 @@ class ExecutionService:
         net_pnl = getattr(self.portfolio_service, "net_pnl", None)
         return net_pnl() if callable(net_pnl) else None
 
+    def check_daily_loss(self) -> None:
+        """Halt (``risk.halted``, rule ``max_daily_loss``) if the net PnL at the
+        market has reached ``risk.max_daily_loss``; the session calls it between
+        decisions, ``execute`` and every fill call it too."""
+        self._check_daily_loss()
+
     def _check_daily_loss(self) -> None:
         limit = self.risk.max_daily_loss
         if limit is None or self.gate.halted:
