@@ -187,7 +187,12 @@ def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=
         kwargs["primary_tf"] = args.primary
     if getattr(args, "fill_at", None):
         kwargs["fill_at"] = args.fill_at
+    warm = None
+    if getattr(args, "warmup_days", 0):
+        warm, feed = _split_warmup(feed, args.warmup_days)
     session = PaperSession(feed, **kwargs)
+    if warm is not None:
+        session.warm_up(warm)
     session.run(progress=progress, stop=stop)
     partial = {"partial": True} if stop is not None and stop() else {}
     if out is None:
@@ -198,6 +203,26 @@ def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=
     return write_report(session, Path(out), title=title + (" (PARTIAL: interrupted)" if partial
                                                            else ""),
                         provenance=prov, verbose=getattr(args, "verbose", False), extra=partial)
+
+
+def _split_warmup(feed, days: int):
+    """(the first ``days`` IST trading days of the feed's data, a feed of the rest):
+    the first part only warms the indicators."""
+    import numpy as np
+
+    from .feeds import ArrayFeed
+    if days < 0:
+        raise UserError(f"--warmup-days must be >= 0, got {days}")
+    data = feed.data()
+    day = (data.ts_ns + 19_800 * 10**9) // (86_400 * 10**9)
+    firsts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+    if days >= len(firsts):
+        raise UserError(f"--warmup-days {days}: the data has only {len(firsts)} trading "
+                        f"day(s), nothing would be left to trade")
+    cut = int(firsts[days])
+    warm, rest = (type(data)(*(f[a:b] if isinstance(f, np.ndarray) else f for f in data))
+                  for a, b in ((0, cut), (cut, len(data))))
+    return warm, ArrayFeed(rest, feed.instruments)
 
 
 def _only(feed, symbols):
@@ -315,7 +340,26 @@ def _paper_on_kite(args, cfg) -> int:
     link = open_kite(cfg.symbols, token_file=args.token_file, root=args.kite_root,
                      ws_url=args.kite_ws, mode=args.kite_mode, start=False)
     session = PaperSession(link.feed, checkpoint_dir=args.checkpoint_dir, **cfg.session_kwargs())
+    _warm_from_kite(session, link, cfg, args)
     return _run_on_kite(session, link, args, "paper (Kite ticks)")
+
+
+def _warm_from_kite(session, link, cfg, args) -> None:
+    """``--warmup-days N``: the last N days of 1-minute candles from Kite's historical
+    API warm the indicators before the first tick."""
+    days = getattr(args, "warmup_days", 0)
+    if not days:
+        return
+    from .kite.connect import history_bars
+    try:
+        bars = history_bars(link.kite, link.instruments, cfg.symbols, days)
+    except Exception as exc:
+        link.close()
+        session.portfolio.close()
+        raise UserError(f"--warmup-days: fetching history failed: {exc}") from None
+    closed = session.warm_up(bars)
+    print(f"warm-up: {len(bars):,} candles of the last {days} day(s), {closed:,} closed",
+          file=sys.stderr, flush=True)
 
 
 def _run_on_kite(session, link, args, mode: str, live: bool = False) -> int:
@@ -432,6 +476,7 @@ def cmd_live(args) -> int:
     # "live" mode publishes risk.halted when the broker halts, e.g. an expired token)
     session = PaperSession(link.feed, checkpoint_dir=args.checkpoint_dir, broker=link.broker,
                            **cfg.session_kwargs())
+    _warm_from_kite(session, link, cfg, args)
     report = link.broker.require_reconciled(session.portfolio, adopt=args.adopt_broker_positions)
     print(report.summary(), file=sys.stderr, flush=True)
     if link.broker.halted:
@@ -669,6 +714,9 @@ def kite_args(p) -> None:
 def kite_session_args(p) -> None:
     """Options of the sessions that run on Kite ticks (paper --feed kite, live)."""
     p.add_argument("--kite-mode", default="quote", choices=("ltp", "quote", "full"))
+    p.add_argument("--warmup-days", type=int, default=0, metavar="N",
+                   help="warm the indicators with the last N days of 1-minute candles "
+                        "from Kite's historical API before the first tick")
     p.add_argument("--square-off-time", default="15:20",
                    help="IST time (tick time) to flatten MIS positions and end the day, "
                         "or none")
@@ -711,6 +759,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="CSV file or folder (ticks or Kite candles)")
     p.add_argument("--out", default="reports/backtest", help="report folder")
     p.add_argument("--primary", help="decision timeframe (default: config / the bar length)")
+    p.add_argument("--warmup-days", type=int, default=0, metavar="N",
+                   help="the first N trading days of the data only warm the indicators "
+                        "(no trading)")
     p.add_argument("--fill-at", choices=("close", "next_open"),
                    help="bars: fill at the deciding bar's close or the next bar's open "
                         "(default next_open)")

@@ -206,6 +206,24 @@ class PaperSession:
 
     # ------------------------------------------------------------ steps
 
+    def warm_up(self, data) -> int:
+        """Feed history (``Bars`` or ``Ticks`` before the session's data, e.g. the
+        last days from files or Kite's historical API) into the candle bank so the
+        indicators are warm at the first bar: no decisions, no orders, no fills.
+        The last candle is closed at the end.  Returns the candles closed.
+        ValueError once the session has started playing data."""
+        if self.report.ticks or self.now_ns:
+            raise ValueError("warm_up() must come before the session plays any data")
+        if len(data) == 0:
+            return 0
+        closed = self.engine.ingest(data)
+        last = int(data.ts_ns[-1])
+        if isinstance(data, Bars):
+            last += int(data.span_s) * NS
+        closed += self.engine.flush(last)
+        self.market_data.invalidate()
+        return closed
+
     def timeframe_index(self, timeframe: str) -> int:
         """The bank's index of ``timeframe`` (KeyError if the session keeps no such
         candles: list it in the strategy's ``timeframes``)."""

@@ -93,15 +93,7 @@ def fetch_candles(kite, instruments: InstrumentTable, symbols, start: dt.date, e
         inst = instruments.get(symbol)
         if inst is None or not inst.instrument_token:
             raise ValueError(f"unknown symbol (or no instrument_token): {symbol}")
-        rows = []
-        a = start
-        while a <= end:
-            b = min(end, a + dt.timedelta(days=MAX_DAYS[interval] - 1))
-            limiter.acquire()
-            rows += kite.historical_data(inst.instrument_token,
-                                         dt.datetime.combine(a, dt.time(0, 0)),
-                                         dt.datetime.combine(b, dt.time(23, 59, 59)), interval)
-            a = b + dt.timedelta(days=1)
+        rows = _candle_rows(kite, inst.instrument_token, start, end, interval, limiter)
         path = out / f"{inst.symbol}.csv"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w", newline="") as fh:
@@ -115,3 +107,60 @@ def fetch_candles(kite, instruments: InstrumentTable, symbols, start: dt.date, e
         written[inst.symbol] = len(rows)
         logger.info("%s: %d candles -> %s", inst.symbol, len(rows), path)
     return written
+
+
+def _candle_rows(kite, token: int, start: dt.date, end: dt.date, interval: str,
+                 limiter: RateLimiter) -> list:
+    """Kite's candles of one instrument from ``start`` to ``end``, in requests of at most
+    Kite's days per interval, paced by ``limiter``."""
+    rows: list = []
+    a = start
+    while a <= end:
+        b = min(end, a + dt.timedelta(days=MAX_DAYS[interval] - 1))
+        limiter.acquire()
+        rows += kite.historical_data(token, dt.datetime.combine(a, dt.time(0, 0)),
+                                     dt.datetime.combine(b, dt.time(23, 59, 59)), interval)
+        a = b + dt.timedelta(days=1)
+    return rows
+
+
+INTERVAL_SECONDS = {"minute": 60, "3minute": 180, "5minute": 300, "10minute": 600,
+                    "15minute": 900, "30minute": 1800, "60minute": 3600}
+
+
+def history_bars(kite, instruments: InstrumentTable, symbols, days: int,
+                 interval: str = "minute", today: dt.date | None = None,
+                 limiter: RateLimiter | None = None):
+    """The last ``days`` calendar days before ``today`` (IST) of candles of ``symbols``
+    from Kite's historical API, as one time-sorted ``Bars`` batch: what
+    ``PaperSession.warm_up`` takes so indicators are warm at 09:15."""
+    import numpy as np
+
+    from ..feeds import IST, NS, Bars
+    if interval not in INTERVAL_SECONDS:
+        raise ValueError(f"interval must be one of {', '.join(INTERVAL_SECONDS)}, "
+                         f"got {interval!r}")
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"days must be an int >= 1, got {days!r}")
+    today = today or dt.datetime.now(IST).date()
+    start, end = today - dt.timedelta(days=days), today - dt.timedelta(days=1)
+    limiter = limiter or RateLimiter(HISTORICAL_LIMITS)
+    cols: list[list] = [[], [], [], [], [], [], []]
+    for symbol in symbols:
+        inst = instruments.get(symbol)
+        if inst is None or not inst.instrument_token:
+            raise ValueError(f"unknown symbol (or no instrument_token): {symbol}")
+        for r in _candle_rows(kite, inst.instrument_token, start, end, interval, limiter):
+            d = r["date"]
+            if isinstance(d, str):
+                d = dt.datetime.fromisoformat(d)
+            if d.tzinfo is None:
+                d = d.replace(tzinfo=IST)
+            for col, v in zip(cols, (inst.id, int(d.timestamp()) * NS, r["open"], r["high"],
+                                     r["low"], r["close"], r["volume"])):
+                col.append(v)
+    sym = np.array(cols[0], np.int32)
+    ts = np.array(cols[1], np.int64)
+    order = np.lexsort((sym, ts))
+    return Bars(sym[order], ts[order], *(np.array(c, np.float64)[order] for c in cols[2:]),
+                INTERVAL_SECONDS[interval])
