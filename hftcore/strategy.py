@@ -447,6 +447,7 @@ class StrategyRunner:
         self.strategies = list(strategies)
         self.session = session
         self.errors = 0
+        self._fails: dict[str, int] = {}
         self.ctx = Context(session, session.primary_tf)
         self._started = False
 
@@ -462,6 +463,16 @@ class StrategyRunner:
                 self.errors += 1
                 logger.exception("strategy %s: on_start failed", st.name)
 
+    def _failed(self, st, symbol: str) -> None:
+        """The first failure of a strategy with its traceback, then a count at each
+        power of ten (a bug that fires on every bar must not flood the log)."""
+        self.errors += 1
+        n = self._fails[st.name] = self._fails.get(st.name, 0) + 1
+        if n == 1:
+            logger.exception("strategy %s failed on %s", st.name, symbol)
+        elif n >= 10 and math.log10(n).is_integer():
+            logger.error("strategy %s has failed %d times (last on %s)", st.name, n, symbol)
+
     def decide(self, symbol: str, sym: int) -> list[OrderResult]:
         s = self.session
         ctx = self.ctx
@@ -475,8 +486,7 @@ class StrategyRunner:
             try:
                 st.on_bar(ctx)
             except Exception:
-                self.errors += 1
-                logger.exception("strategy %s failed on %s", st.name, symbol)
+                self._failed(st, symbol)
             ctx._remember()
         for sig in ctx.signals:
             payload = sig.to_dict()

@@ -1,0 +1,212 @@
+"""The strategy context: history views, declared indicators, the books, orders
+through the gate, other symbols and timeframes, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+import talib
+
+from hftcore import (InstrumentTable, ReplayFeed, RiskLimits, Strategy, StrategyEngineV3,
+                     ZERO_CHARGES)
+from hftcore.feeds import IST, NS
+from hftcore.indicators import bbands, sma
+from hftcore.session import PaperSession
+
+CANDLES = Path(__file__).resolve().parent.parent / "examples" / "data" / "candles"
+
+
+def _session(strategy, **kw):
+    inst = InstrumentTable()
+    inst.add("INFY", tick_size=0.05)
+    inst.add("RELIANCE", tick_size=0.05)
+    kw.setdefault("charges", ZERO_CHARGES)
+    kw.setdefault("max_position_size", 1000)
+    return PaperSession(ReplayFeed(CANDLES, instruments=inst), capital=1e7,
+                        strategy_engine=strategy, primary_tf="1m", secondary_tf="1m", **kw)
+
+
+class Probe(Strategy):
+    """Runs ``act(ctx, k)`` at the k-th call (per symbol in ``symbols``)."""
+    name = "probe"
+
+    def __init__(self, act, symbols=("INFY",), specs=(), timeframes=()):
+        self.act, self.symbols, self.specs, self.timeframes = act, symbols, specs, timeframes
+        self.k = 0
+
+    def indicators(self):
+        return self.specs
+
+    def on_bar(self, ctx):
+        self.k += 1
+        self.act(ctx, self.k)
+
+
+def test_history_is_a_read_only_view_and_declared_indicators_equal_ta_lib():
+    got = {}
+
+    def act(ctx, k):
+        if k == 300:
+            h = ctx.history()
+            got["close"] = np.array(h["close"])
+            got["view"] = h["close"]
+            got["base"] = h["close"].base is not None
+            got["ind"] = dict(ctx.ind)
+            got["bar"] = ctx.bar
+            got["n5"] = ctx.history(5)["close"].tolist()
+    s = _session(Probe(act, specs=(sma(20, as_="s20"), bbands(20, 2))), history=200)
+    s.run()
+    close = got["close"]
+    assert len(close) == 200 and got["base"]
+    assert not got["view"].flags.writeable
+    with pytest.raises(ValueError):
+        got["view"][0] = 1.0
+    assert got["n5"] == close[-5:].tolist()
+    assert got["bar"].close == close[-1]
+    ref = talib.SMA(close, 20)[-1]
+    assert got["ind"]["s20"] == pytest.approx(ref, abs=1e-9)
+    up, mid, lo = (a[-1] for a in talib.BBANDS(close, 20, 2.0, 2.0))
+    assert got["ind"]["bbands_20_2.0_2.0.upper"] == pytest.approx(up, abs=1e-9)
+    assert got["ind"]["bbands_20_2.0_2.0.lower"] == pytest.approx(lo, abs=1e-9)
+
+
+def test_books_and_sizing_by_value_and_risk():
+    seen = {}
+
+    def act(ctx, k):
+        if k == 30:
+            seen["ltp"] = ctx.ltp
+            seen["r1"] = ctx.buy(value=100_000)
+            seen["pos1"], seen["cash1"] = ctx.position, ctx.cash
+        elif k == 31:
+            stop = ctx.tick_round(ctx.ltp * 0.99, -1)
+            seen["stop"], seen["ltp2"], seen["eq"] = stop, ctx.ltp, ctx.equity
+            seen["r2"] = ctx.buy(risk=0.5, stop_loss=stop)
+            seen["bp"] = ctx.buying_power
+        elif k == 32:
+            with pytest.raises(ValueError, match="exactly one"):
+                ctx.buy(10, value=1000)
+            with pytest.raises(ValueError, match="stop_loss"):
+                ctx.sell(risk=1.0)
+            seen["r3"] = ctx.close_position()
+            seen["pos3"] = ctx.position
+            seen["orders3"] = ctx.open_orders
+    s = _session(Probe(act), fill_at="close", max_position_size=100_000,
+                 risk=RiskLimits(max_order_value=None, check_buying_power=True))
+    s.run()
+    r1 = seen["r1"]
+    assert r1.status == "FILLED" and r1.quantity == int(100_000 // seen["ltp"])
+    assert seen["pos1"] == r1.quantity
+    assert seen["cash1"] == pytest.approx(1e7 - r1.quantity * r1.avg_price)
+    per_unit = seen["ltp2"] - seen["stop"]
+    assert seen["r2"].quantity == int(seen["eq"] * 0.005 // per_unit)
+    # the risk order came with a bracket: a stop exit is working for its quantity
+    assert seen["bp"] < 1e7 * 5 - 1          # MIS margin of the two buys is blocked
+    assert seen["r3"].status == "FILLED" and seen["pos3"] == 0
+    assert seen["orders3"] == []              # close_position cancelled the bracket's stop
+
+
+def test_gate_rejections_come_back_with_their_rule():
+    seen = {}
+
+    def act(ctx, k):
+        if k == 5:
+            seen["grid"] = ctx.buy(10, order_type="LIMIT", price=ctx.ltp - 0.03)
+            seen["pos"] = ctx.buy(2000)
+            seen["hold"] = ctx.target_position(0)
+    s = _session(Probe(act), max_position_size=100)
+    s.run()
+    assert seen["grid"].status == "REJECTED" and seen["grid"].rule == "tick_grid"
+    # too big for max_position_size: sized down to what fits, not refused
+    assert seen["pos"].status != "REJECTED" and seen["pos"].quantity == 100
+    assert "sized down from 2000" in seen["pos"].message
+    assert s.execution.rejections["tick_grid"] == 1
+    assert seen["hold"].rule in ("hold", "")
+
+
+def test_no_new_positions_after_the_square_off_time_but_exits_pass():
+    seen = []
+
+    def act(ctx, k):
+        t = ctx.time.time()
+        if dt.time(15, 0) <= t < dt.time(15, 1):
+            seen.append(("open", ctx.buy(10)))
+        if dt.time(15, 21) <= t < dt.time(15, 22):
+            seen.append(("late", ctx.buy(10)))
+    s = _session(Probe(act))
+    s.run()
+    late = [r for kind, r in seen if kind == "late"]
+    assert late and all(r.status == "REJECTED" and r.rule == "entries_closed" for r in late)
+    opened = [r for kind, r in seen if kind == "open"]
+    assert opened and all(r.status != "REJECTED" for r in opened)
+    assert s.report.square_offs >= 5              # the 15:20 square-off still ran
+
+
+def test_other_symbol_and_other_timeframe():
+    seen = {}
+
+    def act(ctx, k):
+        if k == 60:
+            other = ctx.data(symbol="RELIANCE")
+            seen["other"] = (other.symbol, other.close[-1], other.ltp)
+            seen["m15"] = ctx.data(timeframe="15m").history()["ts"].tolist()
+            with pytest.raises(KeyError, match="no 30m candles"):
+                ctx.data(timeframe="30m")
+            seen["leg"] = other.sell(5)
+    s = _session(Probe(act, timeframes=("15m",)), fill_at="close")
+    s.run()
+    sym, close, ltp = seen["other"]
+    assert sym == "RELIANCE" and close == ltp
+    assert len(seen["m15"]) >= 3
+    starts = [dt.datetime.fromtimestamp(t // NS, IST).minute % 15 for t in seen["m15"]]
+    assert set(starts) == {0}
+    assert seen["leg"].symbol == "RELIANCE" and seen["leg"].status == "FILLED"
+    assert s.fills[0]["symbol"] == "RELIANCE" and s.fills[0]["side"] == "SELL"
+
+
+def test_a_failing_strategy_is_logged_and_the_others_go_on(caplog):
+    class Boom(Strategy):
+        name = "boom"
+
+        def on_bar(self, ctx):
+            raise RuntimeError("bug in user code")
+
+    calls = []
+    s = _session([Boom(), Probe(lambda ctx, k: calls.append(k), symbols=None)])
+    s.run()
+    assert s.runner.errors == s.report.decisions == len(calls) == 3750
+    # the first failure with its traceback, then a count now and then: not 3750 tracebacks
+    assert caplog.text.count("Traceback") == 1
+    assert "strategy boom failed on INFY" in caplog.text
+    assert "strategy boom has failed 1000 times" in caplog.text
+
+
+def test_a_voting_strategy_cannot_place_orders_inside_the_fusion(caplog):
+    class Sneaky(Strategy):
+        name = "sneaky"
+        fused = True
+
+        def on_bar(self, ctx):
+            ctx.signal("BUY", 1.0, "always")
+            ctx.buy(10)
+
+    s = _session(StrategyEngineV3([Sneaky()]), min_confidence=0.0)
+    s.run()
+    assert not s.fills
+    assert "fusion" in caplog.text and "run it alone to trade" in caplog.text
+
+
+def test_voting_strategy_evaluate_keeps_the_bundle_interface():
+    from hftcore import RsiReversion
+    sig = RsiReversion().evaluate("INFY", "5m", {"rsi": 20.0}, 1500.0)
+    assert (sig.strategy, sig.action) == ("rsi_reversion", "BUY")
+    assert RsiReversion().evaluate("INFY", "5m", {"rsi": None}, 1500.0) is None
+
+
+def test_mixing_trading_and_voting_strategies_is_refused():
+    from hftcore import EmaTrend
+    with pytest.raises(ValueError, match="not both"):
+        _session([Probe(lambda c, k: None), EmaTrend()])
