@@ -4,7 +4,8 @@ Run it on the bundled candles::
 
     hftcore backtest --data examples/data/candles \\
         --strategy examples/strategies/bollinger_breakout.py:BollingerBreakout \\
-        --param period=20 --param target_pct=0.3 --param value=50000 \\
+        --symbols INFY --param period=20 --param width=2.5 \\
+        --param target_pct=0.3 --param value=50000 \\
         --out reports/bollinger_breakout
 
 Flat, and the close crosses above the upper band (at or below it one bar ago):
@@ -24,7 +25,7 @@ class BollingerBreakout(Strategy):
     name = "bollinger_breakout"
     timeframe = "1m"
 
-    def __init__(self, period: int = 20, width: float = 2.0, target_pct: float = 0.3,
+    def __init__(self, period: int = 20, width: float = 2.5, target_pct: float = 0.3,
                  value: float = 50_000.0):
         self.period, self.width = period, width
         self.target_pct, self.value = target_pct, value

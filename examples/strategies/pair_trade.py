@@ -4,7 +4,7 @@ Run it on the bundled candles::
 
     hftcore backtest --data examples/data/candles \\
         --strategy examples/strategies/pair_trade.py:PairTrade \\
-        --param window=60 --param entry=2.0 --param exit=0.5 --param value=50000 \\
+        --param window=60 --param entry=2.5 --param exit=0.5 --param value=50000 \\
         --out reports/pair_trade
 
 The strategy decides on INFY's candles only (``symbols = ("INFY",)``) and reads
@@ -31,7 +31,7 @@ class PairTrade(Strategy):
     symbols = ("INFY",)
     other = "RELIANCE"
 
-    def __init__(self, window: int = 60, entry: float = 2.0, exit: float = 0.5,
+    def __init__(self, window: int = 60, entry: float = 2.5, exit: float = 0.5,
                  value: float = 50_000.0):
         self.window, self.entry, self.exit, self.value = window, entry, exit, value
 

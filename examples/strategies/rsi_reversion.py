@@ -4,7 +4,8 @@ Run it on the bundled candles::
 
     hftcore backtest --data examples/data/candles \\
         --strategy examples/strategies/rsi_reversion.py:RsiDip \\
-        --param oversold=30 --param exit_above=50 --param stop_pct=0.3 --param risk_pct=0.03 \\
+        --symbols INFY --param oversold=20 --param exit_above=50 \\
+        --param stop_pct=0.3 --param risk_pct=0.03 \\
         --out reports/rsi_reversion
 
 Flat and RSI(14) below ``oversold``: buy, sized by risk -- ``risk_pct`` % of equity
@@ -24,7 +25,7 @@ class RsiDip(Strategy):
     name = "rsi_dip"
     timeframe = "1m"
 
-    def __init__(self, period: int = 14, oversold: float = 30.0, exit_above: float = 50.0,
+    def __init__(self, period: int = 14, oversold: float = 20.0, exit_above: float = 50.0,
                  stop_pct: float = 0.3, risk_pct: float = 0.03):
         self.period, self.oversold, self.exit_above = period, oversold, exit_above
         self.stop_pct, self.risk_pct = stop_pct, risk_pct

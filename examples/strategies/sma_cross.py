@@ -4,7 +4,8 @@ Run it on the bundled candles::
 
     hftcore backtest --data examples/data/candles \\
         --strategy examples/strategies/sma_cross.py:SmaCross \\
-        --param fast=10 --param slow=30 --param quantity=50 --out reports/sma_cross
+        --symbols INFY --param fast=20 --param slow=60 --param quantity=50 \\
+        --out reports/sma_cross
 
 The session calls ``on_bar`` at every close of a 1-minute candle.  Both SMAs are
 declared, so the compiled candle bank computes them; ``ctx.crossed_above`` compares
@@ -22,7 +23,7 @@ class SmaCross(Strategy):
     name = "sma_cross"
     timeframe = "1m"
 
-    def __init__(self, fast: int = 10, slow: int = 30, quantity: int = 50):
+    def __init__(self, fast: int = 20, slow: int = 60, quantity: int = 50):
         if not 1 <= fast < slow:
             raise ValueError(f"sma_cross: need 1 <= fast < slow, got fast={fast} slow={slow}")
         self.fast, self.slow, self.quantity = fast, slow, quantity
