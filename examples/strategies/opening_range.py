@@ -33,6 +33,7 @@ class OpeningRange(Strategy):
 
     def __init__(self, minutes: int = 15, quantity: int = 40):
         self.minutes, self.quantity = minutes, quantity
+        self.ranges: dict[tuple[str, dt.date], tuple[float, float]] = {}   # (high, low)
         self.traded: set[tuple[str, dt.date]] = set()     # (symbol, day) already entered
 
     def on_bar(self, ctx):
@@ -44,13 +45,18 @@ class OpeningRange(Strategy):
         day = (ctx.symbol, now.date())
         if day in self.traded:
             return
-        opened = dt.datetime.combine(now.date(), OPEN, now.tzinfo)
-        if now - opened <= self.minutes * MINUTE:
-            return                        # the range is still forming
-        bars = ctx.history((now - opened) // MINUTE)      # today's candles, oldest first
-        today = bars["ts"] >= int(opened.timestamp()) * 10**9
-        high = float(bars["high"][today][:self.minutes].max())
-        low = float(bars["low"][today][:self.minutes].min())
+        if day not in self.ranges:
+            opened = dt.datetime.combine(now.date(), OPEN, now.tzinfo)
+            if now - opened < self.minutes * MINUTE:
+                return                    # the range is still forming
+            # today's candles (the ring also holds earlier days), oldest first; kept
+            # once, as the ring only holds the last 200
+            bars = ctx.history((now - opened) // MINUTE)
+            first = bars["ts"] >= int(opened.timestamp()) * 10**9
+            self.ranges[day] = (float(bars["high"][first][:self.minutes].max()),
+                                float(bars["low"][first][:self.minutes].min()))
+            return
+        high, low = self.ranges[day]
         close = ctx.bar.close
         if close > high:
             ctx.buy(self.quantity, stop_loss=ctx.tick_round(low, -1))
