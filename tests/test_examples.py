@@ -8,6 +8,7 @@ candles themselves (stops at the stop price, 15:15 exits, both pair legs, ...).
 """
 import ast
 import csv
+import json
 import math
 import runpy
 import shlex
@@ -283,3 +284,87 @@ def test_pair_trade_enters_and_exits_both_legs_on_opposite_sides(tmp_path):
         for r in group:                                 # value= sizing: 50,000 rupees a leg
             decided = candles(r["symbol"]).close.loc[minute_before(r["entry_time"])]
             assert r["quantity"] == math.floor(50_000 / decided)
+
+
+# ---------------------------------------------------------------- the guide
+
+def doc_blocks(lang: str) -> list[str]:
+    text = DOC.read_text()
+    return [b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith(lang + "\n")]
+
+
+def doc_command(block: str, files: dict[str, Path], out: Path) -> list[str]:
+    """A ``hftcore backtest`` block as argv: bundled data and the snippets' files
+    made absolute, ``--out`` set to ``out``."""
+    argv = shlex.split(block.replace("\\\n", " "))[1:]
+    argv[argv.index("--out") + 1] = str(out)
+    argv[argv.index("--data") + 1] = str(ROOT / argv[argv.index("--data") + 1])
+    return [str(files[a.split(":")[0]]) + ":" + a.split(":")[1]
+            if ":" in a and a.split(":")[0] in files else a for a in argv]
+
+
+def backtest(out: Path, *argv: str) -> dict:
+    assert main(["backtest", "--data", str(CANDLES), *argv, "--out", str(out)]) == 0
+    with open(out / "fills.csv", newline="") as f:
+        fills = list(csv.DictReader(f))
+    return {"summary": json.loads((out / "summary.json").read_text()), "fills": fills}
+
+
+def test_the_guide_s_snippets_run(tmp_path):
+    """Every Python block of docs/writing-a-strategy.md is a file a user could save;
+    each runs through the CLI, the guide's own commands included."""
+    py, sh = doc_blocks("python"), doc_blocks("bash")
+    assert len(py) == 5 and len(sh) == 2
+    names = ["sma_cross.py", "orders.py", "two_views.py", "careful.py", "rsi_vote.py"]
+    files = {}
+    for name, code in zip(names, py):
+        files[name] = tmp_path / name
+        files[name].write_text(code)
+
+    # the ten-line strategy, by the guide's command
+    out = tmp_path / "sma"
+    assert main(doc_command(sh[0], files, out)) == 0
+    with open(out / "fills.csv", newline="") as f:
+        fills = list(csv.DictReader(f))
+    sides = [(r["side"], int(r["quantity"])) for r in fills]
+    assert len(sides) > 20 and sides[0][1] == 50
+    assert {q for _, q in sides[1:]} <= {50, 100}        # reversals trade 100
+
+    # orders: risk-sized brackets (exits at a stop or target) and value-sized LIMIT sells
+    run = backtest(tmp_path / "orders", "--symbols", "INFY", "--strategy",
+                   f"{files['orders.py']}:Orders")
+    s = run["summary"]
+    assert s["trades"] >= 5
+    assert set(s["rejections_by_rule"]) <= {"entries_closed"}    # only after 15:20
+    assert {r["side"] for r in run["fills"]} == {"BUY", "SELL"}
+
+    # another symbol and timeframe: INFY long with RELIANCE short, together
+    run = backtest(tmp_path / "views", "--strategy", f"{files['two_views.py']}:TwoViews")
+    legs = {(r["time"], r["symbol"], r["side"]) for r in run["fills"]}
+    opens = [t for t, sym, side in legs if sym == "INFY" and side == "BUY"]
+    assert opens and all((t, "RELIANCE", "SELL") in legs for t in opens)
+
+    # the gate sizes the order down to the 100-unit limit and refuses entries after 15:20
+    run = backtest(tmp_path / "careful", "--symbols", "INFY", "--strategy",
+                   f"{files['careful.py']}:Careful")
+    assert run["summary"]["rejections_by_rule"].get("entries_closed", 0) >= 4
+    assert {int(r["quantity"]) for r in run["fills"]} == {100}
+
+    # a voting strategy fused with ema_trend, by the guide's command
+    out = tmp_path / "vote"
+    assert main(doc_command(sh[1], files, out)) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["fills"] > 0
+
+
+def test_the_readme_strategy_runs_by_its_command(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Your own strategy"):]
+    section = section[:section.index("\n## ", 5)]
+    code, command = [b.split("\n", 1)[1] for b in section.split("```")[1::2]]
+    (tmp_path / "my_strategy.py").write_text(code)
+    out = tmp_path / "mine"
+    assert main(doc_command(command, {"my_strategy.py": tmp_path / "my_strategy.py"}, out)) == 0
+    with open(out / "fills.csv", newline="") as f:
+        fills = [(r["side"], int(r["quantity"])) for r in csv.DictReader(f)]
+    assert len(fills) > 20 and fills[0][1] == 50
