@@ -142,6 +142,14 @@ def target_rows(benches) -> list[str]:
             "≥ 200,000 bars/s, ahead of every peer, ≥ 10 × NautilusTrader",
             ours >= 200_000 and all(ours > v for v in peers.values())
             and (naut is None or ours >= 10 * naut))
+    api = benches.get("test_hftcore_strategy_api_sma_cross_every_bar")
+    if api:
+        ex = api["extra_info"]
+        sp = ex.get("speedup_vs_backtesting_py")
+        add("SMA-crossover Strategy in Python, on_bar at every 1m close, real services, "
+            "same trades as backtesting.py",
+            f"{ex['bars_per_s']:,.0f} bars/s" + (f" = {sp:.2f} × backtesting.py" if sp else ""),
+            "≥ 5 × backtesting.py", None if sp is None else sp >= 5)
     rows += command_rows(benches)
     load = {k.removeprefix("test_"): b for k, b in benches.items() if k.startswith(
         ("test_hftcore_load_", "test_csv_module_reader", "test_pandas_read_csv"))}

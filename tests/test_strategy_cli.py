@@ -274,4 +274,4 @@ def test_example_sma_cross_plugin(tmp_path):
         apply_cli_params({ref: {}}, ["fast=2.5"])
 
 
-SMA_TRADES = 26      # measured on the bundled candles (5m primary, square-off daily)
+SMA_TRADES = 64      # measured on the bundled candles (1m decisions, 10 units, square-off daily)
