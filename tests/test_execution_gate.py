@@ -387,6 +387,24 @@ def test_bracket_stop_exits_and_target_is_cancelled():
     assert [(f["side"], f["price"]) for f in fills] == [("SELL", 900.0), ("BUY", 910.0)]
 
 
+def test_regression_a_bracket_entry_filled_through_its_stop_exits_at_market():
+    """A resting entry that gaps through its own stop: the SL-M would be refused (its
+    trigger is already crossed) and the position left unprotected; the stop is hit,
+    so the exit goes at market."""
+    prices = Prices(SBIN=900.0)
+    ex, portfolio, bus, broker, _ = wire(prices=prices)
+    r = ex.execute(buy(qty=10, order_type="LIMIT", limit_price=899.0, stop_loss=895.0,
+                       target=910.0))
+    assert r.status == "PLACED"
+    prices.p["SBIN"] = 890.0
+    broker.on_bar("SBIN", 890.0, 891.0, 889.0, 890.0)         # gapped below entry and stop
+    broker.on_price("SBIN", 890.0)                            # the next price fills the exit
+    assert [(f["side"], f["price"]) for f in events(bus, "order.filled")] == \
+        [("BUY", 890.0), ("SELL", 890.0)]
+    assert portfolio.position_quantity("SBIN") == 0 and broker.open_orders() == []
+    assert ex.rejections["trigger"] == 0
+
+
 def test_bracket_prices_must_be_on_the_grid_and_the_right_side():
     ex, *_ = wire()
     assert ex.execute(buy(stop_loss=905.0)).rule == "bracket"        # above the entry

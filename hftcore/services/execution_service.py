@@ -519,6 +519,12 @@ class ExecutionService:
                 continue
             if want <= 0 or b.exits_filled:
                 continue               # nothing to cover, or this leg already ended
+            if otype == "SL-M" and self._stop_reached(b):
+                # the entry filled at or through its stop (a gap, a fast market): the stop
+                # is hit now -- exit at market rather than leave the position unprotected
+                otype, trigger = "MARKET", None
+                logger.warning("bracket stop %s of %s already reached at entry: exiting at "
+                               "market", b.stop, b.symbol)
             key = f"{self._tag_prefix}{next(self._ids):09d}"
             setattr(b, attr, key)
             self._exit_of[key] = entry_id
@@ -528,6 +534,14 @@ class ExecutionService:
                 logger.warning("bracket %s exit of %s rejected: %s", otype, b.symbol, r.message)
                 setattr(b, attr, "")
                 self._exit_of.pop(key, None)
+
+    def _stop_reached(self, b: _Bracket) -> bool:
+        """The LTP is at or beyond the bracket's stop (a SELL stop below a long's
+        price, a BUY stop above a short's)."""
+        ltp = self.gate._ltp(b.symbol)
+        if ltp is None or b.stop is None:
+            return False
+        return ltp <= b.stop if b.exit_side == "SELL" else ltp >= b.stop
 
     # ------------------------------------------------------------ square-off
 
