@@ -126,7 +126,8 @@ class PaperSession:
         self.instruments: InstrumentTable = feed.instruments
         self.min_confidence = min_confidence
         self.square_off = square_off
-        self.now_ns = 0
+        self.now_ns = 0             # market time: the last bar's label (start) or tick time
+        self.decision_ns = 0        # when the last candle closed (its end; ticks: the tick)
         engine_obj = strategy_engine if strategy_engine is not None else StrategyEngineV3()
         members = list(engine_obj) if isinstance(engine_obj, (list, tuple)) else [engine_obj]
         trading: list[Any] = [m for m in members if is_trading_strategy(m)]
@@ -305,6 +306,7 @@ class PaperSession:
             tail = ()
             until = bank.ingest_ticks_until
             ohlc = (arrays[2],) * 4
+        span_ns = int(batch.span_s) * NS if bars else 0
         i = 0
         while i < n:
             t_i = int(ts[i])
@@ -337,6 +339,8 @@ class PaperSession:
             self._match_working(arrays[:2], ohlc, i, j)
             if j > i:                             # j == i: a held tick was released, no new one
                 self.now_ns = int(ts[j - 1])
+                # a candle closes at its end: what a strategy's clock reads, as it would live
+                self.decision_ns = self.now_ns + span_ns
             if self._halt_pending:
                 self._halt_pending = False
                 self._square_off_now("daily-loss halt")

@@ -212,9 +212,14 @@ class Context:
 
     @property
     def now(self) -> int:
-        """The clock: ns since the epoch (market time in a replay)."""
+        """The clock, ns since the epoch: when the candle just closed (its end: the
+        09:30 one-minute candle closes at 09:31) -- in a candle replay as live; in a
+        tick replay the time of the tick that closed it.  ``ctx.bar.ts`` is the
+        candle's start (its label)."""
         s = self._session
-        return int(s.now_ns) if s is not None else 0
+        if s is None:
+            return 0
+        return int(max(s.decision_ns, s.now_ns))
 
     @property
     def time(self) -> dt.datetime:

@@ -11,9 +11,8 @@ range.  After it, the first close above its high buys ``quantity`` with a stop a
 the range's low; the first close below its low sells short with a stop at its
 high.  At the candle that closes at 15:15 IST any position is closed (a MARKET
 order, filled at the 15:15 open); the session's own square-off comes later, at
-15:20.  ``ctx.time`` is the clock: in a replay of 1-minute candles it reads the
-just-closed candle's start (09:30 when the 09:30-09:31 candle closes), so the
-candle's end is ``ctx.time`` plus one minute.
+15:20.  ``ctx.time`` is the clock: when the candle that just closed ended (09:31
+for the 09:30-09:31 candle), in a replay as live.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ class OpeningRange(Strategy):
         self.traded: set[tuple[str, dt.date]] = set()     # (symbol, day) already entered
 
     def on_bar(self, ctx):
-        now = ctx.time + MINUTE           # IST: when the candle that just closed ends
+        now = ctx.time                    # IST: when the candle that just closed ended
         if now.time() >= EXIT:
             if ctx.position or ctx.open_orders:
                 ctx.close_position()
