@@ -210,3 +210,14 @@ def test_mixing_trading_and_voting_strategies_is_refused():
     from hftcore import EmaTrend
     with pytest.raises(ValueError, match="not both"):
         _session([Probe(lambda c, k: None), EmaTrend()])
+
+
+def test_regression_the_clock_reads_the_candle_close_in_a_replay():
+    """ctx.now is when the candle ended, as live (it read the candle's start)."""
+    gaps = []
+
+    def act(ctx, k):
+        if k <= 3:
+            gaps.append(ctx.now - ctx.bar.ts)
+    _session(Probe(act)).run()
+    assert gaps == [60 * NS] * 3
