@@ -19,57 +19,34 @@ hftcore row (the issue's target: >= 5x).
 """
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hftcore import ArrayFeed, Bars, InstrumentTable, RiskLimits, Strategy, ZERO_CHARGES
-from hftcore.indicators import sma
+from hftcore import ArrayFeed, Bars, InstrumentTable, RiskLimits, ZERO_CHARGES
+from hftcore.plugins import strategy_class
 from hftcore.session import PaperSession
 
 bt = pytest.importorskip("backtesting")      # imported here: not part of the timed run
 pd = pytest.importorskip("pandas")
 talib = pytest.importorskip("talib")
 from backtesting.lib import crossover  # noqa: E402
+from test_bench_backtest import synthetic_bars  # noqa: E402
 
 N_BARS = int(os.environ.get("HFTCORE_BENCH_BARS", "200000"))
-T0 = 1_704_080_700 * 10**9            # 2024-01-01 09:15 IST
 QTY = 100
 FAST, SLOW = 10, 30
 GROUP = f"strategy API: Python on_bar at every close, SMA({FAST}/{SLOW}), {N_BARS:,} 1m bars"
 RESULTS: dict[str, tuple[int, float, float]] = {}    # who -> (trades, pnl, seconds)
 
 
-def synthetic_bars(n=N_BARS, seed=7):
-    """The generator of benches/test_bench_backtest.py: a random walk on a 0.1 grid."""
-    rng = np.random.default_rng(seed)
-    close = np.round(1500 * np.exp(np.cumsum(rng.normal(0, 0.0008, n))), 1)
-    open_ = np.concatenate(([close[0]], close[:-1]))
-    spread = np.round(np.abs(rng.normal(0, 0.4, n)), 1)
-    high = np.maximum(open_, close) + spread
-    low = np.minimum(open_, close) - spread
-    vol = rng.integers(100, 10_000, n).astype(float)
-    ts = T0 + np.arange(n, dtype=np.int64) * 60 * 10**9
-    return ts, open_, high, low, close, vol
+BARS = synthetic_bars(N_BARS)   # benches/test_bench_backtest.py's random walk
 
 
-BARS = synthetic_bars()
-
-
-class SmaCross(Strategy):
-    name = "sma_cross"
-
-    def __init__(self, fast: int = FAST, slow: int = SLOW, quantity: int = QTY):
-        self.fast, self.slow, self.quantity = fast, slow, quantity
-
-    def indicators(self):
-        return (sma(self.fast, as_="fast"), sma(self.slow, as_="slow"))
-
-    def on_bar(self, ctx):
-        if ctx.crossed_above("fast", "slow"):
-            ctx.target_position(self.quantity)
-        elif ctx.crossed_below("fast", "slow"):
-            ctx.target_position(-self.quantity)
+# the guide's example itself, loaded as the CLI loads a plug-in
+SmaCross = strategy_class(str(Path(__file__).resolve().parent.parent / "examples" /
+                              "strategies" / "sma_cross.py") + ":SmaCross")
 
 
 def run_hftcore():
@@ -78,7 +55,7 @@ def run_hftcore():
     ts, o, h, l, c, v = BARS
     feed = ArrayFeed(Bars(np.zeros(len(ts), np.int32), ts, o, h, l, c, v, 60), instruments)
     session = PaperSession(feed, capital=1e9, primary_tf="1m", secondary_tf="1m",
-                           strategy_engine=SmaCross(), max_position_size=QTY,
+                           strategy_engine=SmaCross(FAST, SLOW, QTY), max_position_size=QTY,
                            square_off=False, charges=ZERO_CHARGES, fill_at="close",
                            risk=RiskLimits(max_order_value=None, max_orders_per_second=None,
                                            max_orders_per_minute=None, max_orders_per_day=None,

@@ -285,6 +285,8 @@ class PaperSession:
         n = len(batch)
         if n == 0:
             return
+        if self.runner is not None and not self.runner.started:
+            self.runner.start()               # on_start, also when driven step by step
         ts = batch.ts_ns
         bank = self.engine.bank
         # the kernels take int32 ids, int64 ns, float64 values (no copy when already so)

@@ -454,12 +454,12 @@ class StrategyRunner:
         self.errors = 0
         self._fails: dict[str, int] = {}
         self.ctx = Context(session, session.primary_tf)
-        self._started = False
+        self.started = False
 
     def start(self) -> None:
-        if self._started:
+        if self.started:
             return
-        self._started = True
+        self.started = True
         for st in self.strategies:
             self.ctx.strategy_name = st.name
             try:

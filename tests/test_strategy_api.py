@@ -221,3 +221,23 @@ def test_regression_the_clock_reads_the_candle_close_in_a_replay():
             gaps.append(ctx.now - ctx.bar.ts)
     _session(Probe(act)).run()
     assert gaps == [60 * NS] * 3
+
+
+def test_on_start_runs_once_also_when_the_session_is_stepped_by_hand():
+    """hftcore paper and live drive the session with step(), not run()."""
+    class Starter(Strategy):
+        name = "starter"
+
+        def __init__(self):
+            self.starts, self.bars = 0, 0
+
+        def on_start(self, ctx):
+            self.starts += 1
+
+        def on_bar(self, ctx):
+            self.bars += 1
+    st = Starter()
+    s = _session(st)
+    for batch in s.feed.batches(60):
+        s.step(batch)
+    assert st.starts == 1 and st.bars > 100
