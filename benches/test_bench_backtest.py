@@ -85,6 +85,7 @@ def run_hftcore(decide_on="cross"):
                                                             quantity=2 * QTY),
                            min_confidence=0.0, max_position_size=QTY, square_off=False,
                            charges=ZERO_CHARGES, decide_on=decide_on, ema_fast=10, ema_slow=30,
+                           fill_at="close",       # "market orders at the bar close"
                            risk=RiskLimits(max_order_value=None, max_orders_per_second=None,
                                           max_orders_per_minute=None, max_orders_per_day=None,
                                           check_buying_power=False))
