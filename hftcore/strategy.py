@@ -448,7 +448,7 @@ class StrategyRunner:
     the decision timeframe, every strategy that trades that symbol gets
     ``on_bar(ctx)``.  A strategy that raises is logged, counted and skipped."""
 
-    def __init__(self, strategies, session):
+    def __init__(self, strategies, session) -> None:
         self.strategies = list(strategies)
         self.session = session
         self.errors = 0

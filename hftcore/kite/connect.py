@@ -162,5 +162,5 @@ def history_bars(kite, instruments: InstrumentTable, symbols, days: int,
     sym = np.array(cols[0], np.int32)
     ts = np.array(cols[1], np.int64)
     order = np.lexsort((sym, ts))
-    return Bars(sym[order], ts[order], *(np.array(c, np.float64)[order] for c in cols[2:]),
-                INTERVAL_SECONDS[interval])
+    o, h, lo, c, v = (np.array(col, np.float64)[order] for col in cols[2:])
+    return Bars(sym[order], ts[order], o, h, lo, c, v, INTERVAL_SECONDS[interval])
