@@ -733,7 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, symbols=True):
         p.add_argument("--config", help="YAML configuration (hftcore config --example)")
         p.add_argument("--capital", type=float, help="initial capital in rupees")
-        p.add_argument("--strategy", nargs="+",
+        p.add_argument("--strategy", nargs="+", action="extend",
                        help="strategies to run (default: ema_trend rsi_reversion "
                             "vwap_reversion); ema_cross, FILE.py:Class or module:Class")
         p.add_argument("--param", action="append", metavar="NAME=VALUE",

@@ -275,6 +275,8 @@ class Config:
             params = spec.get("params", {}) or {}
             if not isinstance(params, dict):
                 raise ConfigError(f"'strategies.{name}.params' must be a mapping")
+            for pname, value in params.items():
+                _check_param_type(cls, name, pname, value)
             try:
                 self._build_strategy(cls, params)
             except TypeError as exc:
@@ -365,6 +367,28 @@ class Config:
                     square_off=self.square_off, charges=self.charge_schedule(),
                     slippage_ticks=self.slippage_ticks, risk=self.risk_limits(),
                     decide_on=self.decide_on, ema_fast=fast, ema_slow=slow)
+
+
+def _check_param_type(cls, strategy: str, pname: str, value) -> None:
+    """A YAML parameter against the constructor's annotation (or default's type), as
+    ``--param`` is checked: ConfigError naming the strategy and the parameter."""
+    from .plugins import _param_type
+    where = f"'strategies.{strategy}.params.{pname}'"
+    try:
+        kind = _param_type(cls, str(pname))
+    except KeyError:
+        raise ConfigError(f"{where}: {cls.__name__} has no parameter {pname!r}") from None
+    except (TypeError, ValueError):
+        return                              # no signature to read: the constructor decides
+    if kind is None:
+        return
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, int) and not isinstance(value, bool) if kind is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+          else isinstance(value, str))
+    if not ok:
+        raise ConfigError(f"{where} must be {'an' if kind is int else 'a'} "
+                          f"{kind.__name__}, got {value!r}")
 
 
 def _key(attr: str) -> str:

@@ -528,6 +528,7 @@ def metrics(session, provenance: dict | None = None) -> dict:
               "ticks": r.ticks, "decisions": r.decisions, "orders": r.orders,
               "rejected": r.rejected, "rejections_by_rule": dict(r.rejections),
               "square_offs": r.square_offs, "square_off_failures": r.square_off_failures,
+              "strategy_errors": getattr(r, "strategy_errors", 0),
               "data_quarantined": dict(getattr(session.feed, "quarantined", {}) or {}),
               "latency_p50_us": r.latency_us(50),
               "latency_p99_us": r.latency_us(99), "balanced": totals["balanced"],
@@ -555,6 +556,9 @@ def format_summary(m: dict, verbose: bool = False) -> str:
     if m.get("rejections_by_rule"):
         rows.append(("rejections by rule", ", ".join(
             f"{k} {v}" for k, v in m["rejections_by_rule"].items())))
+    if m.get("strategy_errors"):
+        rows.append(("STRATEGY ERRORS", f"{m['strategy_errors']} on_bar calls raised "
+                                        f"(the first is logged with its traceback)"))
     if "square_offs" in m:
         rows.append(("square-offs (failed)",
                      f"{m['square_offs']} ({m.get('square_off_failures', 0)})"))

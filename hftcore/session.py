@@ -69,6 +69,7 @@ class SessionReport:
     rejected: int = 0
     square_offs: int = 0
     square_off_failures: int = 0
+    strategy_errors: int = 0                           # on_bar calls that raised
     rejections: dict = field(default_factory=dict)    # rule -> orders rejected
     at_limit: int = 0                                  # intents skipped: position already full
     after_cutoff: int = 0                              # intents skipped: after the square-off time
@@ -152,6 +153,22 @@ class PaperSession:
         else:
             for m in getattr(engine_obj, "strategies", []):
                 specs += declared_specs(m)
+        by_key: dict = {}
+        for sp in specs:                  # one name, one indicator: an alias may not be reused
+            other = by_key.setdefault(sp.key, sp)
+            if (other.name, other.params) != (sp.name, sp.params):
+                raise ValueError(f"indicator name {sp.key!r} is declared twice for different "
+                                 f"indicators: {other.name}{other.params} and "
+                                 f"{sp.name}{sp.params}")
+        for m in trading:
+            unknown = [x for x in (getattr(m, "symbols", None) or ()) if x not in feed.instruments]
+            if unknown:
+                raise ValueError(f"strategy {m.name!r}: unknown symbol(s) {', '.join(unknown)}")
+        data_now = feed.data() if callable(getattr(feed, "data", None)) else None
+        if isinstance(data_now, Bars) and parse_timeframe(primary_tf) < int(data_now.span_s):
+            raise ValueError(f"decision timeframe {primary_tf} is shorter than the data's "
+                             f"{int(data_now.span_s)} s candles: no {primary_tf} candle would "
+                             f"ever close")
         tfs = sorted({parse_timeframe("1m"), parse_timeframe(primary_tf),
                       parse_timeframe(secondary_tf), *map(parse_timeframe, extra_tfs)})
         self.primary_tf, self.secondary_tf = primary_tf, secondary_tf
@@ -525,6 +542,8 @@ class PaperSession:
                                   for j in range(len(bank.timeframes)))
         self.report.fills = self.portfolio.get_totals()["fills"]
         self.report.rejections = dict(sorted(self.execution.rejections.items()))
+        if self.runner is not None:
+            self.report.strategy_errors = self.runner.errors
         if self.fills and callable(getattr(self.feed, "data", None)):
             _, _, exposure = self.equity_series()
             self.max_exposure = max(self.max_exposure, float(exposure.max()) / 100)
@@ -545,6 +564,8 @@ class PaperSession:
             f"held at the position limit {r.at_limit}",
             "rejections by rule: " + (", ".join(f"{k} {v}" for k, v in r.rejections.items())
                                       or "none"),
+            *([f"STRATEGY ERRORS: {r.strategy_errors} on_bar calls raised (the first is "
+               f"logged with its traceback)"] if r.strategy_errors else []),
             f"decision latency (run_symbol + execute): p50 {r.latency_us(50):.1f} us, "
             f"p99 {r.latency_us(99):.1f} us",
             "",

@@ -167,6 +167,7 @@ class Context:
         self._bundle: dict | None = None
         self._ltp: float | None = None
         self._prev: dict = {}                 # (sym, tf) -> indicator values one bar ago
+        self._watched: set = set()            # (sym, tf) read through data(): remembered too
         self.signals: list[Signal] = []
         self.results: list[OrderResult] = []
 
@@ -181,9 +182,17 @@ class Context:
         return self
 
     def _remember(self) -> None:
-        """After ``on_bar``: these values become ``prev`` for the next bar."""
-        if self._sym >= 0:
-            self._prev[(self._sym, self._tf)] = self.ind
+        """After every strategy's ``on_bar`` of a decision: the decision series' values
+        (and those of every series read through ``data()``) become ``prev``."""
+        if self._sym < 0:
+            return
+        self._prev[(self._sym, self._tf)] = self.ind
+        if self._watched:
+            bank = self._session.engine.bank
+            if bank.indicator_names:
+                for key in self._watched:
+                    if key != (self._sym, self._tf):
+                        self._prev[key] = Values(bank.indicators(*key))
 
     def data(self, symbol: str | None = None, timeframe: str | None = None) -> "Context":
         """A context on another symbol and/or timeframe (a pair's other leg, a 15m
@@ -196,7 +205,8 @@ class Context:
             raise KeyError(f"unknown symbol {symbol!r}")
         tf = s.timeframe_index(timeframe)
         other = Context(s, timeframe, self._trade)
-        other._prev = self._prev
+        other._prev, other._watched = self._prev, self._watched
+        self._watched.add((inst.id, tf))
         other.signals, other.results = self.signals, self.results
         other.strategy_name = self.strategy_name
         return other._point(inst.symbol, timeframe, inst.id, tf)
@@ -361,7 +371,8 @@ class Context:
     def buy(self, quantity: int | None = None, **kw) -> OrderResult:
         """Buy ``quantity`` units -- or ``value=`` rupees' worth, or ``risk=`` % of
         equity lost if ``stop_loss`` is hit.  Keywords: ``order_type`` (MARKET,
-        LIMIT, SL, SL-M), ``price`` (LIMIT/SL), ``trigger_price`` (SL/SL-M),
+        LIMIT, SL, SL-M; by default MARKET, LIMIT with ``price``, SL-M with
+        ``trigger_price``, SL with both), ``price`` (LIMIT/SL), ``trigger_price`` (SL/SL-M),
         ``stop_loss`` and ``target`` (a bracket: exits placed as the entry fills),
         ``product`` (MIS, CNC, NRML), ``tag``.  Returns the ``OrderResult``."""
         return self._order("BUY", quantity, **kw)
@@ -393,12 +404,21 @@ class Context:
         return int(bool(s.broker.cancel_order(order_id)))
 
     def _order(self, side: str | None, quantity: int | None, *, value: float | None = None,
-               risk: float | None = None, order_type: str = "MARKET",
+               risk: float | None = None, order_type: str | None = None,
                price: float | None = None, trigger_price: float | None = None,
                stop_loss: float | None = None, target: float | None = None,
                product: str = "MIS", tag: str | None = None,
                target_position: int | None = None) -> OrderResult:
         s = self._need_session("buy()/sell()")
+        for name, q in (("quantity", quantity), ("target_position", target_position)):
+            if q is not None and (isinstance(q, bool) or not isinstance(q, int)):
+                raise ValueError(f"{name} must be a whole number of units, got {q!r}")
+        if order_type is None:            # price -> LIMIT, trigger -> SL-M, both -> SL
+            order_type = ("SL" if trigger_price is not None else "LIMIT") if price is not None \
+                else "SL-M" if trigger_price is not None else "MARKET"
+        elif order_type.upper() in ("MARKET", "SL-M") and price is not None:
+            raise ValueError(f"a {order_type.upper()} order takes no price= (got {price}); "
+                             f"use order_type='LIMIT' or 'SL'")
         given = [k for k, v in (("quantity", quantity), ("value", value), ("risk", risk))
                  if v is not None]
         if target_position is None and len(given) != 1:
@@ -492,7 +512,9 @@ class StrategyRunner:
                 st.on_bar(ctx)
             except Exception:
                 self._failed(st, symbol)
-            ctx._remember()
+        # after all of them: every strategy sees the same prev (one bar ago, not "now")
+        ctx._point(symbol, s.primary_tf, sym, s._primary_idx)
+        ctx._remember()
         for sig in ctx.signals:
             payload = sig.to_dict()
             payload["ts"] = ctx.now

@@ -405,6 +405,50 @@ def test_regression_a_bracket_entry_filled_through_its_stop_exits_at_market():
     assert ex.rejections["trigger"] == 0
 
 
+def _target(qty, **kw):
+    return OrderIntent("SBIN", "BUY", 0.9, "test", target_position=qty, **kw)
+
+
+def test_regression_target_position_ignores_bracket_stops_and_reversal_cancels_them():
+    """A bracket's working stop is protection, not a move towards the target; when the
+    position it protects is reversed, it is cancelled (it used to stay working and later
+    open a position from flat)."""
+    prices = Prices(SBIN=900.0)
+    ex, portfolio, bus, broker, _ = wire(prices=prices)
+    assert ex.execute(_target(-50, stop_loss=910.0)).status == "FILLED"
+    (stop,) = broker.open_orders("SBIN")
+    assert (stop.side, stop.order_type, stop.quantity) == ("BUY", "SL-M", 50)
+    r = ex.execute(_target(50))                      # from -50 to +50: buy 100, not 50
+    assert r.status == "FILLED" and r.quantity == 100
+    assert portfolio.position_quantity("SBIN") == 50
+    assert stop.status == "CANCELLED" and broker.open_orders("SBIN") == []
+    broker.on_bar("SBIN", 905.0, 915.0, 900.0, 912.0)  # through the old stop's trigger
+    assert portfolio.position_quantity("SBIN") == 50
+
+
+def test_regression_a_reversal_with_a_stop_protects_the_new_position_only():
+    prices = Prices(SBIN=900.0)
+    ex, portfolio, bus, broker, _ = wire(prices=prices)
+    ex.execute(sell(qty=50))
+    r = ex.execute(_target(50, stop_loss=890.0))     # buys 100: 50 cover, 50 new long
+    assert r.status == "FILLED" and r.quantity == 100
+    (stop,) = broker.open_orders("SBIN")
+    assert (stop.side, stop.order_type, stop.quantity) == ("SELL", "SL-M", 50)
+    assert ex.rejections["exit"] == 0
+    broker.on_bar("SBIN", 895.0, 896.0, 885.0, 888.0)
+    assert portfolio.position_quantity("SBIN") == 0
+
+
+def test_a_bracket_shrinks_when_part_of_its_position_is_sold_by_another_order():
+    prices = Prices(SBIN=900.0)
+    ex, portfolio, bus, broker, _ = wire(prices=prices)
+    ex.execute(buy(qty=100, stop_loss=890.0, target=920.0))
+    ex.execute(sell(qty=40))
+    assert sorted(o.quantity for o in broker.open_orders("SBIN")) == [60, 60]
+    ex.execute(sell(qty=60))
+    assert broker.open_orders("SBIN") == [] and portfolio.position_quantity("SBIN") == 0
+
+
 def test_bracket_prices_must_be_on_the_grid_and_the_right_side():
     ex, *_ = wire()
     assert ex.execute(buy(stop_loss=905.0)).rule == "bracket"        # above the entry

@@ -241,3 +241,84 @@ def test_on_start_runs_once_also_when_the_session_is_stepped_by_hand():
     for batch in s.feed.batches(60):
         s.step(batch)
     assert st.starts == 1 and st.bars > 100
+
+
+class Crosses(Strategy):
+    """Counts crossovers of its own SMAs (named per instance) on the decision series and
+    on a 5m view."""
+
+    def __init__(self, name, fast=5, slow=20):
+        self.name, self.fast, self.slow = name, fast, slow
+        self.n = self.n5 = 0
+        self.timeframes = ("5m",)
+
+    def indicators(self):
+        return (sma(self.fast, as_=f"f{self.fast}"), sma(self.slow, as_=f"s{self.slow}"))
+
+    def on_bar(self, ctx):
+        a, b = f"f{self.fast}", f"s{self.slow}"
+        self.n += ctx.crossed_above(a, b) + ctx.crossed_below(a, b)
+        m5 = ctx.data(timeframe="5m")
+        self.n5 += m5.crossed_above(a, b) + m5.crossed_below(a, b)
+
+
+def test_regression_every_strategy_sees_prev_one_bar_ago_and_views_have_prev_too():
+    alone = Crosses("a")
+    _session(alone).run()
+    first, second = Crosses("a"), Crosses("b")
+    _session([first, second]).run()
+    assert alone.n > 20 and alone.n5 > 3
+    # the second strategy used to see prev == now (the first had just stored it): 0 crosses
+    assert (first.n, second.n) == (alone.n, alone.n)
+    assert (first.n5, second.n5) == (alone.n5, alone.n5)
+
+
+def test_an_alias_naming_two_indicators_is_refused():
+    a, b = Crosses("a", 5, 20), Crosses("b", 10, 20)
+    b.indicators = lambda: (sma(10, as_="f5"), sma(20, as_="s20"))   # f5 is A's SMA(5)
+    with pytest.raises(ValueError, match="'f5' is declared twice"):
+        _session([a, b])
+
+
+def test_a_price_makes_a_limit_order_and_a_market_order_refuses_one():
+    seen = {}
+
+    def act(ctx, k):
+        if k == 5:
+            seen["limit"] = ctx.buy(10, price=ctx.tick_round(ctx.ltp * 0.9, -1))
+            with pytest.raises(ValueError, match="takes no price"):
+                ctx.buy(10, order_type="MARKET", price=1500.0)
+            with pytest.raises(ValueError, match="whole number"):
+                ctx.buy(2.7)
+    s = _session(Probe(act))
+    s.run()
+    assert seen["limit"].status == "PLACED"
+    placed = s.broker.get_order(seen["limit"].order_id)
+    assert placed.order_type == "LIMIT"
+
+
+def test_strategy_mistakes_fail_at_the_start_with_one_clear_message():
+    with pytest.raises(ValueError, match="unknown symbol.*INFYY"):
+        _session(Probe(lambda c, k: None, symbols=("INFYY",)))
+    from hftcore import ArrayFeed, Bars
+    inst = InstrumentTable()
+    inst.add("INFY", tick_size=0.05)
+    px = np.full(10, 100.0)
+    five = Bars(np.zeros(10, np.int32), 1_717_386_300 * NS + np.arange(10) * 300 * NS,
+                px, px, px, px, px, 300)                        # 5-minute candles
+    with pytest.raises(ValueError, match="shorter than the data's 300 s candles"):
+        PaperSession(ArrayFeed(five, inst), strategy_engine=Probe(lambda c, k: None),
+                     primary_tf="1m", secondary_tf="1m")
+
+
+def test_strategy_errors_are_in_the_summary():
+    class Boom(Strategy):
+        name = "boom"
+
+        def on_bar(self, ctx):
+            raise ZeroDivisionError
+
+    s = _session(Boom())
+    s.run()
+    assert s.report.strategy_errors == 3750
+    assert "STRATEGY ERRORS: 3750" in s.summary()

@@ -224,7 +224,7 @@ def test_config_check_accepts_plugins_and_reports_bad_ones(tmp_path, capsys):
         "file": (f'strategies:\n  "{tmp_path}/gone.py:AlwaysLong": {{}}\n', "file not found"),
         "class": (f'strategies:\n  "{f}:Other": {{}}\n', "has no class Other"),
         "param": (f'strategies:\n  "{f}:AlwaysLong": {{params: {{bogus: 1}}}}\n',
-                  "unexpected keyword argument 'bogus'"),
+                  "has no parameter 'bogus'"),
         "engine": ("strategies:\n  ema_cross: {params: {fast: 30, slow: 10}}\n",
                    "need fast < slow"),
     }
@@ -275,3 +275,31 @@ def test_example_sma_cross_plugin(tmp_path):
 
 
 SMA_TRADES = 64      # measured on the bundled candles (1m decisions, 10 units, square-off daily)
+
+
+def test_regression_repeated_strategy_flags_run_every_strategy(tmp_path):
+    out = tmp_path / "r"
+    assert main(["backtest", "--data", str(CANDLES), "--strategy", "ema_cross",
+                 "--strategy", f"{SMA_FILE}:SmaCross", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    names = json.dumps(summary["provenance"])
+    assert "ema_cross" in names and "SmaCross" in names
+
+
+def test_yaml_strategy_params_are_type_checked_like_param(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(textwrap.dedent(f"""
+        strategies:
+          "{SMA_FILE}:SmaCross":
+            params: {{fast: 2.5}}
+    """))
+    assert main(["config", "--check", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "params.fast' must be an int, got 2.5" in err
+    cfg.write_text(textwrap.dedent(f"""
+        strategies:
+          "{SMA_FILE}:SmaCross":
+            params: {{fastt: 5}}
+    """))
+    assert main(["config", "--check", str(cfg)]) == 2
+    assert "SmaCross has no parameter 'fastt'" in capsys.readouterr().err

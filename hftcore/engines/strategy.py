@@ -213,7 +213,6 @@ class StrategyEngineV3:
                         ctx.strategy_name = s.name
                         ctx._point(symbol, tf, sym, tfi, bundle=bundle, ltp=ltp)
                         s.on_bar(ctx)
-                        ctx._remember()
                         sig = ctx.signals[-1] if ctx.signals else None
                     else:
                         sig = s.evaluate(symbol, tf, bundle, ltp)
@@ -223,6 +222,9 @@ class StrategyEngineV3:
                 if sig is not None:
                     sig.confidence = _clip01(float(sig.confidence))
                     out.append(sig)
+            if ctx is not None and sym >= 0:     # once, after every member saw this bar
+                ctx._point(symbol, tf, sym, tfi, bundle=bundle, ltp=ltp)
+                ctx._remember()
         return out
 
     def fuse(self, signals: list[Signal], primary_tf: str,
@@ -285,16 +287,18 @@ class EmaCross(Strategy):
         self.ema_periods = (fast, slow)
 
     def indicators(self):
-        return (ema(self.fast, as_="fast"), ema(self.slow, as_="slow"))
+        # plain keys ("ema_10"), not aliases: another strategy may call its own "fast"
+        return (ema(self.fast), ema(self.slow))
 
     def on_bar(self, ctx):
-        fast, slow = ctx.ind["fast"], ctx.ind["slow"]
+        kf, ks = f"ema_{self.fast}", f"ema_{self.slow}"
+        fast, slow = ctx.ind[kf], ctx.ind[ks]
         if fast is None or slow is None:
             return
         if self.decide_on == "cross":    # the bank calls only where a warm trend flips
             up, down = fast > slow, fast < slow
         else:
-            up, down = ctx.crossed_above("fast", "slow"), ctx.crossed_below("fast", "slow")
+            up, down = ctx.crossed_above(kf, ks), ctx.crossed_below(kf, ks)
         if up:
             ctx.target_position(self.quantity)
         elif down:

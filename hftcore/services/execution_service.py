@@ -65,8 +65,14 @@ class _Bracket:
     product: str
     entry_filled: int = 0
     exits_filled: int = 0
+    cut: int = 0                 # entry units no longer held (closed or reversed by others)
     stop_key: str = ""           # gate keys (= broker tags) of the exit orders
     target_key: str = ""
+
+    @property
+    def remaining(self) -> int:
+        """Units these exits still protect."""
+        return max(0, self.entry_filled - self.cut - self.exits_filled)
 
 
 class ExecutionService:
@@ -246,7 +252,9 @@ class ExecutionService:
                 return self._reject(intent, "invalid",
                                     f"target_position must be an int, got {goal!r}")
             buys, sells = self.gate.working_quantity(symbol)
-            delta = goal - (self.gate._position(symbol) + buys - sells)
+            # a bracket's stop/target protects the position, it is not a move towards a goal
+            p_buys, p_sells = self._protective(symbol)
+            delta = goal - (self.gate._position(symbol) + (buys - p_buys) - (sells - p_sells))
             if delta == 0:
                 return self._reject(intent, "hold", f"already at target position {goal}",
                                     publish=False)
@@ -468,18 +476,35 @@ class ExecutionService:
 
     # ------------------------------------------------------------ brackets
 
+    def _protective(self, symbol: str) -> tuple[int, int]:
+        """(units of working bracket exits that buy, that sell) for ``symbol``: a stop and
+        a target of one bracket count once, as the gate counts them."""
+        buys = sells = 0
+        with self._lock:
+            for b in self._brackets.values():
+                if b.symbol != symbol or not (b.stop_key or b.target_key):
+                    continue
+                if b.exit_side == "BUY":
+                    buys += b.remaining
+                else:
+                    sells += b.remaining
+        return buys, sells
+
     def _after_fill(self, order, fill) -> None:
         oid = order.order_id
         b = self._brackets.get(oid)
         if b is not None:
             self._sync_bracket(oid, b, order.filled)
-            return
-        entry = self._exit_of.get(getattr(order, "tag", "") or self._key_of.get(oid, ""))
-        b = self._brackets.get(entry) if entry is not None else None
-        if b is None or entry is None:
-            return
-        b.exits_filled += fill.quantity
-        self._sync_bracket(entry, b, b.entry_filled)
+        else:
+            entry = self._exit_of.get(getattr(order, "tag", "") or self._key_of.get(oid, ""))
+            b = self._brackets.get(entry) if entry is not None else None
+            if b is not None and entry is not None:
+                b.exits_filled += fill.quantity
+                self._sync_bracket(entry, b, b.entry_filled)
+        # any fill may have closed or reversed what other brackets protect
+        for eid, other in list(self._brackets.items()):
+            if other is not b and other.symbol == fill.symbol and other.remaining:
+                self._sync_bracket(eid, other, other.entry_filled)
 
     def _after_done(self, order, key: str) -> None:
         oid = order.order_id
@@ -494,14 +519,31 @@ class ExecutionService:
             b.stop_key = ""
         if b.target_key == key:
             b.target_key = ""
-        if not b.stop_key and not b.target_key and b.exits_filled >= b.entry_filled:
+        if not b.stop_key and not b.target_key and b.remaining == 0:
             self._brackets.pop(entry, None)
 
+    def _room(self, entry_id: str, b: _Bracket) -> int:
+        """Units of the position this bracket may protect: the position on its side,
+        less what earlier brackets of the symbol on that side protect."""
+        pos = self.gate._position(b.symbol)
+        room = max(0, pos) if b.exit_side == "SELL" else max(0, -pos)
+        for eid, other in self._brackets.items():
+            if eid == entry_id:
+                break
+            if other.symbol == b.symbol and other.exit_side == b.exit_side:
+                room = max(0, room - other.remaining)
+        return room
+
     def _sync_bracket(self, entry_id: str, b: _Bracket, entry_filled: int) -> None:
-        """Keep the exits covering what the entry filled minus what the exits filled."""
+        """Keep the exits covering what the entry filled minus what the exits filled,
+        never more than the position still held that way: units closed or reversed by
+        other orders are cut from the bracket for good (a stop must not open a position)."""
         with self._lock:
             b.entry_filled = entry_filled
-            want = entry_filled - b.exits_filled
+            room = self._room(entry_id, b)
+            if b.remaining > room:
+                b.cut += b.remaining - room
+            want = b.remaining
         for attr, otype, price, trigger in (("stop_key", "SL-M", None, b.stop),
                                             ("target_key", "LIMIT", b.target, None)):
             if price is None and trigger is None:
