@@ -727,7 +727,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hftcore", description="Event-driven NSE trading "
                                  "with a compiled core: paper, backtest, live dashboard.")
     ap.add_argument("--version", action="version", version=f"hftcore {__version__}")
-    ap.add_argument("-v", "--verbose", action="store_true", help="log warnings and info")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="log info too (warnings and errors are always logged)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     def common(p, symbols=True):
@@ -877,7 +878,7 @@ def main(argv=None) -> int:
     if args.command in ("demo", "backtest", "paper", "optimize"):
         from .tuning import tune_gc
         tune_gc()                      # this process is ours: fewer GC pauses on decisions
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

@@ -352,6 +352,17 @@ class PaperSession:
                 bank = self.engine.bank
                 until = bank.ingest_bars_until if bars else bank.ingest_ticks_until
                 j, sym = until(*part, *tail, start=i, tf=self._primary_idx, stop=self.decide_on)
+                due = [sym] if sym >= 0 else []
+                if bars and sym >= 0 and j > i:
+                    # the other symbols' bars of the same minute are complete candles too:
+                    # take them in before deciding, so a decision sees every symbol at that
+                    # close and an order waits for bars after it (whatever the symbol order)
+                    k = int(np.searchsorted(ts[:end], ts[j - 1], side="right"))
+                    while j < k:
+                        j, more = until(*(a[:k] for a in arrays), *tail, start=j,
+                                        tf=self._primary_idx, stop=self.decide_on)
+                        if more >= 0:
+                            due.append(more)
             # the bars just ingested may share the cached LTPs' timestamp (one bar per
             # symbol at the same minute): drop the cache so no price lags behind its bar
             self.market_data.invalidate()
@@ -363,8 +374,8 @@ class PaperSession:
             if self._halt_pending:
                 self._halt_pending = False
                 self._square_off_now("daily-loss halt")
-            if sym >= 0:
-                self._decide(self.instruments.by_id(sym).symbol, sym)
+            for k_sym in due:
+                self._decide(self.instruments.by_id(k_sym).symbol, k_sym)
             i = j
         self.report.ticks += n
         marks = {}

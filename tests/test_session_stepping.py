@@ -30,11 +30,13 @@ def _session(feed, engine, **kw):
 
 
 def _one_at_a_time(session):
-    """The per-bar path: every row its own batch, marking after each."""
+    """The per-bar path: every timestamp its own batch (all symbols' bars of that minute,
+    ticks one by one), marking after each."""
     data = session.feed.data()
     curve = []
-    for k in range(len(data)):
-        row = type(data)(*(f[k:k + 1] if isinstance(f, np.ndarray) else f for f in data))
+    cuts = np.r_[0, np.flatnonzero(np.diff(data.ts_ns)) + 1, len(data)]
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        row = type(data)(*(f[a:b] if isinstance(f, np.ndarray) else f for f in data))
         session.step(row)
         curve.append((session.now_ns, session.portfolio.ledger.equity))
     with session.engine._lock:
