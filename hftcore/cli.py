@@ -257,7 +257,15 @@ def cmd_paper(args) -> int:
     if not args.duration >= 0:
         raise UserError(f"--duration must be >= 0 seconds (0: until Ctrl-C), got {args.duration:g}")
     kwargs = cfg.session_kwargs()
+    warm = None
+    if getattr(args, "warmup_days", 0):
+        if not isinstance(feed, ReplayFeed):
+            raise UserError("--warmup-days needs history: --feed replay:PATH or kite")
+        feed.data()
+        warm, feed = _split_warmup(feed, args.warmup_days)
     session = PaperSession(feed, checkpoint_dir=args.checkpoint_dir, **kwargs)
+    if warm is not None:
+        session.warm_up(warm)
     server = None
     try:
         restored = session.portfolio.restored
@@ -715,8 +723,9 @@ def kite_session_args(p) -> None:
     """Options of the sessions that run on Kite ticks (paper --feed kite, live)."""
     p.add_argument("--kite-mode", default="quote", choices=("ltp", "quote", "full"))
     p.add_argument("--warmup-days", type=int, default=0, metavar="N",
-                   help="warm the indicators with the last N days of 1-minute candles "
-                        "from Kite's historical API before the first tick")
+                   help="warm the indicators before the first tick: with --feed kite the "
+                        "last N days of 1-minute candles from Kite's historical API, with "
+                        "--feed replay:PATH the file's first N trading days")
     p.add_argument("--square-off-time", default="15:20",
                    help="IST time (tick time) to flatten MIS positions and end the day, "
                         "or none")

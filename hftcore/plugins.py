@@ -61,6 +61,10 @@ def strategy_class(ref: str) -> type:
     cls = getattr(module, cls_name, None)
     if not inspect.isclass(cls):
         raise ConfigError(f"strategy {ref!r}: {where} has no class {cls_name}")
+    from .strategy import Strategy
+    if issubclass(cls, Strategy) and cls.on_bar is Strategy.on_bar \
+            and cls.evaluate is Strategy.evaluate:
+        raise ConfigError(f"strategy {ref!r}: {cls_name} does not define on_bar(ctx)")
     if not is_engine(cls):
         if not callable(getattr(cls, "on_bar", None)) and \
                 not callable(getattr(cls, "evaluate", None)):

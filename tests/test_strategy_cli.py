@@ -303,3 +303,12 @@ def test_yaml_strategy_params_are_type_checked_like_param(tmp_path, capsys):
     """))
     assert main(["config", "--check", str(cfg)]) == 2
     assert "SmaCross has no parameter 'fastt'" in capsys.readouterr().err
+
+
+def test_a_strategy_class_without_on_bar_is_refused_when_loaded(tmp_path, capsys):
+    f = tmp_path / "lazy.py"
+    f.write_text("from hftcore import Strategy\n\nclass Lazy(Strategy):\n    name = 'lazy'\n")
+    assert main(["backtest", "--data", str(CANDLES), "--strategy", f"{f}:Lazy",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Lazy does not define on_bar(ctx)" in err

@@ -104,3 +104,17 @@ def test_kite_history_bars_warm_a_session(tmp_path, monkeypatch):
     first = dt.datetime.fromtimestamp(int(bars.ts_ns[0]) // NS, IST)
     assert first == dt.datetime(2026, 11, 20, 9, 15, tzinfo=IST)
     assert sorted({inst.by_id(int(k)).symbol for k in np.unique(bars.sym)}) == ["INFY", "TCS"]
+
+
+def test_paper_on_a_replay_warms_up_from_its_first_days(tmp_path, capsys):
+    ckpt = tmp_path / "ck"
+    assert main(["paper", "--feed", f"replay:{CANDLES / 'INFY.csv'}", "--symbols", "INFY",
+                 "--strategy", "ema_cross", "--param", "fast=5", "--param", "slow=20",
+                 "--warmup-days", "3", "--speed", "1e9", "--duration", "60", "-q",
+                 "--checkpoint-dir", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "ticks 750 " in out                  # the last two of five days were traded
+    assert main(["paper", "--warmup-days", "2", "--duration", "1", "--checkpoint-dir",
+                 str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--warmup-days needs history" in err
