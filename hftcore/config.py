@@ -25,8 +25,10 @@ timeframes:
   secondary: 15m              # ... and must not be contradicted by this one
 
 strategies:                   # name -> weight and parameters (see hftcore/engines/strategy.py)
-  # a user class: "path/to/file.py:ClassName" or "package.module:ClassName" as the name;
-  # ema_cross (a strategy engine, alone): {params: {fast: 10, slow: 30}}
+  # the three below vote in StrategyEngineV3's fusion. Trading strategies (they place
+  # their own orders; several may run together, not beside voting ones): ema_cross,
+  # {params: {fast: 10, slow: 30}}, or your class, "path/to/file.py:ClassName" or
+  # "package.module:ClassName" as the name (docs/writing-a-strategy.md)
   ema_trend:      {weight: 1.0, params: {min_gap_atr: 0.1, full_gap_atr: 1.0}}
   rsi_reversion:  {weight: 1.0, params: {oversold: 30, overbought: 70}}
   vwap_reversion: {weight: 1.0, params: {band_atr: 1.0}}
