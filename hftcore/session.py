@@ -353,7 +353,7 @@ class PaperSession:
                 until = bank.ingest_bars_until if bars else bank.ingest_ticks_until
                 j, sym = until(*part, *tail, start=i, tf=self._primary_idx, stop=self.decide_on)
                 due = [sym] if sym >= 0 else []
-                if bars and sym >= 0 and j > i:
+                if bars and sym >= 0 and i < j < end and ts[j] == ts[j - 1]:
                     # the other symbols' bars of the same minute are complete candles too:
                     # take them in before deciding, so a decision sees every symbol at that
                     # close and an order waits for bars after it (whatever the symbol order)

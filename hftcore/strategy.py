@@ -501,6 +501,7 @@ class StrategyRunner:
     def decide(self, symbol: str, sym: int) -> list[OrderResult]:
         s = self.session
         ctx = self.ctx
+        ctx._ind = None                   # values are read afresh at every decision
         ctx.signals.clear()
         ctx.results.clear()
         for st in self.strategies:
@@ -513,7 +514,8 @@ class StrategyRunner:
             except Exception:
                 self._failed(st, symbol)
         # after all of them: every strategy sees the same prev (one bar ago, not "now")
-        ctx._point(symbol, s.primary_tf, sym, s._primary_idx)
+        if ctx._sym != sym or ctx._tf != s._primary_idx:
+            ctx._point(symbol, s.primary_tf, sym, s._primary_idx)
         ctx._remember()
         for sig in ctx.signals:
             payload = sig.to_dict()
