@@ -177,8 +177,11 @@ def apply_cli_params(strategies: dict, params: list[str]) -> dict:
             raise ConfigError(f"--param {item!r}: write NAME=VALUE")
         strat, dot, name = key.rpartition(".")
         # a plug-in reference may contain dots (file.py:Class): match selected names first
+        by_name = [s for s in out if dot and getattr(strategy_class(s), "name", None) == strat]
         if dot and strat in out:
             targets = [strat]
+        elif len(by_name) == 1:                  # the strategy's name: sma_cross.fast=5
+            targets = by_name
         elif dot:
             raise ConfigError(f"--param {key}: strategy {strat!r} is not selected "
                               f"(selected: {', '.join(out)})")

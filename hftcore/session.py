@@ -47,7 +47,7 @@ from .engines.charges import ChargeSchedule
 from .engines.market_data import parse_timeframe, symbol_ids
 from .feeds import IST, NS, Bars
 from .instruments import InstrumentTable
-from .strategy import StrategyRunner, declared_specs, is_trading_strategy
+from .strategy import StrategyRunner, Values, declared_specs, is_trading_strategy
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
                        PortfolioService, RiskLimits, StrategyService)
 
@@ -240,6 +240,12 @@ class PaperSession:
             last += int(data.span_s) * NS
         closed += self.engine.flush(last)
         self.market_data.invalidate()
+        if self.runner is not None:       # the first traded bar has a bar before it
+            bank = self.engine.bank
+            if bank.indicator_names:
+                for k in np.unique(data.sym).tolist():
+                    self.runner.ctx._prev[(k, self._primary_idx)] = Values(
+                        bank.indicators(k, self._primary_idx))
         return closed
 
     def timeframe_index(self, timeframe: str) -> int:

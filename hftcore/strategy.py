@@ -71,6 +71,9 @@ class Values(dict):
     """Indicator values by name (``ctx.ind["sma_50"]`` or ``ctx.ind.sma_50``);
     None where not warmed up."""
 
+    def __missing__(self, name: str) -> Any:
+        raise KeyError(f"no indicator {name!r}; declared: {', '.join(self) or 'none'}")
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
@@ -307,17 +310,24 @@ class Context:
 
     def crossed_above(self, a: str, b: str | float) -> bool:
         """``a`` was below ``b`` one bar ago and is above it now (backtesting.py's
-        ``crossover``); ``b`` is a name or a number.  False until both are warm."""
+        ``crossover``); ``b`` is a name or a number.  False until both are warm;
+        KeyError for a name that was never declared."""
         return self._cross(a, b, 1)
 
     def crossed_below(self, a: str, b: str | float) -> bool:
         return self._cross(a, b, -1)
 
     def _cross(self, a, b, way: int) -> bool:
-        now, before = self.ind, self.prev
-        a1, a0 = now.get(a), before.get(a)
-        if isinstance(b, str):
-            b1, b0 = now.get(b), before.get(b)
+        before = self._prev.get((self._sym, self._tf))
+        if not before:
+            now = self.ind
+            for name in (a, b) if type(b) is str else (a,):
+                now[name]                        # a typo fails on the first bar too
+            return False
+        now = self._ind if self._ind is not None else self.ind
+        a1, a0 = now[a], before.get(a)          # a name never declared: KeyError, not False
+        if type(b) is str:
+            b1, b0 = now[b], before.get(b)
         else:
             b1 = b0 = float(b)
         if a1 is None or a0 is None or b1 is None or b0 is None:

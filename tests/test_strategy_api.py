@@ -322,3 +322,16 @@ def test_strategy_errors_are_in_the_summary():
     s.run()
     assert s.report.strategy_errors == 3750
     assert "STRATEGY ERRORS: 3750" in s.summary()
+
+
+def test_a_misspelt_indicator_name_fails_loudly_not_false_forever():
+    errors = []
+
+    def act(ctx, k):
+        try:
+            ctx.crossed_above("fsat", "s20")
+        except KeyError as exc:
+            errors.append(str(exc))
+    _session(Probe(act, specs=(sma(5, as_="fast"), sma(20, as_="s20")))).run()
+    assert len(errors) == 1875                   # from the first bar on, every bar
+    assert "no indicator 'fsat'; declared: fast, s20" in errors[0]

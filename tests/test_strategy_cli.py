@@ -312,3 +312,10 @@ def test_a_strategy_class_without_on_bar_is_refused_when_loaded(tmp_path, capsys
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Lazy does not define on_bar(ctx)" in err
+
+
+def test_param_prefix_may_be_the_strategy_name(tmp_path):
+    out = apply_cli_params({f"{SMA_FILE}:SmaCross": {}, "ema_cross": {}},
+                           ["sma_cross.fast=7", "ema_cross.fast=3"])
+    assert out[f"{SMA_FILE}:SmaCross"]["params"] == {"fast": 7}
+    assert out["ema_cross"]["params"] == {"fast": 3}

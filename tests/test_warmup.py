@@ -118,3 +118,23 @@ def test_paper_on_a_replay_warms_up_from_its_first_days(tmp_path, capsys):
                  str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--warmup-days needs history" in err
+
+
+def test_the_first_traded_bar_after_warm_up_has_a_prev():
+    class First(Strategy):
+        name = "first"
+
+        def __init__(self):
+            self.prevs = []
+
+        def indicators(self):
+            return (ema(10, as_="e"),)
+
+        def on_bar(self, ctx):
+            self.prevs.append(ctx.prev.get("e"))
+    warm, rest = _split_warmup(_feed(), 2)
+    st = First()
+    s = PaperSession(rest, strategy_engine=st, primary_tf="1m", secondary_tf="1m")
+    s.warm_up(warm)
+    s.run()
+    assert st.prevs[0] is not None and st.prevs[1] is not None
