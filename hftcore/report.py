@@ -57,6 +57,14 @@ def _ts(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / NS, IST).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _ts_many(ns) -> list[str]:
+    """``_ts`` of many timestamps at once (numpy, not one datetime each)."""
+    if not len(ns):
+        return []
+    sec = (np.asarray(ns, dtype=np.int64) // NS + 19_800).astype("datetime64[s]")
+    return [t.replace("T", " ") for t in np.datetime_as_string(sec).tolist()]
+
+
 def _iso(ns: int) -> str:
     """IST timestamp as pandas prints a tz-aware Timestamp: 2024-06-03 09:15:00+05:30."""
     return dt.datetime.fromtimestamp(ns // NS, IST).isoformat(sep=" ")
@@ -494,12 +502,14 @@ def provenance(cfg=None, data=None, argv=None, config_path=None) -> dict:
     return out
 
 
-def metrics(session, provenance: dict | None = None) -> dict:
+def metrics(session, provenance: dict | None = None, trades: list | None = None) -> dict:
     """Summary of a finished PaperSession: the backtesting.py statistics (see
     :func:`compute_stats`), the session's own totals (``trades``, ``net_pnl``,
-    ``final_equity``, ...), ``per_symbol``, ``charges_by_component`` and ``provenance``."""
+    ``final_equity``, ...), ``per_symbol``, ``charges_by_component`` and ``provenance``.
+    ``trades``: ``trades_from_fills(session.fills)`` if already computed."""
     totals = session.portfolio.get_totals()
-    trades = trades_from_fills(session.fills)
+    if trades is None:
+        trades = trades_from_fills(session.fills)
     wins = sum(1 for t in trades if t["net_pnl"] > 0)
     ts, curve = equity_series(session)
     peak = np.maximum.accumulate(curve)
@@ -642,6 +652,9 @@ def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
             w.writerow([csv_cell(r[k]) for k in fields])
 
 
+PNG_BUCKETS = 2_000
+
+
 def equity_png(session) -> bytes:
     """Equity curve over drawdown, as PNG bytes."""
     import matplotlib
@@ -652,9 +665,15 @@ def equity_png(session) -> bytes:
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1.3]})
     if len(curve):
-        peak = np.maximum.accumulate(curve)
+        dd = curve - np.maximum.accumulate(curve)
+        if len(curve) > 2 * PNG_BUCKETS:
+            # ~1,000 px wide: each bucket's lowest and highest point draw the same picture
+            starts = np.linspace(0, len(curve), PNG_BUCKETS, endpoint=False).astype(np.int64)
+            lo, hi = np.minimum.reduceat(curve, starts), np.maximum.reduceat(curve, starts)
+            when, curve = np.repeat(when[starts], 2), np.column_stack((lo, hi)).ravel()
+            dd = np.repeat(np.minimum.reduceat(dd, starts), 2)
         ax1.plot(when, curve, color="#1f6feb", linewidth=1.2)
-        ax2.fill_between(when, curve - peak, 0, color="#d1242f", alpha=0.45, linewidth=0)
+        ax2.fill_between(when, dd, 0, color="#d1242f", alpha=0.45, linewidth=0)
     ax1.set_title("Equity (INR)")
     ax1.grid(alpha=0.3)
     ax2.set_title("Drawdown (INR)")
@@ -686,13 +705,14 @@ def write_report(session, out_dir, title: str = "hftcore backtest",
     the metrics (with ``extra`` keys added, e.g. ``{"partial": True}``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    m = {**metrics(session, provenance), **(extra or {})}
     trades = trades_from_fills(session.fills)
+    m = {**metrics(session, provenance, trades), **(extra or {})}
     _write_csv(out / "trades.csv", trades, TRADE_FIELDS)
-    fill_rows = [{"time": _ts(f["ts"]), "order_id": f["order_id"], "fill_id": f["fill_id"],
+    times = _ts_many([f["ts"] for f in session.fills])
+    fill_rows = [{"time": t, "order_id": f["order_id"], "fill_id": f["fill_id"],
                   "symbol": f["symbol"], "side": f["side"], "quantity": f["quantity"],
                   "price": f["price_paise"] / 100, "fees": f["fees_paise"] / 100}
-                 for f in session.fills]
+                 for t, f in zip(times, session.fills)]
     _write_csv(out / "fills.csv", fill_rows,
                ["time", "order_id", "fill_id", "symbol", "side", "quantity", "price", "fees"])
     png = equity_png(session)
@@ -781,8 +801,7 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
     index, equity = equity_series(session)
     n = len(index)
     step = max(1, -(-n // MAX_CHART_POINTS))          # long runs: k bars per candle
-    labels = [dt.datetime.fromtimestamp(int(t) // NS, IST).strftime("%Y-%m-%d %H:%M")
-              for t in index[::step]]
+    labels = [t[:16] for t in _ts_many(index[::step])]        # "YYYY-MM-DD HH:MM" IST
     fmt = CustomJSTickFormatter(args={"labels": labels}, code="""
         const i = Math.round(tick);
         return (i >= 0 && i < labels.length) ? labels[i] : "";""")
@@ -820,8 +839,10 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
                                     ("entry short", "#cf222e", "inverted_triangle"),
                                     ("exit", "#0969da", "x"), ("stop", "#bf3989", "square_x")):
             pts = [mk for mk in marks if mk["kind"] == kind]
-            if pts:
-                ms = ColumnDataSource({k: [mk[k] for mk in pts] for k in pts[0]})
+            if pts:                  # numpy columns: bokeh sends them as binary, not JSON lists
+                ms = ColumnDataSource({"x": np.array([mk["x"] for mk in pts], np.int64),
+                                       "price": np.array([mk["price"] for mk in pts],
+                                                         np.float64)})
                 p.scatter("x", "price", source=ms, marker=marker, size=11, color=color,
                           legend_label=kind)
         if p.legend:
@@ -868,9 +889,10 @@ def _fill_marks(session, symbol: str, index: np.ndarray, step: int) -> list[dict
     out = []
     pos = 0
     n = len(index)
-    for f in session.fills:
-        if f["symbol"] != symbol:
-            continue
+    mine = [f for f in session.fills if f["symbol"] == symbol]
+    xs = (np.minimum(np.searchsorted(index, [f["ts"] for f in mine], "left"), n - 1) // step
+          ).tolist() if mine else []
+    for f, x, when in zip(mine, xs, _ts_many([f["ts"] for f in mine])):
         qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
         order = session.broker.get_order(f["order_id"]) if hasattr(session, "broker") else None
         otype = getattr(order, "order_type", "MARKET")
@@ -881,7 +903,6 @@ def _fill_marks(session, symbol: str, index: np.ndarray, step: int) -> list[dict
         else:
             kind = "entry long" if qty > 0 else "entry short"
         pos += qty
-        x = int(min(np.searchsorted(index, f["ts"], "left"), n - 1)) // step
         out.append({"x": x, "price": f["price"], "kind": kind, "side": f["side"],
-                    "quantity": f["quantity"], "time": _ts(f["ts"]), "order_id": f["order_id"]})
+                    "quantity": f["quantity"], "time": when, "order_id": f["order_id"]})
     return out
