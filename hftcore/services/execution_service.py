@@ -481,7 +481,7 @@ class ExecutionService:
         a target of one bracket count once, as the gate counts them."""
         buys = sells = 0
         with self._lock:
-            for b in self._brackets.values():
+            for b in list(self._brackets.values()):
                 if b.symbol != symbol or not (b.stop_key or b.target_key):
                     continue
                 if b.exit_side == "BUY":
@@ -527,7 +527,7 @@ class ExecutionService:
         less what earlier brackets of the symbol on that side protect."""
         pos = self.gate._position(b.symbol)
         room = max(0, pos) if b.exit_side == "SELL" else max(0, -pos)
-        for eid, other in self._brackets.items():
+        for eid, other in list(self._brackets.items()):   # other threads may end brackets
             if eid == entry_id:
                 break
             if other.symbol == b.symbol and other.exit_side == b.exit_side:
