@@ -43,6 +43,13 @@ def live(tmp_path, monkeypatch):
 
     def run(start_epoch, seconds, *extra, step=5):
         def push():
+            # ticks only once the session takes full packets: a quote packet carries no
+            # exchange time and is stamped with the wall clock, which after 15:20 IST
+            # ends the simulated 10:00 session at once (the test then saw one tick)
+            end = time.monotonic() + 10
+            while not stop.is_set() and time.monotonic() < end and not any(
+                    "full" in subs.values() for subs in list(srv._clients.values())):
+                time.sleep(0.005)
             k = 0
             while not stop.is_set():
                 k += 1
