@@ -331,9 +331,9 @@ class PaperBroker:
             if order.order_type in ("SL", "SL-M"):
                 order.status = "TRIGGER PENDING"
             self._open.setdefault(inst.symbol, []).append(order)
-            if self.fill_at == "close":
+            if self.fill_at == "close":          # this order only: the others saw this price
                 p = to_paise(ltp)
-                self._match(inst.symbol, p, p, p, p, None)
+                self._match(inst.symbol, p, p, p, p, None, only=order)
         self.book.flush()
         return order
 
@@ -422,11 +422,21 @@ class PaperBroker:
             return []
         if not (0 < lo <= min(o, c) and max(o, c) <= h):
             return []
-        with self._lock:
-            if not self._open.get(inst.symbol):
-                return []
-            fills = self._match(inst.symbol, o, h, lo, c, ts)
-        self.book.flush()
+        # one fill at a time, its listeners told before the next order is matched: the
+        # OMS cancels a bracket's other leg at once, so a wide bar cannot fill both the
+        # stop and the target (which would reverse the position)
+        fills: list[Fill] = []
+        done: set[str] = set()
+        while True:
+            with self._lock:
+                if not self._open.get(inst.symbol):
+                    break
+                got = self._match(inst.symbol, o, h, lo, c, ts, skip=done, first=True)
+            self.book.flush()
+            if not got:
+                break
+            fills += got
+            done.add(got[0].order_id)
         return fills
 
     def _slip(self, inst, side: str, px: int) -> int:
@@ -436,13 +446,19 @@ class PaperBroker:
         slip = self.slippage_ticks * tick
         return px + slip if side == "BUY" else max(tick, px - slip)
 
-    def _match(self, symbol: str, o: int, h: int, lo: int, c: int, ts) -> list[Fill]:
+    def _match(self, symbol: str, o: int, h: int, lo: int, c: int, ts, only=None,
+               skip=(), first: bool = False) -> list[Fill]:
+        """Fill the working orders of ``symbol`` this bar reaches (``only``: that order;
+        ``skip``: order ids already filled on this bar; ``first``: stop after one fill)."""
         inst = self.instruments.get(symbol)
         orders = self._open.get(symbol, [])
         # stops first: within one bar the cautious assumption is that the stop came first
         orders.sort(key=lambda x: x.status != "TRIGGER PENDING")
         fills = []
         for order in orders:
+            if (only is not None and order is not only) or order.order_id in skip \
+                    or not order.working:
+                continue
             px = None
             buy = order.side == "BUY"
             if order.status == "TRIGGER PENDING":
@@ -474,6 +490,8 @@ class PaperBroker:
             if self.max_fill_quantity is not None:
                 qty = min(qty, self.max_fill_quantity)
             fills.append(self.book.fill(order, qty, px, ts))
+            if first:
+                break
         self._open[symbol] = [x for x in orders if x.working]
         return fills
 
