@@ -449,6 +449,66 @@ def test_a_bracket_shrinks_when_part_of_its_position_is_sold_by_another_order():
     assert broker.open_orders("SBIN") == [] and portfolio.position_quantity("SBIN") == 0
 
 
+def test_regression_a_wide_bar_fills_one_bracket_leg_not_both():
+    """Both legs used to fill on one bar that reached the stop and the target: the
+    position reversed."""
+    prices = Prices(SBIN=900.0)
+    ex, portfolio, bus, broker, _ = wire(prices=prices)
+    ex.execute(buy(qty=10, stop_loss=890.0, target=920.0))
+    broker.on_bar("SBIN", 900.0, 925.0, 885.0, 900.0)
+    assert portfolio.position_quantity("SBIN") == 0 and broker.open_orders() == []
+    assert [(f["side"], f["price"]) for f in events(bus, "order.filled")] == \
+        [("BUY", 900.0), ("SELL", 890.0)]                     # stops first, then cancelled
+
+
+def test_regression_a_live_bracket_is_protected_once_its_fills_arrive():
+    """The entry's fills were counted from the broker before they were delivered and the
+    difference cut for good: the live position had no stop."""
+    double = LiveDouble(Prices(SBIN=900.0))
+    ex, portfolio, bus, broker, _ = wire(double, prices=double.inner.price_source, mode="live")
+    ex.execute(buy(qty=10, stop_loss=890.0, target=920.0))
+    double.deliver()
+    legs = sorted((o.order_type, o.quantity) for o in double.inner.open_orders("SBIN"))
+    assert portfolio.position_quantity("SBIN") == 10 and legs == [("LIMIT", 10), ("SL-M", 10)]
+
+
+def test_regression_a_partly_filled_live_exit_never_sells_more_than_held():
+    prices = Prices(SBIN=900.0)
+    double = LiveDouble(prices)
+    ex, portfolio, bus, broker, _ = wire(double, prices=prices, mode="live")
+    inner = double.inner
+    ex.execute(buy(qty=100, order_type="LIMIT", limit_price=899.0, stop_loss=890.0,
+                   target=920.0))
+    double.deliver()
+    prices.p["SBIN"] = 899.0
+    inner.on_price("SBIN", 899.0)
+    double.deliver()
+    inner.max_fill_quantity = 25
+    prices.p["SBIN"] = 920.0
+    inner.on_price("SBIN", 920.0)
+    inner.on_price("SBIN", 920.0)                    # the exchange filled 50 of the target
+    ev = double._queue.pop(0)                        # we have heard of 25
+    for cb in double._listeners:
+        cb(*ev)
+    (target,) = [o for o in inner.open_orders("SBIN") if o.order_type == "LIMIT"]
+    assert target.quantity - target.filled <= 100 - target.filled
+    for _ in range(4):
+        inner.on_price("SBIN", 920.0)
+    double.deliver()
+    assert portfolio.position_quantity("SBIN") == 0
+
+
+def test_regression_finished_brackets_are_forgotten():
+    prices = Prices(SBIN=900.0)
+    ex, portfolio, bus, broker, _ = wire(prices=prices)
+    for _ in range(3):
+        prices.p["SBIN"] = 900.0
+        ex.execute(buy(qty=10, stop_loss=890.0, target=920.0))
+        prices.p["SBIN"] = 889.0
+        broker.on_price("SBIN", 889.0)
+    assert portfolio.position_quantity("SBIN") == 0 and ex._brackets == {}
+
+
 def test_bracket_prices_must_be_on_the_grid_and_the_right_side():
     ex, *_ = wire()
     assert ex.execute(buy(stop_loss=905.0)).rule == "bracket"        # above the entry

@@ -40,7 +40,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..gate import PreTradeGate, RiskLimits, check_order_shape
 from ..instruments import to_paise
@@ -68,6 +69,7 @@ class _Bracket:
     cut: int = 0                 # entry units no longer held (closed or reversed by others)
     stop_key: str = ""           # gate keys (= broker tags) of the exit orders
     target_key: str = ""
+    legs: dict = field(default_factory=dict)   # exit key -> its delivered fills
 
     @property
     def remaining(self) -> int:
@@ -279,18 +281,15 @@ class ExecutionService:
                 return self._reject(intent, "bracket", why, quantity=qty
                                     if isinstance(qty, int) else 0)
         self._check_daily_loss()
+        bracket = None
+        if stop is not None or target is not None:
+            inst = self.instruments.get(symbol)
+            bracket = _Bracket(inst.symbol, "SELL" if action == "BUY" else "BUY", stop, target,
+                               product)
         result = self._send(symbol, action, qty, order_type, limit, trigger, product,
-                            tag=getattr(intent, "tag", None), intent=intent)
-        if result.status != "REJECTED" and (stop is not None or target is not None):
-            with self._lock:
-                inst = self.instruments.get(symbol)
-                b = _Bracket(inst.symbol, "SELL" if action == "BUY" else "BUY", stop, target,
-                             product)
-                self._brackets[result.order_id] = b
-                order = self._get_order(result.order_id)
-                filled = order.filled if order is not None else result.filled_quantity
-            if filled:
-                self._sync_bracket(result.order_id, b, filled)
+                            tag=getattr(intent, "tag", None), intent=intent, bracket=bracket)
+        if bracket is not None and result.status != "REJECTED":
+            self._sync_bracket(result.order_id, bracket)
         self._check_daily_loss()
         return result
 
@@ -316,7 +315,8 @@ class ExecutionService:
         return ""
 
     def _send(self, symbol, side, qty, order_type, price, trigger, product, tag=None,
-              intent=None, group: str = "", exit_only: bool = False) -> OrderResult:
+              intent=None, group: str = "", exit_only: bool = False,
+              bracket: _Bracket | None = None) -> OrderResult:
         """Gate, place, and report one order (strategy, bracket exit or square-off)."""
         intent = intent if intent is not None else OrderIntent(symbol, side, quantity=qty)
         key = tag or f"{self._tag_prefix}{next(self._ids):09d}"
@@ -330,13 +330,13 @@ class ExecutionService:
             self._placing.add(key)
         try:
             return self._place(key, d, intent, symbol, side, qty, sized, order_type, price,
-                               trigger, product)
+                               trigger, product, bracket)
         finally:
             with self._lock:
                 self._placing.discard(key)
 
     def _place(self, key, d, intent, symbol, side, qty, sized, order_type, price, trigger,
-               product) -> OrderResult:
+               product, bracket: _Bracket | None = None) -> OrderResult:
         try:
             order = self.broker.place_order(symbol, side, sized, order_type, price, product,
                                             trigger, tag=key)
@@ -352,6 +352,14 @@ class ExecutionService:
         with self._lock:
             self._key_of[order.order_id] = key
             self._order_of[key] = order.order_id
+            if bracket is not None:
+                # registered before the fills not yet applied are: each counts once, here
+                # (already applied while place_order ran) or in _after_fill (the rest)
+                done = self._seen.get(order.order_id, set())
+                applied = sum(f.quantity for f in order.fills if f.fill_id in done)
+                self._brackets[order.order_id] = bracket
+                if applied:
+                    self._entry_fill(bracket, applied)
         # fills the broker made while place_order ran and did not send to listeners
         for fill in list(order.fills):
             self._apply_fill(order, fill)
@@ -490,21 +498,53 @@ class ExecutionService:
                     sells += b.remaining
         return buys, sells
 
+    def _entry_fill(self, b: _Bracket, qty: int) -> None:
+        """``qty`` units of ``b``'s entry were applied: the part that opened a position its
+        way is protected, the part that closed an opposite one is cut (under the lock)."""
+        pos = self.gate._position(b.symbol)
+        held = max(0, pos) if b.exit_side == "SELL" else max(0, -pos)
+        opened = min(qty, held)
+        b.entry_filled += qty
+        b.cut += qty - opened
+
     def _after_fill(self, order, fill) -> None:
+        """Bracket bookkeeping from delivered fills only (what the portfolio holds):
+        an entry fill adds to its bracket; an exit fill to its leg; any other fill that
+        reduces the position uses up the cover of the brackets it closes, oldest first."""
         oid = order.order_id
-        b = self._brackets.get(oid)
-        if b is not None:
-            self._sync_bracket(oid, b, order.filled)
-        else:
-            entry = self._exit_of.get(getattr(order, "tag", "") or self._key_of.get(oid, ""))
-            b = self._brackets.get(entry) if entry is not None else None
-            if b is not None and entry is not None:
-                b.exits_filled += fill.quantity
-                self._sync_bracket(entry, b, b.entry_filled)
-        # any fill may have closed or reversed what other brackets protect
-        for eid, other in list(self._brackets.items()):
-            if other is not b and other.symbol == fill.symbol and other.remaining:
-                self._sync_bracket(eid, other, other.entry_filled)
+        key = getattr(order, "tag", "") or self._key_of.get(oid, "")
+        touched: list[str] = []
+        with self._lock:
+            b = self._brackets.get(oid)
+            entry = self._exit_of.get(key)
+            if b is not None:
+                self._entry_fill(b, fill.quantity)
+                touched.append(oid)
+            elif entry is not None and entry in self._brackets:
+                eb = self._brackets[entry]
+                eb.exits_filled += fill.quantity
+                eb.legs[key] = eb.legs.get(key, 0) + fill.quantity
+                if not order.working:                 # this leg is done
+                    for attr in ("stop_key", "target_key"):
+                        if getattr(eb, attr) == key:
+                            setattr(eb, attr, "")
+                touched.append(entry)
+            # a bracket's own exit covers its own units only
+            left = 0 if entry is not None and entry in touched else fill.quantity
+            for eid, other in list(self._brackets.items()):
+                if left <= 0:
+                    break
+                if eid in touched or other.symbol != fill.symbol or \
+                        other.exit_side != fill.side or not other.remaining:
+                    continue
+                take = min(left, other.remaining)    # closed by another order: cover ends
+                other.cut += take
+                left -= take
+                touched.append(eid)
+        for eid in touched:
+            tb = self._brackets.get(eid)
+            if tb is not None:
+                self._sync_bracket(eid, tb)
 
     def _after_done(self, order, key: str) -> None:
         oid = order.order_id
@@ -522,59 +562,71 @@ class ExecutionService:
         if not b.stop_key and not b.target_key and b.remaining == 0:
             self._brackets.pop(entry, None)
 
-    def _room(self, entry_id: str, b: _Bracket) -> int:
-        """Units of the position this bracket may protect: the position on its side,
-        less what earlier brackets of the symbol on that side protect."""
-        pos = self.gate._position(b.symbol)
-        room = max(0, pos) if b.exit_side == "SELL" else max(0, -pos)
-        for eid, other in list(self._brackets.items()):   # other threads may end brackets
-            if eid == entry_id:
+    def _sync_bracket(self, entry_id: str, b: _Bracket) -> None:
+        """Keep the exits covering what the bracket still protects (``remaining``: its
+        delivered entry fills, less what its exits filled and what other orders closed).
+        Which leg to place, resize or cancel is decided under the lock, so two threads
+        never place the same leg twice; a leg placed while fills arrived is synced again."""
+        for _ in range(3):
+            actions: list[tuple[str, Any, Any]] = []
+            with self._lock:
+                want = b.remaining
+                for attr, otype, price, trigger in (("stop_key", "SL-M", None, b.stop),
+                                                    ("target_key", "LIMIT", b.target, None)):
+                    if price is None and trigger is None:
+                        continue
+                    key = getattr(b, attr)
+                    if key:
+                        oid = self._order_of.get(key)
+                        order = self._get_order(oid) if oid else None
+                        if order is None or not order.working:
+                            continue             # being placed, or ended (its fills count)
+                        if want <= 0:
+                            actions.append(("cancel", oid, 0))
+                        else:
+                            total = b.legs.get(key, 0) + want    # delivered fills + the rest
+                            if total != order.quantity:
+                                actions.append(("modify", oid, max(total, order.filled)))
+                        continue
+                    if want <= 0 or b.exits_filled:
+                        continue           # nothing to cover, or this leg already ended
+                    key = f"{self._tag_prefix}{next(self._ids):09d}"
+                    setattr(b, attr, key)
+                    self._exit_of[key] = entry_id
+                    actions.append(("place", attr, (otype, price, trigger, key)))
+            placed = False
+            for kind, ref, arg in actions:
+                if kind == "cancel":
+                    self.broker.cancel_order(ref)
+                elif kind == "modify":
+                    self.broker.modify_order(ref, quantity=arg)
+                else:
+                    otype, price, trigger, key = arg
+                    placed = True
+                    self._place_exit(entry_id, b, ref, otype, price, trigger, key, want)
+            if not placed:
                 break
-            if other.symbol == b.symbol and other.exit_side == b.exit_side:
-                room = max(0, room - other.remaining)
-        return room
+        entry = self._get_order(entry_id)
+        with self._lock:                  # over: the entry ended, nothing left to protect
+            if b.remaining == 0 and not b.stop_key and not b.target_key and \
+                    (entry is None or (not entry.working and b.entry_filled >= entry.filled)):
+                self._brackets.pop(entry_id, None)
 
-    def _sync_bracket(self, entry_id: str, b: _Bracket, entry_filled: int) -> None:
-        """Keep the exits covering what the entry filled minus what the exits filled,
-        never more than the position still held that way: units closed or reversed by
-        other orders are cut from the bracket for good (a stop must not open a position)."""
-        with self._lock:
-            b.entry_filled = entry_filled
-            room = self._room(entry_id, b)
-            if b.remaining > room:
-                b.cut += b.remaining - room
-            want = b.remaining
-        for attr, otype, price, trigger in (("stop_key", "SL-M", None, b.stop),
-                                            ("target_key", "LIMIT", b.target, None)):
-            if price is None and trigger is None:
-                continue
-            key = getattr(b, attr)
-            if key:
-                oid = self._order_of.get(key)
-                order = self._get_order(oid) if oid else None
-                if order is None or not order.working:
-                    continue
-                if want <= 0:
-                    self.broker.cancel_order(oid)
-                elif order.quantity - order.filled != want:
-                    self.broker.modify_order(oid, quantity=order.filled + want)
-                continue
-            if want <= 0 or b.exits_filled:
-                continue               # nothing to cover, or this leg already ended
-            if otype == "SL-M" and self._stop_reached(b):
-                # the entry filled at or through its stop (a gap, a fast market): the stop
-                # is hit now -- exit at market rather than leave the position unprotected
-                otype, trigger = "MARKET", None
-                logger.warning("bracket stop %s of %s already reached at entry: exiting at "
-                               "market", b.stop, b.symbol)
-            key = f"{self._tag_prefix}{next(self._ids):09d}"
-            setattr(b, attr, key)
-            self._exit_of[key] = entry_id
-            r = self._send(b.symbol, b.exit_side, want, otype, price, trigger, b.product,
-                           tag=key, group=entry_id, exit_only=True)
-            if r.status == "REJECTED":
-                logger.warning("bracket %s exit of %s rejected: %s", otype, b.symbol, r.message)
-                setattr(b, attr, "")
+    def _place_exit(self, entry_id: str, b: _Bracket, attr: str, otype: str, price, trigger,
+                    key: str, want: int) -> None:
+        if otype == "SL-M" and self._stop_reached(b):
+            # the entry filled at or through its stop (a gap, a fast market): the stop
+            # is hit now -- exit at market rather than leave the position unprotected
+            otype, trigger = "MARKET", None
+            logger.warning("bracket stop %s of %s already reached at entry: exiting at "
+                           "market", b.stop, b.symbol)
+        r = self._send(b.symbol, b.exit_side, want, otype, price, trigger, b.product,
+                       tag=key, group=entry_id, exit_only=True)
+        if r.status == "REJECTED":
+            logger.warning("bracket %s exit of %s rejected: %s", otype, b.symbol, r.message)
+            with self._lock:
+                if getattr(b, attr) == key:
+                    setattr(b, attr, "")
                 self._exit_of.pop(key, None)
 
     def _stop_reached(self, b: _Bracket) -> bool:
