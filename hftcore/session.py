@@ -116,9 +116,10 @@ class PaperSession:
                  buffer_size: int = 1000, decide_on: str = "close", ema_fast: int = 20,
                  ema_slow: int = 50, fill_at: str | None = None, square_off_time: str = "15:20",
                  broker=None):
-        if fill_at is None:               # a live feed has no data() to look at: ticks
-            data = feed.data() if callable(getattr(feed, "data", None)) else None
-            fill_at = "next_open" if isinstance(data, Bars) else "close"
+        # a replay's data, read once (a live feed has no data() to look at: ticks)
+        data_now = feed.data() if callable(getattr(feed, "data", None)) else None
+        if fill_at is None:
+            fill_at = "next_open" if isinstance(data_now, Bars) else "close"
         if fill_at not in ("close", "next_open"):
             raise ValueError(f"fill_at must be 'close' or 'next_open', got {fill_at!r}")
         self.fill_at = fill_at
@@ -164,7 +165,6 @@ class PaperSession:
             unknown = [x for x in (getattr(m, "symbols", None) or ()) if x not in feed.instruments]
             if unknown:
                 raise ValueError(f"strategy {m.name!r}: unknown symbol(s) {', '.join(unknown)}")
-        data_now = feed.data() if callable(getattr(feed, "data", None)) else None
         if isinstance(data_now, Bars) and parse_timeframe(primary_tf) < int(data_now.span_s):
             raise ValueError(f"decision timeframe {primary_tf} is shorter than the data's "
                              f"{int(data_now.span_s)} s candles: no {primary_tf} candle would "
