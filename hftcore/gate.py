@@ -55,9 +55,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from hftcore_ext.ledger import MAX_QTY
+from hftcore_ext.lane import RULES, RiskBook
 
 from .instruments import Instrument, InstrumentTable, to_paise
 from .orders import ORDER_TYPES, PRODUCTS, SIDES
@@ -133,6 +135,9 @@ def check_order_shape(inst: Instrument | None, symbol, side, quantity, order_typ
         return Shape("side", f"side must be BUY or SELL, got {side!r}")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         return Shape("quantity", f"quantity must be a positive int, got {quantity!r}")
+    if quantity > MAX_QTY:
+        return Shape("quantity", f"quantity {quantity} above the {MAX_QTY:,} units one order "
+                                 f"can carry")
     if quantity % inst.lot_size:
         return Shape("lot_size", f"quantity {quantity} is not a multiple of lot size "
                                  f"{inst.lot_size}")
@@ -168,19 +173,6 @@ def check_order_shape(inst: Instrument | None, symbol, side, quantity, order_typ
     return Shape("", "", price_p, trig_p)
 
 
-@dataclass(slots=True)
-class Working:
-    """An accepted order the gate still counts: what is left of it."""
-    key: str
-    symbol: str
-    side: str
-    quantity: int            # units still to fill
-    exit_qty: int            # of which reduce the position (filled first)
-    margin_per_unit: int     # paise reserved per opening unit
-    product: str
-    group: str = ""          # exits of one bracket: only the larger member counts
-
-
 class Decision(NamedTuple):
     """The gate's answer: ``rule`` "" means accepted (``quantity`` may be sized down)."""
     rule: str
@@ -205,21 +197,49 @@ class PreTradeGate:
     """
 
     def __init__(self, instruments: InstrumentTable, price_source, portfolio,
-                 limits: RiskLimits, max_position_size: int, clock=time.time_ns):
+                 limits: RiskLimits, max_position_size: int, clock=time.time_ns,
+                 book_class=RiskBook):
         self.instruments = instruments
         self.price_source = price_source
         self.portfolio = portfolio
-        self.limits = limits
-        self.max_position_size = max_position_size
         self.clock = clock
         self.halted: str | None = None
         self.entries_closed: str | None = None
         self._lock = threading.RLock()
-        self._working: dict[str, dict[str, Working]] = {}     # symbol -> key -> Working
-        self._by_key: dict[str, Working] = {}
-        self._reserved = 0                                     # paise of margin, all symbols
         self._held_product: dict[str, str] = {}
-        self._windows = {"open": _RateWindows(), "exit": _RateWindows()}
+        self._limits = limits
+        self._max_position_size = max_position_size
+        # working orders, reserved margin and rate windows: compiled (hftcore_ext.lane);
+        # ``book_class`` lets the tests and benchmarks run the plain-Python twin instead
+        self._book = book_class(*self._book_limits())
+
+    def _book_limits(self) -> tuple:
+        lim = self._limits
+        return (self._max_position_size,
+                (lim.max_orders_per_second, lim.max_orders_per_minute, lim.max_orders_per_day),
+                (lim.max_exit_orders_per_second, None, None), lim.price_band,
+                None if lim.max_order_value is None else to_paise(lim.max_order_value),
+                lim.check_buying_power)
+
+    @property
+    def limits(self) -> RiskLimits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: RiskLimits) -> None:
+        with self._lock:
+            self._limits = limits
+            self._book.configure(*self._book_limits())
+
+    @property
+    def max_position_size(self) -> int:
+        return self._max_position_size
+
+    @max_position_size.setter
+    def max_position_size(self, value: int) -> None:
+        with self._lock:
+            self._max_position_size = value
+            self._book.configure(*self._book_limits())
 
     # ------------------------------------------------------------ portfolio reads
 
@@ -253,6 +273,25 @@ class PreTradeGate:
             return None
         return float(ltp)
 
+    def _account_paise(self) -> tuple[int, int]:
+        """(equity, margin blocked by open positions) in paise, at today's prices.
+
+        With a portfolio that marks from this gate's own price source (the
+        PortfolioService ExecutionService wires up), each LTP is read once: the
+        marking that gives equity also gives the margin.  A position whose LTP
+        cannot be read counts at its newest mark, never as zero."""
+        p = self.portfolio
+        marks = getattr(p, "position_mark", None)
+        if not callable(marks) or getattr(p, "price_source", None) is not self.price_source:
+            return self._equity_paise(), self._position_margin()
+        equity = self._equity_paise()                # marks every open position
+        total = 0
+        for symbol, product in list(self._held_product.items()):
+            qty, mark = marks(symbol)
+            if qty and mark > 0:
+                total += int(abs(qty) * mark * self.limits.margin_rate(product))
+        return equity, total
+
     def _position_margin(self) -> int:
         """Margin (paise) blocked by open positions, marked at the LTP."""
         total = 0
@@ -268,38 +307,13 @@ class PreTradeGate:
 
     # ------------------------------------------------------------ working orders
 
-    def _working_sums(self, symbol: str, skip_group: str = "") -> tuple[int, int, int, int]:
-        """(all working buys, all working sells, exit buys, exit sells) of ``symbol``;
-        the exits of one bracket (a stop and a target) count once, and not at all
-        when checking another member of that bracket (``skip_group``)."""
-        buys = sells = exit_buys = exit_sells = 0
-        groups: dict[tuple[str, str], tuple[int, int]] = {}
-        for w in self._working.get(symbol, {}).values():
-            if w.group and w.group == skip_group:
-                continue
-            if w.group:
-                q, e = groups.get((w.group, w.side), (0, 0))
-                groups[(w.group, w.side)] = (max(q, w.quantity), max(e, w.exit_qty))
-                continue
-            if w.side == "BUY":
-                buys += w.quantity
-                exit_buys += w.exit_qty
-            else:
-                sells += w.quantity
-                exit_sells += w.exit_qty
-        for (_, side), (q, e) in groups.items():
-            if side == "BUY":
-                buys += q
-                exit_buys += e
-            else:
-                sells += q
-                exit_sells += e
-        return buys, sells, exit_buys, exit_sells
-
     def working_quantity(self, symbol: str) -> tuple[int, int]:
         """(units of working buys, units of working sells) counted for ``symbol``."""
+        sym = self.instruments.id_of(symbol)
+        if sym < 0:
+            return 0, 0
         with self._lock:
-            b, s, _, _ = self._working_sums(symbol)
+            b, s, _, _ = self._book.totals(sym)
             return b, s
 
     # ------------------------------------------------------------ the check
@@ -320,153 +334,90 @@ class PreTradeGate:
             return Decision(shape.rule, shape.message)
         assert inst is not None                     # the shape check refuses unknown symbols
         symbol = inst.symbol
-        lim = self.limits
         with self._lock:
-            if key in self._by_key:
+            if key in self._book:
                 return Decision("duplicate", f"an order with key {key!r} is already working")
             pos = self._position(symbol)
-            buys, sells, exit_buys, exit_sells = self._working_sums(symbol, group)
-            if side == "SELL":
-                reducible = max(0, pos - exit_sells)
-            else:
-                reducible = max(0, -pos - exit_buys)
-            exit_qty = min(quantity, reducible)
-            is_exit = exit_qty == quantity
             ltp = self._ltp(symbol)
-            if exit_only and not is_exit:
-                return Decision("exit", f"{side} {quantity} {symbol} would open a position "
-                                        f"(position {pos}, exits working "
-                                        f"{exit_sells if side == 'SELL' else exit_buys})")
-            if order_type in ("SL", "SL-M") and ltp is not None:
-                t = shape.trigger_paise / 100
-                if (side == "BUY" and t <= ltp) or (side == "SELL" and t >= ltp):
-                    return Decision("trigger", f"a {side} stop's trigger {trigger_price} must be "
-                                               f"{'above' if side == 'BUY' else 'below'} "
-                                               f"the LTP {ltp}")
-            if lim.price_band is not None and order_type != "MARKET":
-                if ltp is None and not is_exit:
-                    return Decision("no_price", f"no LTP for {symbol} to check the price band")
-                if ltp is not None:
-                    for name, p in (("limit price", shape.price_paise),
-                                    ("trigger price", shape.trigger_paise)):
-                        if p and abs(p / 100 - ltp) > lim.price_band * ltp:
-                            return Decision("price_band",
-                                            f"{name} {p / 100} outside the price_band "
-                                            f"{lim.price_band:.0%} around LTP {ltp}")
-            margin_per_unit = 0
-            if not is_exit:
-                if self.halted:
-                    return Decision("halted", f"trading halted: {self.halted}")
-                if self.entries_closed:
-                    return Decision("entries_closed",
-                                    f"no new positions: {self.entries_closed}")
-                if product == "CNC" and side == "SELL":
-                    return Decision("holdings", f"CNC sell of {quantity} {symbol} needs holdings "
-                                                f"(held {pos}, being sold {exit_sells}); "
-                                                f"no short delivery")
-                # size so |position + everything working that way| <= max_position_size
-                if side == "BUY":
-                    room = self.max_position_size - (pos + buys)
-                else:
-                    room = self.max_position_size + (pos - sells)
-                room -= room % inst.lot_size
-                if room < quantity:
-                    if room <= exit_qty:
-                        return Decision("max_position",
-                                        f"max_position_size {self.max_position_size} reached "
-                                        f"(position {pos}, working buys {buys}, sells {sells})")
-                    quantity = room
-                ref = (shape.price_paise or shape.trigger_paise or
-                       (to_paise(ltp) if ltp is not None else 0))
-                if ref == 0:
-                    return Decision("no_price", f"no LTP for {symbol} to value the order")
-                value = quantity * ref
-                if lim.max_order_value is not None and value > to_paise(lim.max_order_value):
-                    return Decision("max_order_value",
-                                    f"order value {value / 100:,.2f} above max_order_value "
-                                    f"{lim.max_order_value:,.2f}")
-                margin_per_unit = math.ceil(ref * lim.margin_rate(product))
-                if lim.check_buying_power:
-                    need = (quantity - exit_qty) * margin_per_unit
-                    free = self._equity_paise() - self._position_margin() - self._reserved
-                    if need > free:
-                        return Decision("buying_power",
-                                        f"needs margin {need / 100:,.2f} ({product}), "
-                                        f"available {max(free, 0) / 100:,.2f}")
-            window = self._windows["exit" if is_exit else "open"]
-            caps = ((lim.max_exit_orders_per_second, None, None) if is_exit else
-                    (lim.max_orders_per_second, lim.max_orders_per_minute,
-                     lim.max_orders_per_day))
-            now = int(self.clock())
-            why = window.admit(now, caps)
-            if why:
-                return Decision("rate", why)
-            w = Working(key, symbol, side, quantity, exit_qty, margin_per_unit, product, group)
-            self._working.setdefault(symbol, {})[key] = w
-            self._by_key[key] = w
-            self._reserved += (quantity - exit_qty) * margin_per_unit
-            return Decision("", "", quantity, is_exit, ltp)
+            code, sized, is_exit, a, b, c = self._book.check(
+                key, inst.id, side == "BUY", quantity, inst.lot_size, pos, ltp,
+                shape.price_paise, shape.trigger_paise, _ORDER_TYPE[order_type],
+                self._limits.margin_rate(product), product == "CNC", group, exit_only,
+                bool(self.halted), bool(self.entries_closed), self._account_paise,
+                int(self.clock()))
+        if code == 0:
+            return Decision("", "", sized, is_exit, ltp)
+        return Decision(RULES[code], self._message(code, a, b, c, symbol, side, quantity,
+                                                   product, price, trigger_price, ltp))
+
+    def _message(self, code: int, a: int, b: int, c: int, symbol: str, side: str,
+                 quantity: int, product: str, price, trigger_price, ltp) -> str:
+        """The rejection message for the book's rule ``code`` and its figures."""
+        lim = self._limits
+        rule = RULES[code]
+        if rule == "exit":
+            return (f"{side} {quantity} {symbol} would open a position (position {a}, "
+                    f"exits working {b})")
+        if rule == "trigger":
+            return (f"a {side} stop's trigger {trigger_price} must be "
+                    f"{'above' if side == 'BUY' else 'below'} the LTP {ltp}")
+        if rule == "no_price":
+            return f"no LTP for {symbol} to " + ("check the price band" if code == _NO_BAND_PRICE
+                                                  else "value the order")
+        if rule == "price_band":
+            name = "limit price" if a == 1 else "trigger price"
+            return (f"{name} {b / 100} outside the price_band {lim.price_band:.0%} "
+                    f"around LTP {ltp}")
+        if rule == "halted":
+            return f"trading halted: {self.halted}"
+        if rule == "entries_closed":
+            return f"no new positions: {self.entries_closed}"
+        if rule == "holdings":
+            return (f"CNC sell of {quantity} {symbol} needs holdings (held {a}, being sold {b}); "
+                    f"no short delivery")
+        if rule == "max_position":
+            return (f"max_position_size {self._max_position_size} reached (position {a}, "
+                    f"working buys {b}, sells {c})")
+        if rule == "max_order_value":
+            return (f"order value {a / 100:,.2f} above max_order_value "
+                    f"{lim.max_order_value:,.2f}")
+        if rule == "buying_power":
+            return (f"needs margin {a / 100:,.2f} ({product}), available "
+                    f"{max(b, 0) / 100:,.2f}")
+        if rule == "rate":
+            name, cap = (("max_exit_orders_per_second", lim.max_exit_orders_per_second) if b else
+                         (("max_orders_per_second", lim.max_orders_per_second),
+                          ("max_orders_per_minute", lim.max_orders_per_minute),
+                          ("max_orders_per_day", lim.max_orders_per_day))[a - 1])
+            return f"{name} {cap} exceeded"
+        return rule
 
     # ------------------------------------------------------------ lifecycle
 
     def on_fill(self, key: str, quantity: int, product: str | None = None) -> None:
         """``quantity`` of the order ``key`` filled (call after the portfolio applied it)."""
         with self._lock:
-            w = self._by_key.get(key)
-            if w is None:
-                return
-            if product:
-                self._held_product[w.symbol] = product
-            q = min(quantity, w.quantity)
-            from_exit = min(q, w.exit_qty)
-            w.exit_qty -= from_exit
-            self._reserved -= (q - from_exit) * w.margin_per_unit
-            w.quantity -= q
-            if w.quantity <= 0:
-                self._drop(w)
+            sym = self._book.on_fill(key, quantity)
+            if sym >= 0 and product:
+                self._held_product[self.instruments.by_id(sym).symbol] = product
 
     def resize(self, key: str, remaining: int) -> None:
         """The order ``key`` now has ``remaining`` units to fill (a modification)."""
         with self._lock:
-            w = self._by_key.get(key)
-            if w is None:
-                return
-            if remaining <= 0:
-                self._drop(w)
-                return
-            delta = remaining - w.quantity
-            if delta < 0:
-                cut = -delta
-                from_open = min(cut, w.quantity - w.exit_qty)
-                self._reserved -= from_open * w.margin_per_unit
-                w.exit_qty -= cut - from_open
-            else:
-                self._reserved += delta * w.margin_per_unit
-            w.quantity = remaining
+            self._book.resize(key, remaining)
 
     def release(self, key: str) -> None:
         """The order ``key`` is done (cancelled, rejected, or never placed)."""
         with self._lock:
-            w = self._by_key.get(key)
-            if w is not None:
-                self._drop(w)
-
-    def _drop(self, w: Working) -> None:
-        self._reserved -= (w.quantity - w.exit_qty) * w.margin_per_unit
-        del self._by_key[w.key]
-        sym = self._working.get(w.symbol)
-        if sym is not None:
-            sym.pop(w.key, None)
-            if not sym:
-                del self._working[w.symbol]
+            self._book.release(key)
 
     @property
     def reserved_margin(self) -> float:
         """Rupees of margin reserved by working orders."""
-        return self._reserved / 100
+        return self._book.reserved / 100
 
     def working_count(self) -> int:
-        return len(self._by_key)
+        return len(self._book)
 
     def halt(self, reason: str) -> bool:
         """Stop opening orders; returns True if this call halted (False if already)."""
@@ -493,38 +444,9 @@ class PreTradeGate:
         """Rupees free for new margin: equity - margin of open positions - margin
         reserved by working orders (what the ``buying_power`` rule compares with)."""
         with self._lock:
-            return (self._equity_paise() - self._position_margin() - self._reserved) / 100
+            equity, margin = self._account_paise()
+            return (equity - margin - self._book.reserved) / 100
 
 
-class _RateWindows:
-    """Orders in the last second and minute and on this IST day."""
-
-    __slots__ = ("sec", "minute", "day", "day_count")
-
-    def __init__(self) -> None:
-        self.sec: deque[int] = deque()
-        self.minute: deque[int] = deque()
-        self.day: int | None = None
-        self.day_count = 0
-
-    def admit(self, now: int, caps) -> str:
-        per_s, per_min, per_day = caps
-        if per_s is None and per_min is None and per_day is None:
-            return ""
-        while self.sec and now - self.sec[0] >= NS:
-            self.sec.popleft()
-        while self.minute and now - self.minute[0] >= 60 * NS:
-            self.minute.popleft()
-        day = (now + IST_OFFSET_NS) // DAY_NS
-        if day != self.day:
-            self.day, self.day_count = day, 0
-        if per_s is not None and len(self.sec) >= per_s:
-            return f"max_orders_per_second {per_s} exceeded"
-        if per_min is not None and len(self.minute) >= per_min:
-            return f"max_orders_per_minute {per_min} exceeded"
-        if per_day is not None and self.day_count >= per_day:
-            return f"max_orders_per_day {per_day} exceeded"
-        self.sec.append(now)
-        self.minute.append(now)
-        self.day_count += 1
-        return ""
+_ORDER_TYPE = {"MARKET": 0, "LIMIT": 1, "SL": 2, "SL-M": 3}
+_NO_BAND_PRICE = RULES.index("no_price")

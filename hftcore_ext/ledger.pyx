@@ -249,6 +249,12 @@ cdef class Ledger:
             for i in range(n):
                 book_mark(b, sym[i], price[i])
 
+    def open_ids(self):
+        """Ids of the symbols with an open position (qty != 0), ascending."""
+        cdef Py_ssize_t i
+        cdef Position* pos = self.book.pos
+        return [i for i in range(self.book.n) if pos[i].qty != 0]
+
     def position(self, Py_ssize_t sym):
         """(qty, cost, realized, fees, mark, fills, traded) of ``sym``; money in paise."""
         if not 0 <= sym < self.book.n:

@@ -77,7 +77,7 @@ class MarketDataService:
         if not isinstance(symbol, str) or not symbol:
             logger.warning("get_ltp: symbol must be a non-empty str, got %r", symbol)
             return None
-        now = self.clock()
+        now = self.clock() if self.cache_ttl_seconds > 0 else 0.0
         if self.cache_ttl_seconds > 0:
             with self._lock:
                 hit = self._cache.get(symbol)

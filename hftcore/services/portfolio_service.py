@@ -419,15 +419,24 @@ class PortfolioService:
         if src is None:
             return 0
         marked = 0
-        for i, sym in enumerate(list(self._symbols)):
-            if self._ledger.position(i)[0] == 0:
-                continue
+        led = self._ledger
+        for i in led.open_ids():
+            sym = self._symbols[i]
             try:
                 ltp = src.get_ltp(sym)
             except Exception:                 # a price source must not break a read
                 logger.warning("mark_to_market: get_ltp(%s) failed", sym, exc_info=True)
                 continue
-            if ltp is not None and self.update_price(sym, ltp):
+            if ltp is None:
+                continue
+            try:
+                p = to_paise(ltp)
+            except ValueError:
+                logger.warning("mark_to_market(%s): bad price %r", sym, ltp)
+                continue
+            if p > 0:
+                with self._lock:
+                    led.set_mark(i, p)
                 marked += 1
         return marked
 
@@ -451,6 +460,15 @@ class PortfolioService:
             if i is None:
                 return 0
         return self._ledger.position(i)[0]
+
+    def position_mark(self, symbol) -> tuple[int, int]:
+        """(signed units held, mark in paise) of ``symbol``; (0, 0) if never traded.
+        The mark is the newest LTP marked (or the newest fill's price)."""
+        i = self._ids.get(symbol) if type(symbol) is str else None
+        if i is None:
+            return 0, 0
+        qty, _cost, _realized, _fees, mark, _fills, _traded = self._ledger.position(i)
+        return qty, mark
 
     def get_position(self, symbol) -> dict | None:
         """The position of ``symbol`` (quantity 0 once closed); None if never traded."""

@@ -1,0 +1,44 @@
+# Python types of hftcore_ext.lane.  Money is int paise; quantities are int units.
+from typing import Callable
+
+RULES: tuple[str, ...]
+DUPLICATE: int
+EXIT: int
+TRIGGER: int
+NO_BAND_PRICE: int
+PRICE_BAND: int
+HALTED: int
+ENTRIES_CLOSED: int
+HOLDINGS: int
+MAX_POSITION: int
+NO_VALUE_PRICE: int
+MAX_ORDER_VALUE: int
+BUYING_POWER: int
+RATE: int
+MARKET: int
+LIMIT: int
+SL: int
+SL_M: int
+
+Caps = tuple[int | None, int | None, int | None]
+
+class RiskBook:
+    reserved: int
+    def __init__(self, max_position_size: int, open_rates: Caps = ..., exit_rates: Caps = ...,
+                 price_band: float | None = None, max_order_value: int | None = None,
+                 check_buying_power: bool = True) -> None: ...
+    def configure(self, max_position_size: int, open_rates: Caps, exit_rates: Caps,
+                  price_band: float | None, max_order_value: int | None,
+                  check_buying_power: bool) -> None: ...
+    def totals(self, sym: int, skip_group: str = "") -> tuple[int, int, int, int]: ...
+    def __contains__(self, key: object) -> bool: ...
+    def __len__(self) -> int: ...
+    def check(self, key: str, sym: int, buy: bool, quantity: int, lot: int, pos: int,
+              ltp: float | None, price_p: int, trig_p: int, order_type: int,
+              margin_rate: float, cnc: bool, group: str, exit_only: bool, halted: bool,
+              entries_closed: bool, account: Callable[[], tuple[int, int]],
+              now: int) -> tuple[int, int, bool, int, int, int]: ...
+    def on_fill(self, key: str, quantity: int) -> int: ...
+    def resize(self, key: str, remaining: int) -> None: ...
+    def release(self, key: str) -> None: ...
+    def working(self, key: str) -> tuple[int, bool, int, int, int] | None: ...

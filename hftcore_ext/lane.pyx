@@ -1,0 +1,461 @@
+"""The pre-trade gate's arithmetic, compiled: working orders, reserved margin, rate windows.
+
+``RiskBook`` is the state behind ``hftcore.gate.PreTradeGate``: every accepted
+order still working (what is left of it, how much of that reduces a position,
+the margin it holds per opening unit, its bracket group), the margin reserved
+by all of them, and the order timestamps of the last second, minute and IST
+day.  ``check`` runs the gate's rules from the duplicate key onwards in C, in
+the order the gate documents, and reserves the order if it passes; the gate
+keeps what needs Python (the shape check, reading the position, the LTP and
+the account through their duck-typed sources, and the rejection messages).
+
+Working orders live in a C array of slots; per symbol, the sums of working
+buys, sells and their exit parts are kept up to date as orders are reserved,
+filled, resized and released, so a check never walks the orders.  Only the
+exits of bracket groups (a stop and a target that count once, as the larger
+of the two) are summed per check, over that symbol's few group members.
+
+Numbers follow the gate's reference exactly (``tests/twin_lane.py`` is the
+plain-Python twin; a property test runs both on random order flows): prices
+in integer paise, the LTP a double rounded half-to-even to paise, margin per
+unit ``ceil(reference price * rate)``, products checked for 64-bit overflow.
+
+Not thread-safe by itself: the gate calls it under its lock.
+"""
+
+from cpython.mem cimport PyMem_Realloc, PyMem_Free
+from libc.math cimport ceil, fabs, rint
+from libc.string cimport memset
+
+cdef extern from *:
+    bint _mul_ovf "__builtin_mul_overflow"(long long a, long long b, long long* out) nogil
+
+cdef long long NS = 1_000_000_000
+cdef long long IST_OFFSET_NS = 19_800 * NS
+cdef long long DAY_NS = 86_400 * NS
+cdef double MAX_PAISE = 1e17
+
+#: Rule codes ``check`` returns (0 = accepted), in the order the gate checks them.
+RULES = ("", "duplicate", "exit", "trigger", "no_price", "price_band", "halted",
+         "entries_closed", "holdings", "max_position", "no_price", "max_order_value",
+         "buying_power", "rate")
+DUPLICATE, EXIT, TRIGGER, NO_BAND_PRICE, PRICE_BAND, HALTED, ENTRIES_CLOSED, HOLDINGS, \
+    MAX_POSITION, NO_VALUE_PRICE, MAX_ORDER_VALUE, BUYING_POWER, RATE = range(1, 14)
+
+#: Order types as ``check`` takes them.
+MARKET, LIMIT, SL, SL_M = range(4)
+
+
+cdef struct Work:
+    Py_ssize_t sym
+    long long qty          # units still to fill
+    long long exit_qty     # of which reduce the position (filled first)
+    long long mpu          # paise reserved per opening unit
+    Py_ssize_t group       # bracket group id; -1 for none
+    bint buy
+    bint used
+
+
+cdef struct Window:
+    long long* t           # ring of admitted timestamps, capacity cap
+    Py_ssize_t cap, head, n
+
+
+cdef inline void _win_expire(Window* w, long long now, long long span) noexcept nogil:
+    while w.n and now - w.t[w.head] >= span:
+        w.head = (w.head + 1) % w.cap
+        w.n -= 1
+
+
+cdef inline void _win_push(Window* w, long long now) noexcept nogil:
+    if w.cap:
+        w.t[(w.head + w.n) % w.cap] = now
+        w.n += 1
+
+
+cdef void _win_resize(Window* w, Py_ssize_t cap) except *:
+    cdef long long* t = NULL
+    cdef Py_ssize_t i, keep = min(w.n, cap)
+    if cap:
+        t = <long long*> PyMem_Realloc(NULL, cap * sizeof(long long))
+        if t == NULL:
+            raise MemoryError()
+        for i in range(keep):
+            t[i] = w.t[(w.head + w.n - keep + i) % w.cap]
+    PyMem_Free(w.t)
+    w.t, w.cap, w.head, w.n = t, cap, 0, keep
+
+
+cdef class _Rates:
+    """Orders in the last second and minute and on this IST day (one budget)."""
+    cdef Window sec, minute
+    cdef long long day, day_count, per_day
+    cdef bint limited
+
+    def __cinit__(self, per_s, per_min, per_day):
+        memset(&self.sec, 0, sizeof(Window))
+        memset(&self.minute, 0, sizeof(Window))
+        self.day = -1 << 62
+        self.day_count = 0
+        self.set_caps(per_s, per_min, per_day)
+
+    cdef void set_caps(self, per_s, per_min, per_day) except *:
+        """New caps; the newest admitted timestamps that fit are kept."""
+        self.limited = per_s is not None or per_min is not None or per_day is not None
+        self.per_day = -1 if per_day is None else per_day
+        _win_resize(&self.sec, per_s or 0)
+        _win_resize(&self.minute, per_min or 0)
+
+    def __dealloc__(self):
+        PyMem_Free(self.sec.t)
+        PyMem_Free(self.minute.t)
+
+    cdef int admit(self, long long now) noexcept:
+        """0, or 1 / 2 / 3: the per-second / per-minute / per-day cap is full."""
+        if not self.limited:
+            return 0
+        _win_expire(&self.sec, now, NS)
+        _win_expire(&self.minute, now, 60 * NS)
+        cdef long long day = (now + IST_OFFSET_NS) // DAY_NS
+        if day != self.day:
+            self.day, self.day_count = day, 0
+        if self.sec.cap and self.sec.n >= self.sec.cap:
+            return 1
+        if self.minute.cap and self.minute.n >= self.minute.cap:
+            return 2
+        if self.per_day >= 0 and self.day_count >= self.per_day:
+            return 3
+        _win_push(&self.sec, now)
+        _win_push(&self.minute, now)
+        self.day_count += 1
+        return 0
+
+
+cdef class RiskBook:
+    """Working orders, reserved margin and order rates of one gate.
+
+    Parameters
+    ----------
+    max_position_size : int, units per symbol, long or short
+    open_rates : (per second, per minute, per day) caps for opening orders; None: no cap
+    exit_rates : the same for exits
+    price_band : fraction of the LTP a limit or trigger may be away; None: unchecked
+    max_order_value : paise; None: unchecked
+    check_buying_power : bool
+    """
+    cdef Work* w
+    cdef Py_ssize_t cap, count
+    cdef long long* sums          # [n_sym * 4]: buys, sells, exit buys, exit sells (no group)
+    cdef Py_ssize_t n_sym
+    cdef list free                # free slots
+    cdef dict slot_of             # key -> slot
+    cdef dict group_id            # group name -> id, while the group has working members
+    cdef dict group_refs          # id -> [name, working members]
+    cdef Py_ssize_t next_group
+    cdef dict grouped             # symbol id -> list of slots in a group
+    cdef readonly long long reserved
+    cdef long long max_position_size, max_order_value
+    cdef double band
+    cdef bint has_band, has_max_value, check_bp
+    cdef _Rates open_rates, exit_rates
+
+    def __cinit__(self, long long max_position_size, open_rates=(None, None, None),
+                  exit_rates=(None, None, None), price_band=None, max_order_value=None,
+                  bint check_buying_power=True):
+        self.open_rates = _Rates(*open_rates)
+        self.exit_rates = _Rates(*exit_rates)
+        self.free = []
+        self.slot_of = {}
+        self.group_id = {}
+        self.group_refs = {}
+        self.grouped = {}
+        self.configure(max_position_size, open_rates, exit_rates, price_band, max_order_value,
+                       check_buying_power)
+
+    def configure(self, long long max_position_size, open_rates, exit_rates, price_band,
+                  max_order_value, bint check_buying_power):
+        """New limits (same meaning as the constructor's); working orders and the
+        recent order times are kept."""
+        self.max_position_size = max_position_size
+        self.open_rates.set_caps(open_rates[0], open_rates[1], open_rates[2])
+        self.exit_rates.set_caps(exit_rates[0], exit_rates[1], exit_rates[2])
+        self.has_band = price_band is not None
+        self.band = price_band if price_band is not None else 0.0
+        self.has_max_value = max_order_value is not None
+        self.max_order_value = max_order_value if max_order_value is not None else 0
+        self.check_bp = check_buying_power
+
+    def __dealloc__(self):
+        PyMem_Free(self.w)
+        PyMem_Free(self.sums)
+
+    cdef void _grow_syms(self, Py_ssize_t sym) except *:
+        if sym < self.n_sym:
+            return
+        cdef Py_ssize_t n = max(sym + 1, 2 * self.n_sym, 16)
+        cdef long long* s = <long long*> PyMem_Realloc(self.sums, n * 4 * sizeof(long long))
+        if s == NULL:
+            raise MemoryError()
+        memset(&s[self.n_sym * 4], 0, (n - self.n_sym) * 4 * sizeof(long long))
+        self.sums, self.n_sym = s, n
+
+    cdef Py_ssize_t _new_slot(self) except -1:
+        if self.free:
+            return self.free.pop()
+        cdef Py_ssize_t n
+        cdef Work* w
+        if self.count >= self.cap:
+            n = max(2 * self.cap, 64)
+            w = <Work*> PyMem_Realloc(self.w, n * sizeof(Work))
+            if w == NULL:
+                raise MemoryError()
+            memset(&w[self.cap], 0, (n - self.cap) * sizeof(Work))
+            self.w, self.cap = w, n
+        self.count += 1
+        return self.count - 1
+
+    cdef inline void _add(self, Work* x, long long sign) noexcept:
+        cdef long long* s
+        if x.group >= 0:
+            return
+        s = &self.sums[x.sym * 4]
+        if x.buy:
+            s[0] += sign * x.qty
+            s[2] += sign * x.exit_qty
+        else:
+            s[1] += sign * x.qty
+            s[3] += sign * x.exit_qty
+
+    cdef void _totals(self, Py_ssize_t sym, Py_ssize_t skip, long long* out) except *:
+        """out[0..3] = working buys, sells, exit buys, exit sells of ``sym``; the exits of
+        one group count once (the larger member), and not at all for group ``skip``."""
+        cdef Py_ssize_t i, j, slot
+        cdef Work* x
+        cdef Work* y
+        cdef long long q, e
+        cdef list members
+        if sym < self.n_sym:
+            for i in range(4):
+                out[i] = self.sums[sym * 4 + i]
+        else:
+            for i in range(4):
+                out[i] = 0
+        members = self.grouped.get(sym)
+        if not members:
+            return
+        for i in range(len(members)):
+            x = &self.w[<Py_ssize_t> members[i]]
+            if x.group == skip:
+                continue
+            # the first member of its (group, side) pair adds the pair's maxima
+            q, e = x.qty, x.exit_qty
+            for j in range(len(members)):
+                y = &self.w[<Py_ssize_t> members[j]]
+                if y.group != x.group or y.buy != x.buy:
+                    continue
+                if j < i:
+                    break
+                if y.qty > q:
+                    q = y.qty
+                if y.exit_qty > e:
+                    e = y.exit_qty
+            else:
+                if x.buy:
+                    out[0] += q
+                    out[2] += e
+                else:
+                    out[1] += q
+                    out[3] += e
+
+    def totals(self, Py_ssize_t sym, str skip_group=""):
+        """(working buys, sells, exit buys, exit sells) of symbol id ``sym``."""
+        cdef long long out[4]
+        self._totals(sym, self.group_id.get(skip_group, -1) if skip_group else -1, out)
+        return out[0], out[1], out[2], out[3]
+
+    def __contains__(self, key):
+        return key in self.slot_of
+
+    def __len__(self):
+        return len(self.slot_of)
+
+    def check(self, str key, Py_ssize_t sym, bint buy, long long quantity, long long lot,
+              long long pos, ltp, long long price_p, long long trig_p, int order_type,
+              double margin_rate, bint cnc, str group, bint exit_only, bint halted,
+              bint entries_closed, account, long long now):
+        """Check one well-formed order and reserve it if it passes.
+
+        ``ltp``: rupees or None; ``order_type`` MARKET/LIMIT/SL/SL_M; ``account``:
+        a callable returning (equity, margin of open positions) in paise, called
+        only when an opening order's buying power is checked.
+
+        Returns ``(rule, quantity, is_exit, a, b, c)``: ``rule`` 0 or a code in
+        ``RULES``; the accepted (possibly sized-down) quantity; and the figures the
+        rejection message quotes: exit/holdings (position, exits working), trigger
+        (), price_band (1 limit / 2 trigger, price paise), max_position (position,
+        buys, sells), max_order_value (value paise), buying_power (need, free),
+        rate (1 second / 2 minute / 3 day, 1 if the exit budget).
+        """
+        cdef long long t[4]
+        cdef long long reducible, exit_qty, room, ref, value, need, free, mpu, equity, margin
+        cdef long long p, r
+        cdef Py_ssize_t gid, slot
+        cdef _Rates rates
+        cdef double x = 0.0
+        cdef bint has_ltp = ltp is not None
+        cdef bint is_exit
+        cdef int i, why
+        cdef Work* wk
+        if key in self.slot_of:
+            return DUPLICATE, 0, False, 0, 0, 0
+        if has_ltp:
+            x = ltp
+        gid = self.group_id.get(group, -1) if group else -1
+        self._totals(sym, gid, t)
+        reducible = max(0, pos - t[3]) if not buy else max(0, -pos - t[2])
+        exit_qty = min(quantity, reducible)
+        is_exit = exit_qty == quantity
+        if exit_only and not is_exit:
+            return EXIT, 0, False, pos, t[2] if buy else t[3], 0
+        if (order_type == SL or order_type == SL_M) and has_ltp:
+            if (buy and trig_p / 100.0 <= x) or (not buy and trig_p / 100.0 >= x):
+                return TRIGGER, 0, False, 0, 0, 0
+        if self.has_band and order_type != MARKET:
+            if not has_ltp and not is_exit:
+                return NO_BAND_PRICE, 0, False, 0, 0, 0
+            if has_ltp:
+                for i in range(2):
+                    p = price_p if i == 0 else trig_p
+                    if p and fabs(p / 100.0 - x) > self.band * x:
+                        return PRICE_BAND, 0, False, i + 1, p, 0
+        mpu = 0
+        if not is_exit:
+            if halted:
+                return HALTED, 0, False, 0, 0, 0
+            if entries_closed:
+                return ENTRIES_CLOSED, 0, False, 0, 0, 0
+            if cnc and not buy:
+                return HOLDINGS, 0, False, pos, t[3], 0
+            room = self.max_position_size - (pos + t[0]) if buy else \
+                self.max_position_size + (pos - t[1])
+            r = room % lot                   # Python's floor modulo: room rounds down
+            if r < 0:
+                r += lot
+            room -= r
+            if room < quantity:
+                if room <= exit_qty:
+                    return MAX_POSITION, 0, False, pos, t[0], t[1]
+                quantity = room
+            ref = price_p or trig_p
+            if ref == 0 and has_ltp and fabs(x * 100.0) <= MAX_PAISE:
+                ref = <long long> rint(x * 100.0)
+            if ref == 0:
+                return NO_VALUE_PRICE, 0, False, 0, 0, 0
+            if _mul_ovf(quantity, ref, &value):
+                value = 1 << 62
+            if self.has_max_value and value > self.max_order_value:
+                return MAX_ORDER_VALUE, 0, False, value, 0, 0
+            mpu = <long long> ceil(ref * margin_rate)
+            if self.check_bp:
+                if _mul_ovf(quantity - exit_qty, mpu, &need):
+                    need = 1 << 62
+                equity, margin = account()
+                free = equity - margin - self.reserved
+                if need > free:
+                    return BUYING_POWER, 0, False, need, free, 0
+        rates = self.exit_rates if is_exit else self.open_rates
+        why = rates.admit(now)
+        if why:
+            return RATE, 0, False, why, is_exit, 0
+        self._grow_syms(sym)
+        slot = self._new_slot()
+        if group and gid < 0:
+            gid = self.next_group
+            self.next_group += 1
+            self.group_id[group] = gid
+            self.group_refs[gid] = [group, 0]
+        if gid >= 0:
+            self.group_refs[gid][1] += 1
+        wk = &self.w[slot]
+        wk.sym, wk.buy, wk.qty, wk.exit_qty, wk.mpu, wk.group, wk.used = \
+            sym, buy, quantity, exit_qty, mpu, gid, True
+        self.slot_of[key] = slot
+        if gid >= 0:
+            self.grouped.setdefault(sym, []).append(slot)
+        else:
+            self._add(wk, 1)
+        self.reserved += (quantity - exit_qty) * mpu
+        return 0, quantity, is_exit, 0, 0, 0
+
+    cdef void _drop(self, str key, Py_ssize_t slot) except *:
+        cdef Work* x = &self.w[slot]
+        cdef list members, ref
+        self.reserved -= (x.qty - x.exit_qty) * x.mpu
+        if x.group >= 0:
+            members = self.grouped[x.sym]
+            members.remove(slot)
+            if not members:
+                del self.grouped[x.sym]
+            ref = self.group_refs[x.group]
+            ref[1] -= 1
+            if ref[1] == 0:
+                del self.group_id[ref[0]]
+                del self.group_refs[x.group]
+        else:
+            self._add(x, -1)
+        x.used = False
+        del self.slot_of[key]
+        self.free.append(slot)
+
+    def on_fill(self, str key, long long quantity):
+        """``quantity`` of order ``key`` filled; returns its symbol id, or -1 if unknown."""
+        slot = self.slot_of.get(key)
+        if slot is None:
+            return -1
+        cdef Work* x = &self.w[<Py_ssize_t> slot]
+        cdef Py_ssize_t sym = x.sym
+        cdef long long q = min(quantity, x.qty)
+        cdef long long from_exit = min(q, x.exit_qty)
+        self._add(x, -1)
+        x.exit_qty -= from_exit
+        self.reserved -= (q - from_exit) * x.mpu
+        x.qty -= q
+        self._add(x, 1)
+        if x.qty <= 0:
+            self._drop(key, slot)
+        return sym
+
+    def resize(self, str key, long long remaining):
+        """Order ``key`` now has ``remaining`` units to fill (a modification)."""
+        slot = self.slot_of.get(key)
+        if slot is None:
+            return
+        if remaining <= 0:
+            self._drop(key, slot)
+            return
+        cdef Work* x = &self.w[<Py_ssize_t> slot]
+        cdef long long delta = remaining - x.qty, cut, from_open
+        self._add(x, -1)
+        if delta < 0:
+            cut = -delta
+            from_open = min(cut, x.qty - x.exit_qty)
+            self.reserved -= from_open * x.mpu
+            x.exit_qty -= cut - from_open
+        else:
+            self.reserved += delta * x.mpu
+        x.qty = remaining
+        self._add(x, 1)
+
+    def release(self, str key):
+        """Order ``key`` is done (cancelled, rejected or never placed)."""
+        slot = self.slot_of.get(key)
+        if slot is not None:
+            self._drop(key, slot)
+
+    def working(self, str key):
+        """(symbol id, buy, units left, exit units, margin per unit) of ``key``, or None."""
+        slot = self.slot_of.get(key)
+        if slot is None:
+            return None
+        cdef Work* x = &self.w[<Py_ssize_t> slot]
+        return x.sym, x.buy, x.qty, x.exit_qty, x.mpu

@@ -1,0 +1,139 @@
+"""The compiled gate book (hftcore_ext.lane.RiskBook) equals its plain-Python twin."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hftcore import InstrumentTable, RiskLimits
+from hftcore.gate import PreTradeGate
+from hftcore_ext.lane import RULES, RiskBook
+from tests.twin_lane import RiskBookTwin
+
+NS = 1_000_000_000
+
+caps = st.tuples(st.none() | st.integers(1, 4), st.none() | st.integers(2, 8),
+                 st.none() | st.integers(3, 20))
+limits = st.tuples(st.integers(0, 600), caps, st.tuples(st.none() | st.integers(1, 3),
+                                                         st.none(), st.none()),
+                   st.none() | st.sampled_from([0.05, 0.2, 1.0]),
+                   st.none() | st.integers(1, 10**8), st.booleans())
+
+check_op = st.tuples(
+    st.just("check"), st.integers(0, 11),                       # key
+    st.integers(0, 1), st.booleans(), st.integers(1, 400),      # symbol, buy, quantity
+    st.sampled_from([1, 1, 25]), st.integers(-300, 300),        # lot, position
+    st.none() | st.sampled_from([99.95, 100.0, 100.05, 250.5, 0.07]),   # ltp
+    st.sampled_from([0, 9_000, 10_000, 10_005, 12_500]),        # limit price paise
+    st.sampled_from([0, 9_500, 10_010, 11_000]),                # trigger paise
+    st.integers(0, 3), st.sampled_from([0.2, 1.0]), st.booleans(),   # type, rate, cnc
+    st.sampled_from(["", "g1", "g1", "g2"]), st.booleans(),     # group, exit_only
+    st.booleans(), st.booleans(),                               # halted, entries closed
+    st.integers(-10**7, 10**8), st.integers(0, 10**6),          # equity, position margin
+    st.integers(0, 3 * NS))                                     # time step
+other_op = st.tuples(st.sampled_from(["fill", "resize", "release"]), st.integers(0, 11),
+                     st.integers(-5, 400))
+reconfigure = st.tuples(st.just("configure"), limits)
+
+
+@settings(max_examples=300, deadline=None)
+@given(limits, st.lists(st.one_of(check_op, check_op, other_op, reconfigure), max_size=60))
+def test_compiled_book_equals_twin(lim, ops):
+    fast, twin = RiskBook(*lim), RiskBookTwin(*lim)
+    now = 1_700_000_000 * NS
+    for op in ops:
+        if op[0] == "check":
+            (_, k, sym, buy, qty, lot, pos, ltp, price_p, trig_p, otype, rate, cnc, group,
+             exit_only, halted, closed, equity, margin, step) = op
+            now += step
+            qty = qty * lot
+            args = (f"k{k}", sym, buy, qty, lot, pos, ltp, price_p, trig_p, otype, rate, cnc,
+                    group, exit_only, halted, closed, lambda e=equity, m=margin: (e, m), now)
+            assert fast.check(*args) == twin.check(*args), op
+        elif op[0] == "configure":
+            fast.configure(*op[1])
+            twin.configure(*op[1])
+        else:
+            kind, k, q = op
+            key = f"k{k}"
+            if kind == "fill":
+                assert fast.on_fill(key, q) == twin.on_fill(key, q)
+            elif kind == "resize":
+                fast.resize(key, q)
+                twin.resize(key, q)
+            else:
+                fast.release(key)
+                twin.release(key)
+        assert fast.reserved == twin.reserved
+        assert len(fast) == len(twin)
+        for sym in range(3):
+            for skip in ("", "g1"):
+                assert fast.totals(sym, skip) == twin.totals(sym, skip)
+        for k in range(12):
+            assert fast.working(f"k{k}") == twin.working(f"k{k}")
+
+
+def test_bracket_exits_count_once_and_groups_are_forgotten():
+    book = RiskBook(1000)
+    acct = lambda: (10**9, 0)   # noqa: E731
+    # a stop and a target of one bracket protecting a long 100: together they exit 100 once
+    for key in ("stop", "target"):
+        assert book.check(key, 0, False, 100, 1, 100, 100.0, 0, 0, 0, 1.0, False, "b1",
+                          True, False, False, acct, NS)[0] == 0
+    assert book.totals(0) == (0, 100, 0, 100)
+    # a third exit of 50 no longer fits: the position is already covered
+    code, *_ = book.check("more", 0, False, 50, 1, 100, 100.0, 0, 0, 0, 1.0, False, "",
+                          True, False, False, acct, NS)
+    assert RULES[code] == "exit"
+    book.release("stop")
+    book.release("target")
+    assert book.totals(0) == (0, 0, 0, 0) and len(book) == 0
+    # the group's name is free again: a new bracket under it starts from nothing
+    assert book.check("s2", 0, False, 40, 1, 40, 100.0, 0, 0, 0, 1.0, False, "b1",
+                      True, False, False, acct, NS)[0] == 0
+    assert book.totals(0, "b1") == (0, 0, 0, 0)
+    assert book.totals(0) == (0, 40, 0, 40)
+
+
+def test_rate_window_keeps_recent_orders_when_caps_change():
+    book = RiskBook(10**6, (3, None, None))
+    acct = lambda: (10**12, 0)   # noqa: E731
+    for i in range(3):
+        assert book.check(f"o{i}", 0, True, 1, 1, 0, 100.0, 0, 0, 0, 1.0, False, "", False,
+                          False, False, acct, NS + i)[0] == 0
+    assert RULES[book.check("o3", 0, True, 1, 1, 0, 100.0, 0, 0, 0, 1.0, False, "", False,
+                            False, False, acct, NS + 5)[0]] == "rate"
+    book.configure(10**6, (2, None, None), (None, None, None), None, None, True)
+    # still two of the three orders inside this second: the tighter cap refuses too
+    assert RULES[book.check("o3", 0, True, 1, 1, 0, 100.0, 0, 0, 0, 1.0, False, "", False,
+                            False, False, acct, NS + 6)[0]] == "rate"
+    assert book.check("o3", 0, True, 1, 1, 0, 100.0, 0, 0, 0, 1.0, False, "", False,
+                      False, False, acct, 2 * NS + 3)[0] == 0
+
+
+@pytest.mark.parametrize("book_class", [RiskBook, RiskBookTwin])
+def test_the_gate_runs_on_either_book(book_class):
+    table = InstrumentTable()
+    table.add("INFY", tick_size=0.05)
+
+    class Prices:
+        def get_ltp(self, symbol):
+            return 1500.0
+
+    class Flat:
+        def position_quantity(self, symbol):
+            return 0
+
+        def get_totals(self):
+            return {"equity": 1_000_000.0}
+
+    gate = PreTradeGate(table, Prices(), Flat(), RiskLimits(), 100, clock=lambda: NS,
+                        book_class=book_class)
+    d = gate.check("a", "INFY", "BUY", 150)
+    assert (d.rule, d.quantity) == ("", 100)          # sized down to max_position_size
+    assert gate.check("b", "INFY", "BUY", 1).rule == "max_position"
+    assert gate.reserved_margin == pytest.approx(100 * 1500.0 / 5)
+    gate.max_position_size = 300                      # a runtime change reaches the book
+    assert gate.check("b", "INFY", "BUY", 50).rule == ""
+    assert gate.check("big", "INFY", "BUY", 2 * 10**9).rule == "quantity"

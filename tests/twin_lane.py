@@ -1,0 +1,215 @@
+"""The plain-Python twin of ``hftcore_ext.lane.RiskBook``: the reference it must equal.
+
+Written the obvious way (a dict of working orders, sums walked per check, rate
+windows as deques): this is what the gate ran before its arithmetic was
+compiled.  ``tests/test_lane.py`` runs both on random order flows and requires
+the same answers; ``benches/test_bench_lane.py`` times the gate with each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+NS = 1_000_000_000
+IST_OFFSET_NS = 19_800 * NS
+DAY_NS = 86_400 * NS
+MAX_PAISE = 1e17
+I64 = 2**63
+
+RULES = ("", "duplicate", "exit", "trigger", "no_price", "price_band", "halted",
+         "entries_closed", "holdings", "max_position", "no_price", "max_order_value",
+         "buying_power", "rate")
+(DUPLICATE, EXIT, TRIGGER, NO_BAND_PRICE, PRICE_BAND, HALTED, ENTRIES_CLOSED, HOLDINGS,
+ MAX_POSITION, NO_VALUE_PRICE, MAX_ORDER_VALUE, BUYING_POWER, RATE) = range(1, 14)
+MARKET, LIMIT, SL, SL_M = range(4)
+
+
+class _Rates:
+    def __init__(self, per_s, per_min, per_day):
+        self.caps = (per_s, per_min, per_day)
+        self.sec: deque[int] = deque()
+        self.minute: deque[int] = deque()
+        self.day: int | None = None
+        self.day_count = 0
+
+    def admit(self, now: int) -> int:
+        per_s, per_min, per_day = self.caps
+        if per_s is None and per_min is None and per_day is None:
+            return 0
+        while self.sec and now - self.sec[0] >= NS:
+            self.sec.popleft()
+        while self.minute and now - self.minute[0] >= 60 * NS:
+            self.minute.popleft()
+        day = (now + IST_OFFSET_NS) // DAY_NS
+        if day != self.day:
+            self.day, self.day_count = day, 0
+        if per_s is not None and len(self.sec) >= per_s:
+            return 1
+        if per_min is not None and len(self.minute) >= per_min:
+            return 2
+        if per_day is not None and self.day_count >= per_day:
+            return 3
+        if per_s:
+            self.sec.append(now)
+        if per_min:
+            self.minute.append(now)
+        self.day_count += 1
+        return 0
+
+
+class RiskBookTwin:
+    """Same constructor, methods and answers as ``hftcore_ext.lane.RiskBook``."""
+
+    def __init__(self, max_position_size, open_rates=(None, None, None),
+                 exit_rates=(None, None, None), price_band=None, max_order_value=None,
+                 check_buying_power=True):
+        self.open_rates = _Rates(*open_rates)
+        self.exit_rates = _Rates(*exit_rates)
+        self.orders: dict[str, list] = {}     # key -> [sym, buy, qty, exit_qty, mpu, group]
+        self.reserved = 0
+        self.configure(max_position_size, open_rates, exit_rates, price_band, max_order_value,
+                       check_buying_power)
+
+    def configure(self, max_position_size, open_rates, exit_rates, price_band,
+                  max_order_value, check_buying_power):
+        self.max_position_size = max_position_size
+        self.open_rates.caps = tuple(open_rates)
+        self.exit_rates.caps = tuple(exit_rates)
+        for r, (per_s, per_min, _) in ((self.open_rates, open_rates),
+                                       (self.exit_rates, exit_rates)):
+            r.sec = deque(list(r.sec)[-per_s:] if per_s else [])
+            r.minute = deque(list(r.minute)[-per_min:] if per_min else [])
+        self.band = price_band
+        self.max_order_value = max_order_value
+        self.check_bp = check_buying_power
+
+    def totals(self, sym: int, skip_group: str = "") -> tuple[int, int, int, int]:
+        buys = sells = exit_buys = exit_sells = 0
+        groups: dict[tuple[str, bool], tuple[int, int]] = {}
+        for s, buy, qty, exit_qty, _mpu, group in self.orders.values():
+            if s != sym or (group and group == skip_group):
+                continue
+            if group:
+                q, e = groups.get((group, buy), (0, 0))
+                groups[(group, buy)] = (max(q, qty), max(e, exit_qty))
+            elif buy:
+                buys, exit_buys = buys + qty, exit_buys + exit_qty
+            else:
+                sells, exit_sells = sells + qty, exit_sells + exit_qty
+        for (_, buy), (q, e) in groups.items():
+            if buy:
+                buys, exit_buys = buys + q, exit_buys + e
+            else:
+                sells, exit_sells = sells + q, exit_sells + e
+        return buys, sells, exit_buys, exit_sells
+
+    def __contains__(self, key) -> bool:
+        return key in self.orders
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    def check(self, key, sym, buy, quantity, lot, pos, ltp, price_p, trig_p, order_type,
+              margin_rate, cnc, group, exit_only, halted, entries_closed, account, now):
+        if key in self.orders:
+            return DUPLICATE, 0, False, 0, 0, 0
+        buys, sells, exit_buys, exit_sells = self.totals(sym, group)
+        reducible = max(0, -pos - exit_buys) if buy else max(0, pos - exit_sells)
+        exit_qty = min(quantity, reducible)
+        is_exit = exit_qty == quantity
+        if exit_only and not is_exit:
+            return EXIT, 0, False, pos, exit_buys if buy else exit_sells, 0
+        if order_type in (SL, SL_M) and ltp is not None:
+            t = trig_p / 100
+            if (buy and t <= ltp) or (not buy and t >= ltp):
+                return TRIGGER, 0, False, 0, 0, 0
+        if self.band is not None and order_type != MARKET:
+            if ltp is None and not is_exit:
+                return NO_BAND_PRICE, 0, False, 0, 0, 0
+            if ltp is not None:
+                for i, p in enumerate((price_p, trig_p)):
+                    if p and abs(p / 100 - ltp) > self.band * ltp:
+                        return PRICE_BAND, 0, False, i + 1, p, 0
+        mpu = 0
+        if not is_exit:
+            if halted:
+                return HALTED, 0, False, 0, 0, 0
+            if entries_closed:
+                return ENTRIES_CLOSED, 0, False, 0, 0, 0
+            if cnc and not buy:
+                return HOLDINGS, 0, False, pos, exit_sells, 0
+            room = (self.max_position_size - (pos + buys) if buy
+                    else self.max_position_size + (pos - sells))
+            room -= room % lot
+            if room < quantity:
+                if room <= exit_qty:
+                    return MAX_POSITION, 0, False, pos, buys, sells
+                quantity = room
+            ref = price_p or trig_p
+            if ref == 0 and ltp is not None and abs(ltp * 100) <= MAX_PAISE:
+                ref = int(round(ltp * 100))
+            if ref == 0:
+                return NO_VALUE_PRICE, 0, False, 0, 0, 0
+            value = quantity * ref
+            if value >= I64:
+                value = 1 << 62
+            if self.max_order_value is not None and value > self.max_order_value:
+                return MAX_ORDER_VALUE, 0, False, value, 0, 0
+            mpu = math.ceil(ref * margin_rate)
+            if self.check_bp:
+                need = (quantity - exit_qty) * mpu
+                if need >= I64:
+                    need = 1 << 62
+                equity, margin = account()
+                free = equity - margin - self.reserved
+                if need > free:
+                    return BUYING_POWER, 0, False, need, free, 0
+        why = (self.exit_rates if is_exit else self.open_rates).admit(now)
+        if why:
+            return RATE, 0, False, why, int(is_exit), 0
+        self.orders[key] = [sym, buy, quantity, exit_qty, mpu, group]
+        self.reserved += (quantity - exit_qty) * mpu
+        return 0, quantity, is_exit, 0, 0, 0
+
+    def _drop(self, key):
+        _sym, _buy, qty, exit_qty, mpu, _group = self.orders.pop(key)
+        self.reserved -= (qty - exit_qty) * mpu
+
+    def on_fill(self, key, quantity):
+        w = self.orders.get(key)
+        if w is None:
+            return -1
+        q = min(quantity, w[2])
+        from_exit = min(q, w[3])
+        w[3] -= from_exit
+        self.reserved -= (q - from_exit) * w[4]
+        w[2] -= q
+        if w[2] <= 0:
+            self._drop(key)
+        return w[0]
+
+    def resize(self, key, remaining):
+        w = self.orders.get(key)
+        if w is None:
+            return
+        if remaining <= 0:
+            self._drop(key)
+            return
+        delta = remaining - w[2]
+        if delta < 0:
+            cut = -delta
+            from_open = min(cut, w[2] - w[3])
+            self.reserved -= from_open * w[4]
+            w[3] -= cut - from_open
+        else:
+            self.reserved += delta * w[4]
+        w[2] = remaining
+
+    def release(self, key):
+        if key in self.orders:
+            self._drop(key)
+
+    def working(self, key):
+        w = self.orders.get(key)
+        return None if w is None else (w[0], w[1], w[2], w[3], w[4])
