@@ -425,11 +425,17 @@ class ExecutionService:
             if not order.working and key not in self._placing:
                 self._seen.pop(order.order_id, None)     # final: the portfolio's ids take over
         payload = fill.to_payload(self.mode)
-        # the order's cumulative state as of this fill
-        filled = sum(f.quantity for f in order.fills[:order.fills.index(fill) + 1]) \
-            if fill in order.fills else order.filled
-        value = sum(f.quantity * f.price_paise for f in order.fills[:order.fills.index(fill) + 1]) \
-            if fill in order.fills else order.value_paise
+        # the order's cumulative state as of this fill (usually its newest)
+        fills = order.fills
+        if fills and fills[-1] is fill:
+            filled, value = order.filled, order.value_paise
+        else:
+            upto = next((i for i, f in enumerate(fills) if f is fill or f == fill), None)
+            if upto is None:
+                filled, value = order.filled, order.value_paise
+            else:
+                filled = sum(f.quantity for f in fills[:upto + 1])
+                value = sum(f.quantity * f.price_paise for f in fills[:upto + 1])
         payload.update(order_quantity=order.quantity, filled_quantity=filled,
                        pending_quantity=max(order.quantity - filled, 0),
                        avg_price=value / filled / 100 if filled else 0.0,

@@ -489,8 +489,7 @@ class PortfolioService:
         # as marked now: the fill and update_prices paths have just marked what changed
         with self._lock:
             led = self._ledger
-            positions = [self._position_dict(i) for i in range(len(self._symbols))
-                         if led.position(i)[0] != 0]
+            positions = [self._position_dict(i) for i in led.open_ids()]
             return {"positions": positions, "cash": led.cash / 100, "equity": led.equity / 100,
                     "realized_pnl": led.realized / 100, "unrealized_pnl": led.unrealized / 100,
                     "exposure": led.exposure / 100, "position_count": led.open_positions}
