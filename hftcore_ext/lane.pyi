@@ -1,5 +1,5 @@
 # Python types of hftcore_ext.lane.  Money is int paise; quantities are int units.
-from typing import Callable
+from typing import Any, Callable
 
 RULES: tuple[str, ...]
 DUPLICATE: int
@@ -42,3 +42,16 @@ class RiskBook:
     def resize(self, key: str, remaining: int) -> None: ...
     def release(self, key: str) -> None: ...
     def working(self, key: str) -> tuple[int, bool, int, int, int] | None: ...
+
+class FeedIntake:
+    signals: Any
+    orders: Any
+    counts: dict[str, int]
+    pending: list[Any]
+    market_ns: int
+    version: int
+    last_event_ts: Any
+    portfolio_raw: Any
+    def __init__(self, signals: Any, orders: Any) -> None: ...
+    def take(self, etype: str, payload: Any, ts: Any,
+             now_ns: Callable[[Any], int]) -> bool: ...

@@ -459,3 +459,61 @@ cdef class RiskBook:
             return None
         cdef Work* x = &self.w[<Py_ssize_t> slot]
         return x.sym, x.buy, x.qty, x.exit_qty, x.mpu
+
+
+cdef object _Mapping = __import__("collections.abc", fromlist=["Mapping"]).Mapping
+cdef object _I64_MAX = 2**63 - 1
+
+
+cdef class FeedIntake:
+    """The dashboard's intake of bus events, compiled (``DashboardFeed.on_event``).
+
+    Every event bumps ``version`` and its type's count and advances the market
+    clock; ``signals.*`` go to ``signals``, ``order.*`` to ``orders`` and, with
+    ``portfolio.updated``, to ``pending`` (folded into the order book and the
+    equity history when the dashboard is read).  The caller holds the
+    dashboard's lock; ``portfolio_raw`` is the newest ``portfolio.updated``.  The shared containers are the dashboard's own: it reads
+    them directly.
+    """
+    cdef public object signals, orders
+    cdef public dict counts
+    cdef public list pending
+    cdef public long long market_ns, version
+    cdef public object last_event_ts
+    cdef public object portfolio_raw          # the newest portfolio.updated payload
+
+    def __cinit__(self, signals, orders):
+        self.signals, self.orders = signals, orders
+        self.counts = {}
+        self.pending = []
+        self.market_ns = 0
+        self.version = 0
+        self.last_event_ts = None
+        self.portfolio_raw = None
+
+    def take(self, str etype, payload, ts, now_ns):
+        """Take one event; True if its type is one the caller handles itself
+        (``risk.*``, ``feed.stale`` and any other).  ``now_ns(None)`` gives the
+        market time for a payload without its own ``ts``."""
+        cdef bint is_map = type(payload) is dict or isinstance(payload, _Mapping)
+        pts = payload.get("ts") if is_map else None
+        cdef bint has_ts = type(pts) is int and 0 < pts <= _I64_MAX
+        self.version += 1
+        self.counts[etype] = self.counts.get(etype, 0) + 1
+        self.last_event_ts = ts
+        if has_ts and pts > self.market_ns:
+            self.market_ns = pts
+        if etype.startswith("signals."):
+            self.signals.append((etype, payload))
+        elif etype.startswith("order."):
+            self.orders.append((etype, payload))
+            if is_map:
+                self.pending.append((etype, payload, pts if has_ts else now_ns(None)))
+        elif etype == "portfolio.updated":
+            if is_map:
+                self.portfolio_raw = payload
+                now = pts if has_ts else now_ns(None)
+                self.pending.append((None, payload, now / NS if now else (ts or 0.0)))
+        else:
+            return True
+        return False

@@ -1,4 +1,4 @@
-"""The compiled gate book (hftcore_ext.lane.RiskBook) equals its plain-Python twin."""
+"""The compiled event lane (hftcore_ext.lane) equals its plain-Python twins."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from hftcore import InstrumentTable, RiskLimits
 from hftcore.gate import PreTradeGate
-from hftcore_ext.lane import RULES, RiskBook
-from tests.twin_lane import RiskBookTwin
+from collections import deque
+
+from hftcore_ext.lane import RULES, FeedIntake, RiskBook
+from tests.twin_lane import FeedIntakeTwin, RiskBookTwin
 
 NS = 1_000_000_000
 
@@ -137,3 +139,28 @@ def test_the_gate_runs_on_either_book(book_class):
     gate.max_position_size = 300                      # a runtime change reaches the book
     assert gate.check("b", "INFY", "BUY", 50).rule == ""
     assert gate.check("big", "INFY", "BUY", 2 * 10**9).rule == "quantity"
+
+
+events = st.lists(st.tuples(
+    st.sampled_from(["signals.raw", "signals.fused", "order.filled", "order.placed",
+                     "portfolio.updated", "risk.halted", "feed.stale", "custom"]),
+    st.one_of(st.none(), st.integers(-5, 2**64), st.just(1_700_000_000 * NS + 7),
+              st.floats(0, 2e18), st.just("x")),                 # payload ts
+    st.booleans(),                                              # payload is a dict
+    st.one_of(st.none(), st.floats(0, 2e9))), max_size=40)      # event timestamp
+
+
+@settings(max_examples=200, deadline=None)
+@given(events, st.integers(0, 2 * 10**18))
+def test_compiled_feed_intake_equals_twin(evs, clock):
+    fast = FeedIntake(deque(maxlen=5), deque(maxlen=5))
+    twin = FeedIntakeTwin(deque(maxlen=5), deque(maxlen=5))
+    now = lambda _ts: clock   # noqa: E731
+    for etype, pts, as_map, ts in evs:
+        payload = {"ts": pts, "symbol": "INFY"} if as_map else [pts]
+        assert fast.take(etype, payload, ts, now) == twin.take(etype, payload, ts, now)
+        for name in ("counts", "pending", "market_ns", "version", "last_event_ts"):
+            assert getattr(fast, name) == getattr(twin, name), name
+        assert list(fast.signals) == list(twin.signals)
+        assert list(fast.orders) == list(twin.orders)
+        assert fast.portfolio_raw is twin.portfolio_raw

@@ -1,4 +1,4 @@
-"""The plain-Python twin of ``hftcore_ext.lane.RiskBook``: the reference it must equal.
+"""The plain-Python twins of ``hftcore_ext.lane``: the references the compiled code must equal.
 
 Written the obvious way (a dict of working orders, sums walked per check, rate
 windows as deques): this is what the gate ran before its arithmetic was
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 
 NS = 1_000_000_000
 IST_OFFSET_NS = 19_800 * NS
@@ -213,3 +214,40 @@ class RiskBookTwin:
     def working(self, key):
         w = self.orders.get(key)
         return None if w is None else (w[0], w[1], w[2], w[3], w[4])
+
+
+class FeedIntakeTwin:
+    """Same as ``hftcore_ext.lane.FeedIntake``: what ``DashboardFeed.on_event`` did in Python."""
+
+    def __init__(self, signals, orders):
+        self.signals, self.orders = signals, orders
+        self.counts: dict[str, int] = {}
+        self.pending: list = []
+        self.market_ns = 0
+        self.version = 0
+        self.last_event_ts = None
+        self.portfolio_raw = None
+
+    def take(self, etype, payload, ts, now_ns) -> bool:
+        is_map = isinstance(payload, Mapping)
+        pts = payload.get("ts") if is_map else None
+        has_ts = type(pts) is int and 0 < pts < I64
+        self.version += 1
+        self.counts[etype] = self.counts.get(etype, 0) + 1
+        self.last_event_ts = ts
+        if has_ts and pts > self.market_ns:
+            self.market_ns = pts
+        if etype.startswith("signals."):
+            self.signals.append((etype, payload))
+        elif etype.startswith("order."):
+            self.orders.append((etype, payload))
+            if is_map:
+                self.pending.append((etype, payload, pts if has_ts else now_ns(None)))
+        elif etype == "portfolio.updated":
+            if is_map:
+                self.portfolio_raw = payload
+                now = pts if has_ts else now_ns(None)
+                self.pending.append((None, payload, now / NS if now else (ts or 0.0)))
+        else:
+            return True
+        return False

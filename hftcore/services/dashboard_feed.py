@@ -27,6 +27,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from hftcore_ext.lane import FeedIntake
+
 logger = logging.getLogger(__name__)
 
 
@@ -214,29 +216,32 @@ class DashboardFeed:
         self._tick_times = None
         self._portfolio_source = None
         self._lock = threading.Lock()
-        self._signals: deque = deque(maxlen=max_signals)
-        self._orders: deque = deque(maxlen=max_orders)
         self._alerts: deque = deque(maxlen=20)
-        self._portfolio_raw: Mapping | None = None   # newest portfolio.updated (or the seed)
         self._system: dict = {"status": "initialized"}
-        self._counts: dict[str, int] = {}
-        self._last_event_ts: float | None = None
+        # counts, market clock, signals, orders and the pending folds: the compiled intake
+        self._in = FeedIntake(deque(maxlen=max_signals), deque(maxlen=max_orders))
         self._equity = EquityHistory(max_points)
         self._book: dict[str, dict] = {}  # order_id -> lifecycle row, oldest first
-        self._pending: list = []          # order / equity events not yet folded in
         self._anon = 0
         self._initial_capital: float | None = None
         self._charges_base = 0            # paise, from the seed
         self._charges = 0                 # paise, from fills after the seed
         self._symbol_charges: dict[str, int] = {}
-        self._market_ns = 0               # newest market time seen in an event
         self._stale: dict[str, dict] = {}
         self._halt: dict | None = None
         self._last_reject: dict | None = None
         self._squareoff_failed: dict | None = None
-        self.version = 0                  # bumped on every change (the web stream's cue)
         if event_bus is not None:
             event_bus.subscribe("*", self.on_event)
+
+    @property
+    def version(self) -> int:
+        """Bumped on every change (the web stream's cue)."""
+        return self._in.version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        self._in.version = value
 
     # ------------------------------------------------------------ input
 
@@ -283,7 +288,7 @@ class DashboardFeed:
                 self._charges_base = round(fees * 100)
                 self._charges = 0
             snap.setdefault("positions", [])
-            self._portfolio_raw = snap
+            self._in.portfolio_raw = snap
             now = self._now_ns(None)
             if now > 0:                  # before the market clock starts: figures, no chart point
                 self._equity.add(now / NS, snap["equity"])
@@ -301,7 +306,7 @@ class DashboardFeed:
                     return now
             except Exception:                       # a broken clock must not stop events
                 logger.exception("DashboardFeed: clock failed")
-        return self._market_ns
+        return self._in.market_ns
 
     def on_event(self, event) -> None:
         """Take one bus event (called by the bus for every event).
@@ -320,52 +325,40 @@ class DashboardFeed:
             logger.warning("DashboardFeed: ignored event with type %r", etype)
             return
         ts = event.get("timestamp") if hasattr(event, "get") else None
-        is_map = type(payload) is dict or isinstance(payload, Mapping)
-        pts = payload.get("ts") if is_map else None
         with self._lock:
-            self.version += 1
-            self._counts[etype] = self._counts.get(etype, 0) + 1
-            self._last_event_ts = ts
-            if type(pts) is int and pts > self._market_ns:
-                self._market_ns = pts
-            if etype.startswith("signals."):
-                self._signals.append((etype, payload))
-            elif etype.startswith("order."):
-                self._orders.append((etype, payload))
-                if is_map:               # folded into the order book when it is read
-                    self._pending.append((etype, payload, pts if type(pts) is int and pts > 0
-                                          else self._now_ns(None)))
-            elif etype == "portfolio.updated":
-                if is_map:
-                    self._portfolio_raw = payload
-                    now = pts if type(pts) is int and pts > 0 else self._now_ns(None)
-                    self._pending.append((None, payload, now / NS if now else (ts or 0.0)))
-            elif etype.startswith("risk."):
-                self._alerts.append({"type": etype, "payload": payload, "timestamp": ts})
-                if is_map and etype == "risk.halted":
-                    self._halt = {"reason": payload.get("reason"), "rule": payload.get("rule"),
-                                  "ts": self._now_ns(pts)}
-                elif is_map and etype == "risk.squareoff_failed":
-                    self._squareoff_failed = {"symbol": payload.get("symbol"),
-                                              "message": payload.get("message"),
-                                              "ts": self._now_ns(pts)}
-            elif etype == "feed.stale" and is_map:
-                sym = payload.get("symbol")
-                self._stale[sym if isinstance(sym, str) else "*"] = {
-                    "seconds": _num(payload.get("seconds")), "reason": payload.get("reason"),
-                    "ts": self._now_ns(pts)}
-            if len(self._pending) >= 1024:
+            if self._in.take(etype, payload, ts, self._now_ns):
+                is_map = type(payload) is dict or isinstance(payload, Mapping)
+                pts = payload.get("ts") if is_map else None
+                self._other_event(etype, payload, is_map, pts, ts)
+            if len(self._in.pending) >= 1024:
                 self._fold()
+
+    def _other_event(self, etype: str, payload, is_map: bool, pts, ts) -> None:
+        """Events the intake leaves to Python: alerts and staleness (lock held)."""
+        if etype.startswith("risk."):
+            self._alerts.append({"type": etype, "payload": payload, "timestamp": ts})
+            if is_map and etype == "risk.halted":
+                self._halt = {"reason": payload.get("reason"), "rule": payload.get("rule"),
+                              "ts": self._now_ns(pts)}
+            elif is_map and etype == "risk.squareoff_failed":
+                self._squareoff_failed = {"symbol": payload.get("symbol"),
+                                          "message": payload.get("message"),
+                                          "ts": self._now_ns(pts)}
+        elif etype == "feed.stale" and is_map:
+            sym = payload.get("symbol")
+            self._stale[sym if isinstance(sym, str) else "*"] = {
+                "seconds": _num(payload.get("seconds")), "reason": payload.get("reason"),
+                "ts": self._now_ns(pts)}
 
     def _fold(self) -> None:
         """Apply the order and equity events queued since the last read (lock held).
 
         The trading thread only appends them; the dashboard's reader (about once a
         second) pays for the order book and the equity history."""
-        pending = self._pending
+        pending = self._in.pending
         if not pending:
             return
-        self._pending = []
+        self._in.pending = []
         equity = self._equity
         for etype, payload, when in pending:
             if etype is None:
@@ -493,14 +486,14 @@ class DashboardFeed:
         ``events`` (counts), ``last_event_ts``, ``market_ts`` (ns) and ``alerts``.
         """
         with self._lock:
-            signals = list(self._signals)
+            signals = list(self._in.signals)
             self._fold()
-            orders = list(self._orders)
-            portfolio = self._portfolio_raw
+            orders = list(self._in.orders)
+            portfolio = self._in.portfolio_raw
             system = dict(self._system)
-            system["events"] = dict(self._counts)
-            system["last_event_ts"] = self._last_event_ts
-            system["market_ts"] = self._market_ns or None
+            system["events"] = dict(self._in.counts)
+            system["last_event_ts"] = self._in.last_event_ts
+            system["market_ts"] = self._in.market_ns or None
             alerts = list(self._alerts)
             snap: dict = jsonable(portfolio) if portfolio is not None else {}
             if type(snap) is not dict:
@@ -566,9 +559,9 @@ class DashboardFeed:
             except Exception:
                 logger.exception("DashboardFeed: tick_times failed")
         with self._lock:
-            now_ns = max(now_ns, self._market_ns)
+            now_ns = max(now_ns, self._in.market_ns)
             self._fold()
-            raw = self._portfolio_raw
+            raw = self._in.portfolio_raw
             snap: dict = jsonable(raw) if raw is not None else {}
             if type(snap) is not dict:
                 snap = {}
@@ -587,9 +580,9 @@ class DashboardFeed:
             snap.update(money)
             symbol_charges = dict(self._symbol_charges)
             orders = [dict(r) for r in reversed(self._book.values())][:max(max_orders, 0)]
-            signals = list(self._signals)[-max_signals:] if max_signals > 0 else []
+            signals = list(self._in.signals)[-max_signals:] if max_signals > 0 else []
             system = dict(self._system)
-            system["events"] = sum(self._counts.values())
+            system["events"] = sum(self._in.counts.values())
             stale = {k: dict(v) for k, v in self._stale.items()}
             halt = dict(self._halt) if self._halt else None
             reject = dict(self._last_reject) if self._last_reject else None

@@ -167,6 +167,18 @@ class FillIdWindow:
         return list(self._order)
 
 
+def _seen_fill_id(fill) -> str:
+    """The ``fill_id`` of a payload dict or bus event without parsing the rest ("" if none)."""
+    if type(fill) is dict:
+        payload = fill.get("payload")
+        fid = (payload if type(payload) is dict else fill).get("fill_id")
+    else:
+        get = getattr(fill, "get", None)
+        payload = get("payload") if callable(get) else None
+        fid = payload.get("fill_id") if type(payload) is dict else None
+    return fid if type(fid) is str else ""
+
+
 class PortfolioService:
     """Position tracking, PnL and checkpointing.
 
@@ -322,6 +334,13 @@ class PortfolioService:
         write failed, the ledger refused it, or the service is closed; logged at
         ERROR/WARNING, memory and disk unchanged).
         """
+        seen = _seen_fill_id(fill)
+        if seen and seen in self._fill_ids:        # the bus re-delivering what ExecutionService
+            with self._lock:                       # already recorded: no need to parse it again
+                if seen in self._fill_ids:
+                    self.duplicates += 1
+                    logger.info("on_fill: duplicate fill %s ignored", seen)
+                    return DUPLICATE
         try:
             fid, symbol, qty, price, fee = self._parse_fill(fill)
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
