@@ -462,6 +462,7 @@ cdef class RiskBook:
 
 
 cdef object _Mapping = __import__("collections.abc", fromlist=["Mapping"]).Mapping
+_dash_log = __import__("logging").getLogger("hftcore.services.dashboard_feed")
 cdef object _I64_MAX = 2**63 - 1
 
 
@@ -471,16 +472,21 @@ cdef class FeedIntake:
     Every event bumps ``version`` and its type's count and advances the market
     clock; ``signals.*`` go to ``signals``, ``order.*`` to ``orders`` and, with
     ``portfolio.updated``, to ``pending`` (folded into the order book and the
-    equity history when the dashboard is read).  The caller holds the
-    dashboard's lock; ``portfolio_raw`` is the newest ``portfolio.updated``.  The shared containers are the dashboard's own: it reads
-    them directly.
+    equity history when the dashboard is read); ``portfolio_raw`` is the newest
+    ``portfolio.updated``.  The shared containers are the dashboard's own: it
+    reads them directly.  ``bind`` gives the dashboard's lock, its market clock
+    ``now_ns(None)``, ``other(etype, payload, ts)`` for the types it handles in
+    Python (``risk.*``, ``feed.stale``) and ``fold()``, called every 1,024
+    pending events; ``on_event`` then does what ``DashboardFeed.on_event``
+    promises without entering Python for the common events.
     """
     cdef public object signals, orders
     cdef public dict counts
     cdef public list pending
     cdef public long long market_ns, version
     cdef public object last_event_ts
-    cdef public object portfolio_raw          # the newest portfolio.updated payload
+    cdef public object portfolio_raw
+    cdef object lock, now_ns, other, fold
 
     def __cinit__(self, signals, orders):
         self.signals, self.orders = signals, orders
@@ -491,10 +497,33 @@ cdef class FeedIntake:
         self.last_event_ts = None
         self.portfolio_raw = None
 
-    def take(self, str etype, payload, ts, now_ns):
-        """Take one event; True if its type is one the caller handles itself
-        (``risk.*``, ``feed.stale`` and any other).  ``now_ns(None)`` gives the
-        market time for a payload without its own ``ts``."""
+    def bind(self, lock, now_ns, other, fold):
+        self.lock, self.now_ns, self.other, self.fold = lock, now_ns, other, fold
+
+    def on_event(self, event):
+        """Take one bus event (the lock is taken here)."""
+        try:
+            etype = event["type"]
+            payload = event["payload"]
+        except (TypeError, KeyError, IndexError):
+            _dash_log.warning("DashboardFeed: ignored malformed event %r", event)
+            return
+        if type(etype) is not str:
+            _dash_log.warning("DashboardFeed: ignored event with type %r", etype)
+            return
+        ts = event.get("timestamp") if hasattr(event, "get") else None
+        with self.lock:
+            if self._take(etype, payload, ts):
+                self.other(etype, payload, ts)
+            if len(self.pending) >= 1024:
+                self.fold()
+
+    def take(self, str etype, payload, ts):
+        """Take one event's parts (lock held by the caller); True if its type is
+        one ``other`` handles."""
+        return self._take(etype, payload, ts)
+
+    cdef bint _take(self, str etype, payload, ts) except -1:
         cdef bint is_map = type(payload) is dict or isinstance(payload, _Mapping)
         pts = payload.get("ts") if is_map else None
         cdef bint has_ts = type(pts) is int and 0 < pts <= _I64_MAX
@@ -508,11 +537,11 @@ cdef class FeedIntake:
         elif etype.startswith("order."):
             self.orders.append((etype, payload))
             if is_map:
-                self.pending.append((etype, payload, pts if has_ts else now_ns(None)))
+                self.pending.append((etype, payload, pts if has_ts else self.now_ns(None)))
         elif etype == "portfolio.updated":
             if is_map:
                 self.portfolio_raw = payload
-                now = pts if has_ts else now_ns(None)
+                now = pts if has_ts else self.now_ns(None)
                 self.pending.append((None, payload, now / NS if now else (ts or 0.0)))
         else:
             return True

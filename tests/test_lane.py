@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from hftcore import InstrumentTable, RiskLimits
 from hftcore.gate import PreTradeGate
+import threading
 from collections import deque
 
 from hftcore_ext.lane import RULES, FeedIntake, RiskBook
@@ -156,9 +157,15 @@ def test_compiled_feed_intake_equals_twin(evs, clock):
     fast = FeedIntake(deque(maxlen=5), deque(maxlen=5))
     twin = FeedIntakeTwin(deque(maxlen=5), deque(maxlen=5))
     now = lambda _ts: clock   # noqa: E731
+    others: dict[str, list] = {"fast": [], "twin": []}
+    fast.bind(threading.Lock(), now, lambda *a: others["fast"].append(a), lambda: None)
+    twin.bind(threading.Lock(), now, lambda *a: others["twin"].append(a), lambda: None)
     for etype, pts, as_map, ts in evs:
         payload = {"ts": pts, "symbol": "INFY"} if as_map else [pts]
-        assert fast.take(etype, payload, ts, now) == twin.take(etype, payload, ts, now)
+        event = {"type": etype, "payload": payload, "timestamp": ts}
+        fast.on_event(event)
+        twin.on_event(event)
+        assert others["fast"] == others["twin"]
         for name in ("counts", "pending", "market_ns", "version", "last_event_ts"):
             assert getattr(fast, name) == getattr(twin, name), name
         assert list(fast.signals) == list(twin.signals)

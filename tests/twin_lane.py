@@ -228,7 +228,20 @@ class FeedIntakeTwin:
         self.last_event_ts = None
         self.portfolio_raw = None
 
-    def take(self, etype, payload, ts, now_ns) -> bool:
+    def bind(self, lock, now_ns, other, fold):
+        self.lock, self.now_ns, self.other, self.fold = lock, now_ns, other, fold
+
+    def on_event(self, event) -> None:
+        etype, payload = event["type"], event["payload"]
+        ts = event.get("timestamp")
+        with self.lock:
+            if self.take(etype, payload, ts):
+                self.other(etype, payload, ts)
+            if len(self.pending) >= 1024:
+                self.fold()
+
+    def take(self, etype, payload, ts) -> bool:
+        now_ns = self.now_ns
         is_map = isinstance(payload, Mapping)
         pts = payload.get("ts") if is_map else None
         has_ts = type(pts) is int and 0 < pts < I64
