@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hftcore_ext.lane import first_touch
+
 from .engines import MarketDataEngine, PaperBroker, StrategyEngineV3
 from .engines.charges import ChargeSchedule
 from .engines.market_data import parse_timeframe, symbol_ids
@@ -400,7 +402,7 @@ class PaperSession:
         For each symbol with working orders the broker says what would make them
         act (the next bar, a high at or above one price, a low at or below
         another); a vectorised scan finds the first such bar, and only that bar
-        enters Python."""
+        enters Python (the scan is compiled: ``hftcore_ext.lane.first_touch``)."""
         broker = self.broker
         if i >= j or not callable(getattr(broker, "watch", None)) or not broker.has_open_orders():
             return                               # a live broker's orders match at the exchange
@@ -414,11 +416,10 @@ class PaperSession:
                 if a >= best_k:
                     continue
                 nxt, hi_at, lo_at = broker.watch(symbol)
-                seg = sym_arr[a:best_k] == self.instruments.id_of(symbol)
-                if not nxt:
-                    seg &= (h[a:best_k] >= hi_at) | (lo[a:best_k] <= lo_at)
-                if seg.any():
-                    best_k, best_sym = a + int(np.argmax(seg)), symbol
+                k = first_touch(sym_arr, h, lo, a, best_k, self.instruments.id_of(symbol),
+                                nxt, hi_at, lo_at)
+                if k < best_k:
+                    best_k, best_sym = k, symbol
             if best_sym is None:
                 return
             self.now_ns = int(ts[best_k])

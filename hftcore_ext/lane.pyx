@@ -546,3 +546,23 @@ cdef class FeedIntake:
         else:
             return True
         return False
+
+
+def first_touch(const int[:] sym, const double[:] high, const double[:] low, Py_ssize_t a,
+                Py_ssize_t b, int sid, bint any_bar, double high_at, double low_at):
+    """The first bar ``k`` in ``[a, b)`` of symbol id ``sid`` that makes a working
+    order act: any bar (``any_bar``: a MARKET order waits for the next one), or a
+    high at or above ``high_at`` or a low at or below ``low_at``; ``b`` if none.
+    The paper broker's ``watch`` gives the prices; the session scans with this
+    between decisions without entering Python per bar."""
+    cdef Py_ssize_t k, found = b, n = sym.shape[0]
+    if b > n or high.shape[0] < b or low.shape[0] < b:
+        raise ValueError("the range runs past the arrays")
+    if a < 0:
+        a = 0
+    with nogil:
+        for k in range(a, b):
+            if sym[k] == sid and (any_bar or high[k] >= high_at or low[k] <= low_at):
+                found = k
+                break
+    return found

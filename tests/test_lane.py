@@ -11,7 +11,9 @@ from hftcore.gate import PreTradeGate
 import threading
 from collections import deque
 
-from hftcore_ext.lane import RULES, FeedIntake, RiskBook
+import numpy as np
+
+from hftcore_ext.lane import RULES, FeedIntake, RiskBook, first_touch
 from tests.twin_lane import FeedIntakeTwin, RiskBookTwin
 
 NS = 1_000_000_000
@@ -171,3 +173,21 @@ def test_compiled_feed_intake_equals_twin(evs, clock):
         assert list(fast.signals) == list(twin.signals)
         assert list(fast.orders) == list(twin.orders)
         assert fast.portfolio_raw is twin.portfolio_raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.floats(90, 110), st.floats(90, 110)),
+                min_size=1, max_size=30),
+       st.integers(0, 30), st.integers(0, 30), st.integers(0, 2), st.booleans(),
+       st.floats(95, 115) | st.just(float("inf")), st.floats(85, 105) | st.just(float("-inf")))
+def test_first_touch_is_the_first_bar_numpy_finds(bars, a, b, sid, nxt, hi_at, lo_at):
+    sym = np.array([x[0] for x in bars], np.int32)
+    high = np.array([max(x[1], x[2]) for x in bars])
+    low = np.array([min(x[1], x[2]) for x in bars])
+    b = min(b, len(bars))
+    seg = sym[a:b] == sid
+    if not nxt:
+        seg &= (high[a:b] >= hi_at) | (low[a:b] <= lo_at)
+    want = a + int(np.argmax(seg)) if seg.any() else b
+    # an empty range [a, b) finds nothing: b
+    assert first_touch(sym, high, low, a, b, sid, nxt, hi_at, lo_at) == (want if a < b else b)
