@@ -60,3 +60,7 @@ class FeedIntake:
 
 def first_touch(sym: Any, high: Any, low: Any, a: int, b: int, sid: int, any_bar: bool,
                 high_at: float, low_at: float) -> int: ...
+
+def fuse(signals: list[Any], primary_tf: str, secondary_tf: str, weights: dict[str, float],
+         primary_weight: float, secondary_weight: float,
+         min_confidence: float) -> tuple[str, float, str]: ...

@@ -566,3 +566,36 @@ def first_touch(const int[:] sym, const double[:] high, const double[:] low, Py_
                 found = k
                 break
     return found
+
+
+def fuse(list signals, str primary_tf, str secondary_tf, dict weights, double primary_weight,
+         double secondary_weight, min_confidence):
+    """Fuse signals into ``(action, confidence, reason)`` by ``StrategyEngineV3``'s rule:
+    the weighted net of direction x confidence over the weights of the strategies
+    with a view (strategy weight x timeframe weight); HOLD when nobody has a view,
+    when the secondary timeframe's net points the other way, or below
+    ``min_confidence``.  Built with ``-ffp-contract=off``: the same doubles as
+    the Python it replaced (``tests/twin_lane.py``), bit for bit."""
+    cdef double net = 0.0, active = 0.0, sec = 0.0, w, conf, c
+    cdef long d
+    for s in signals:
+        tf = s.timeframe
+        w = <double> weights.get(s.strategy, 1.0) * (primary_weight if tf == primary_tf
+                                                    else secondary_weight)
+        d = s.direction
+        if d:
+            c = s.confidence
+            net += w * <double> d * c
+            active += w
+            if tf == secondary_tf:
+                sec += <double> d * c
+    if active == 0 or net == 0:
+        return "HOLD", 0.0, "no strategy has a view"
+    conf = fabs(net) / active
+    action = "BUY" if net > 0 else "SELL"
+    if primary_tf != secondary_tf and sec * net < 0:
+        return "HOLD", 0.0, f"timeframes disagree ({primary_tf} vs {secondary_tf})"
+    if conf < min_confidence:
+        return "HOLD", conf, f"{action} confidence {conf:.2f} below {min_confidence}"
+    views = [f"{s.strategy}@{s.timeframe}:{s.action}" for s in signals if s.direction]
+    return action, conf, f"{action} {conf:.2f} from " + ", ".join(views)

@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hftcore import InstrumentTable, RiskLimits
+from hftcore import InstrumentTable, RiskLimits, Signal
 from hftcore.gate import PreTradeGate
 import threading
 from collections import deque
 
 import numpy as np
 
-from hftcore_ext.lane import RULES, FeedIntake, RiskBook, first_touch
-from tests.twin_lane import FeedIntakeTwin, RiskBookTwin
+from hftcore_ext.lane import RULES, FeedIntake, RiskBook, first_touch, fuse
+from tests.twin_lane import FeedIntakeTwin, RiskBookTwin, fuse_twin
 
 NS = 1_000_000_000
 
@@ -191,3 +191,21 @@ def test_first_touch_is_the_first_bar_numpy_finds(bars, a, b, sid, nxt, hi_at, l
     want = a + int(np.argmax(seg)) if seg.any() else b
     # an empty range [a, b) finds nothing: b
     assert first_touch(sym, high, low, a, b, sid, nxt, hi_at, lo_at) == (want if a < b else b)
+
+
+signal = st.builds(Signal, st.sampled_from(["ema", "rsi", "vwap", "mine"]),
+                   st.just("INFY"), st.sampled_from(["5m", "15m", "1h"]),
+                   st.sampled_from(["BUY", "SELL", "HOLD"]),
+                   st.floats(0, 1) | st.sampled_from([0.1, 1 / 3, 0.7]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(signal, max_size=9), st.sampled_from([("5m", "15m"), ("5m", "5m")]),
+       st.dictionaries(st.sampled_from(["ema", "rsi", "vwap"]), st.floats(0, 3)),
+       st.floats(0.1, 3) | st.just(2), st.floats(0, 3) | st.just(1),
+       st.sampled_from([0, 0.0, 0.3, 0.5, 1]))
+def test_compiled_fusion_equals_twin_bit_for_bit(signals, tfs, weights, pw, sw, min_conf):
+    args = (signals, *tfs, weights, pw, sw, min_conf)
+    got, want = fuse(*args), fuse_twin(*args)
+    assert got == want
+    assert got[1].hex() == float(want[1]).hex()

@@ -264,3 +264,27 @@ class FeedIntakeTwin:
         else:
             return True
         return False
+
+
+def fuse_twin(signals, primary_tf, secondary_tf, weights, primary_weight, secondary_weight,
+              min_confidence):
+    """Same as ``hftcore_ext.lane.fuse``: what ``StrategyEngineV3.fuse`` ran in Python."""
+    nets = {primary_tf: 0.0, secondary_tf: 0.0}
+    net = active = 0.0
+    for s in signals:
+        tf_w = primary_weight if s.timeframe == primary_tf else secondary_weight
+        w = weights.get(s.strategy, 1.0) * tf_w
+        if s.direction:
+            net += w * s.direction * s.confidence
+            active += w
+            nets[s.timeframe] = nets.get(s.timeframe, 0.0) + s.direction * s.confidence
+    if active == 0 or net == 0:
+        return "HOLD", 0.0, "no strategy has a view"
+    conf = abs(net) / active
+    action = "BUY" if net > 0 else "SELL"
+    if primary_tf != secondary_tf and nets[secondary_tf] * net < 0:
+        return "HOLD", 0.0, f"timeframes disagree ({primary_tf} vs {secondary_tf})"
+    if conf < min_confidence:
+        return "HOLD", conf, f"{action} confidence {conf:.2f} below {min_confidence}"
+    views = [f"{s.strategy}@{s.timeframe}:{s.action}" for s in signals if s.direction]
+    return action, conf, f"{action} {conf:.2f} from " + ", ".join(views)

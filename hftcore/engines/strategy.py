@@ -28,6 +28,9 @@ or confidence is below ``min_confidence``.
 from __future__ import annotations
 
 import logging
+
+from hftcore_ext.lane import fuse as _fuse
+
 from ..indicators import ema
 from ..orders import Signal
 from ..strategy import Context, Strategy
@@ -229,26 +232,10 @@ class StrategyEngineV3:
 
     def fuse(self, signals: list[Signal], primary_tf: str,
              secondary_tf: str) -> tuple[str, float, str]:
-        """(action, confidence, reason) by the rule in the module doc."""
-        nets = {primary_tf: 0.0, secondary_tf: 0.0}
-        net = active = 0.0
-        for s in signals:
-            tf_w = self.primary_weight if s.timeframe == primary_tf else self.secondary_weight
-            w = self.weights.get(s.strategy, 1.0) * tf_w
-            if s.direction:
-                net += w * s.direction * s.confidence
-                active += w
-                nets[s.timeframe] = nets.get(s.timeframe, 0.0) + s.direction * s.confidence
-        if active == 0 or net == 0:
-            return "HOLD", 0.0, "no strategy has a view"
-        conf = abs(net) / active
-        action = "BUY" if net > 0 else "SELL"
-        if primary_tf != secondary_tf and nets[secondary_tf] * net < 0:
-            return "HOLD", 0.0, f"timeframes disagree ({primary_tf} vs {secondary_tf})"
-        if conf < self.min_confidence:
-            return "HOLD", conf, f"{action} confidence {conf:.2f} below {self.min_confidence}"
-        views = [f"{s.strategy}@{s.timeframe}:{s.action}" for s in signals if s.direction]
-        return action, conf, f"{action} {conf:.2f} from " + ", ".join(views)
+        """(action, confidence, reason) by the rule in the module doc (compiled:
+        ``hftcore_ext.lane.fuse``)."""
+        return _fuse(signals, primary_tf, secondary_tf, self.weights, self.primary_weight,
+                     self.secondary_weight, self.min_confidence)
 
     def size(self, symbol: str, action: str, confidence: float, ltp: float | None) -> int:
         """Suggested quantity for an intent (fixed ``quantity``; override to size by risk)."""
