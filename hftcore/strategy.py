@@ -241,7 +241,9 @@ class Context:
 
     @property
     def ltp(self) -> float | None:
-        if self._session is None:
+        """The last traded price: inside StrategyEngineV3's fusion the one this
+        decision read (every member sees the same), otherwise read now."""
+        if self._session is None or self._ltp is not None:
             return self._ltp
         return self._session.market_data.get_ltp(self.symbol)
 
