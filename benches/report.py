@@ -125,6 +125,19 @@ def target_rows(benches) -> list[str]:
         add("tick → run_symbol → execute → portfolio → dashboard, one symbol",
             f"p50 {p50:.1f} µs, p99 {p99:.1f} µs ({breakdown}){tuned_txt}",
             "p50 ≤ 15 µs, p99 ≤ 40 µs", p50 <= 15 and p99 <= 40)
+    dec = {k: benches.get(f"test_decision_path[{k}]") for k in ("compiled", "twin")}
+    if dec["compiled"] and dec["twin"]:
+        c, t = dec["compiled"]["extra_info"], dec["twin"]["extra_info"]
+        ratio = t["p50_us"] / c["p50_us"]
+        gate = {k: median(benches, f"test_gate_check[{k}]") for k in ("compiled", "twin")}
+        gate_txt = (f"; the gate alone: {fmt_time(gate['compiled'])} vs the twin's "
+                    f"{fmt_time(gate['twin'])} ({gate['twin'] / gate['compiled']:.1f} ×)"
+                    if all(gate.values()) else "")
+        add("decision path with the compiled event lane vs its plain-Python twin (twins: gate book, fusion, dashboard intake)",
+            f"p50 {c['p50_us']:.1f} µs, p99 {c['p99_us']:.1f} µs; twin p50 {t['p50_us']:.1f} µs "
+            f"({ratio:.2f} ×){gate_txt}",
+            "p50 ≤ 10 µs, p99 ≤ 30 µs, ≥ 5 × the twin",
+            c["p50_us"] <= 10 and c["p99_us"] <= 30 and ratio >= 5)
     bt = benches.get("test_hftcore_services_backtest")
     if bt:
         ours = bt["extra_info"]["bars_per_s"]

@@ -1,7 +1,7 @@
-"""The compiled gate book (hftcore_ext.lane.RiskBook) beside its plain-Python twin.
+"""The compiled event lane (hftcore_ext.lane) beside its plain-Python twins.
 
-Two groups, each run with the compiled book and with ``tests/twin_lane.py``'s twin
-swapped in (nothing else differs):
+Two groups, each run with the compiled lane and with ``tests/twin_lane.py``'s twins
+swapped in (the gate's book, the fusion, the dashboard's intake; nothing else differs):
 
 - the pre-trade gate alone: ``PreTradeGate.check`` of a LIMIT buy with 40 other
   orders working on the symbol, then ``release`` (what every order pays);
@@ -12,7 +12,7 @@ p50/p99 go to extra_info.
 """
 import numpy as np
 import pytest
-from twin_lane import RiskBookTwin
+from twin_lane import FeedIntakeTwin, RiskBookTwin, fuse_twin
 
 from hftcore import (InstrumentTable, MarketDataEngine, PaperBroker, RiskLimits, Signal,
                      StrategyEngineV3, SyntheticFeed, ZERO_CHARGES)
@@ -20,7 +20,7 @@ from hftcore.services import (DashboardFeed, EventBus, ExecutionService, MarketD
                               PortfolioService, StrategyService)
 from hftcore_ext.lane import RiskBook
 
-BOOKS = {"compiled": RiskBook, "twin": RiskBookTwin}
+LANES = ("compiled", "twin")
 
 
 class Alternate:
@@ -32,7 +32,7 @@ class Alternate:
                       "alternate")
 
 
-def make_world(book_class):
+def make_world(lane: str):
     instruments = InstrumentTable.nse_default()
     feed = SyntheticFeed(["RELIANCE"], instruments=instruments, seed=3)
     mde = MarketDataEngine(instruments)
@@ -40,7 +40,8 @@ def make_world(book_class):
         mde.ingest(b)
     bus = EventBus()
     mds = MarketDataService(mde, mde, cache_ttl_seconds=0)
-    strat = StrategyService(StrategyEngineV3([Alternate()]), mds, bus)
+    engine = StrategyEngineV3([Alternate()])
+    strat = StrategyService(engine, mds, bus)
     port = PortfolioService(1e9, bus)
     bus.subscribe("order.filled", port.on_fill)
     ex = ExecutionService(PaperBroker(mds, instruments, charges=ZERO_CHARGES), port, bus,
@@ -48,8 +49,20 @@ def make_world(book_class):
                           risk=RiskLimits(max_order_value=None, max_orders_per_second=None,
                                           max_orders_per_minute=None, max_orders_per_day=None))
     gate = ex.gate
-    gate._book = book_class(*gate._book_limits())     # the one thing that differs
-    DashboardFeed(bus)
+    dash = DashboardFeed(bus)
+    if lane == "twin":                                   # the one thing that differs
+        gate._book = RiskBookTwin(*gate._book_limits())
+        engine.fuse = lambda signals, p, s: fuse_twin(
+            signals, p, s, engine.weights, engine.primary_weight, engine.secondary_weight,
+            engine.min_confidence)
+        fast = dash._in
+        twin = FeedIntakeTwin(fast.signals, fast.orders)
+        twin.bind(dash._lock, dash._now_ns, dash._other_event, dash._fold)
+        bus.unsubscribe("*", fast.on_event)
+        dash._in = twin
+        bus.subscribe("*", twin.on_event)
+    else:
+        assert isinstance(gate._book, RiskBook)
     ts = int(feed.data().ts_ns[-1])
     return dict(mds=mds, strat=strat, ex=ex, gate=gate, ts=[ts])
 
@@ -61,9 +74,9 @@ def percentiles(benchmark):
 
 
 @pytest.mark.benchmark(group="pre-trade gate: check + release, 40 orders working")
-@pytest.mark.parametrize("book", list(BOOKS))
-def test_gate_check(benchmark, book):
-    w = make_world(BOOKS[book])
+@pytest.mark.parametrize("lane", LANES)
+def test_gate_check(benchmark, lane):
+    w = make_world(lane)
     gate = w["gate"]
     ltp = w["mds"].get_ltp("RELIANCE")
     below = round(ltp * 0.95 * 10) / 10
@@ -86,10 +99,10 @@ def test_gate_check(benchmark, book):
     percentiles(benchmark)
 
 
-@pytest.mark.benchmark(group="decision path, compiled gate book vs its twin")
-@pytest.mark.parametrize("book", list(BOOKS))
-def test_decision_path(benchmark, book):
-    w = make_world(BOOKS[book])
+@pytest.mark.benchmark(group="decision path, compiled event lane vs its twins")
+@pytest.mark.parametrize("lane", LANES)
+def test_decision_path(benchmark, lane):
+    w = make_world(lane)
 
     def decision():
         w["ts"][0] += 1000
