@@ -124,6 +124,9 @@ class Shape(NamedTuple):
     trigger_paise: int = 0
 
 
+_SHAPE_OK = Shape("", "", 0, 0)
+
+
 def check_order_shape(inst: Instrument | None, symbol, side, quantity, order_type, price,
                       trigger_price, product) -> Shape:
     """What the exchange itself would refuse: symbol, side, quantity and lots,
@@ -146,6 +149,8 @@ def check_order_shape(inst: Instrument | None, symbol, side, quantity, order_typ
                                    f"got {order_type!r}")
     if product not in PRODUCTS:
         return Shape("product", f"product must be one of {', '.join(PRODUCTS)}, got {product!r}")
+    if order_type == "MARKET" and price is None and trigger_price is None:
+        return _SHAPE_OK                        # the common case: nothing priced to check
     out = []
     for name, value, needed in (("limit price", price, order_type in ("LIMIT", "SL")),
                                 ("trigger price", trigger_price, order_type in ("SL", "SL-M"))):

@@ -35,6 +35,7 @@ HOLD intents are not sent (REJECTED, "HOLD: nothing to execute", no event).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import threading
@@ -693,8 +694,11 @@ class ExecutionService:
 
 def _with(intent, **changes):
     """A copy of ``intent`` with ``changes`` (the caller's object stays as it was)."""
-    import copy
-    new = copy.copy(intent)
+    if type(intent) is OrderIntent:             # the common case: no copy module round trip
+        new = OrderIntent.__new__(OrderIntent)
+        new.__dict__.update(intent.__dict__)
+    else:
+        new = copy.copy(intent)
     for k, v in changes.items():
         setattr(new, k, v)
     return new
