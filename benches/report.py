@@ -133,7 +133,8 @@ def target_rows(benches) -> list[str]:
         gate_txt = (f"; the gate alone: {fmt_time(gate['compiled'])} vs the twin's "
                     f"{fmt_time(gate['twin'])} ({gate['twin'] / gate['compiled']:.1f} ×)"
                     if all(gate.values()) else "")
-        add("decision path with the compiled event lane vs its plain-Python twin (twins: gate book, fusion, dashboard intake)",
+        add("decision path, compiled event lane vs its plain-Python twins (gate book, fusion, "
+            "dashboard intake)",
             f"p50 {c['p50_us']:.1f} µs, p99 {c['p99_us']:.1f} µs; twin p50 {t['p50_us']:.1f} µs "
             f"({ratio:.2f} ×){gate_txt}",
             "p50 ≤ 10 µs, p99 ≤ 30 µs, ≥ 5 × the twin",
