@@ -184,6 +184,65 @@ def parse_timestamp(text: str) -> int:
     return ns
 
 
+# ------------------------------------------------------------------ Arrow -> numpy
+#
+# Arrow's own conversions (``Array.to_numpy``, ``pa.scalar``, a Python value passed to a
+# compute function) import pandas when it is installed: ~0.3 s on the first call of a
+# process, inside the load phase of every ``hftcore backtest``.  Columns come out through
+# their buffers instead, and constants are built from buffers.
+
+def _bits(buf, offset: int, n: int) -> np.ndarray:
+    """An Arrow bitmap (validity or boolean values) as a bool array; None = all set."""
+    if buf is None:
+        return np.ones(n, bool)
+    return np.unpackbits(np.frombuffer(buf, np.uint8), count=offset + n,
+                         bitorder="little")[offset:].view(bool)
+
+
+def _np(col, fill=0) -> np.ndarray:
+    """A fixed-width Arrow array or chunked array (ints, floats, timestamps, dates,
+    booleans) as numpy, zero-copy where Arrow allows; nulls read as ``fill``."""
+    import pyarrow as pa
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    t = col.type
+    if pa.types.is_boolean(t):
+        name = "bool"
+    elif pa.types.is_floating(t):
+        name = f"float{t.bit_width}"
+    elif pa.types.is_integer(t):
+        name = f"{'int' if pa.types.is_signed_integer(t) else 'uint'}{t.bit_width}"
+    elif pa.types.is_timestamp(t) or pa.types.is_date64(t) or pa.types.is_duration(t):
+        name = "int64"
+    elif pa.types.is_date32(t):
+        name = "int32"
+    else:
+        raise TypeError(f"no numpy view of Arrow type {t}")
+    dtype = np.dtype(name)
+    parts = []
+    for ch in chunks:
+        n, bufs = len(ch), ch.buffers()
+        if dtype.kind == "b":
+            v = _bits(bufs[1], ch.offset, n)
+        else:
+            v = np.frombuffer(bufs[1], dtype, count=n, offset=ch.offset * dtype.itemsize)
+        if ch.null_count:
+            v = v.copy()
+            v[~_bits(bufs[0], ch.offset, n)] = fill
+        parts.append(v)
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+
+def _const_text(text: str, n: int):
+    """An Arrow string array of ``n`` copies of ``text`` (see the note above)."""
+    import pyarrow as pa
+    b = text.encode()
+    offsets = np.arange(n + 1, dtype=np.int32) * len(b)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets),
+                                                  pa.py_buffer(b * n)])
+
+
 def _ts_fast(arr, first: str):
     """Vectorised parse of a whole string column in the form of its first value;
     None when that form has no fast path or any value deviates."""
@@ -191,7 +250,7 @@ def _ts_fast(arr, first: str):
     import pyarrow.compute as pc
     try:
         if _EPOCH.match(first):
-            v = pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False)
+            v = _np(pc.cast(arr, pa.int64()))
             a = np.abs(v)
             if (a < EPOCH_MIN_S).any():
                 return None                     # the reference parser says which and why
@@ -213,9 +272,9 @@ def _ts_fast(arr, first: str):
             return None
         if m["tz"] is not None:
             t = pc.cast(arr, pa.timestamp("ns", tz="UTC"))
-            return t.cast(pa.int64()).to_numpy(zero_copy_only=False)
+            return _np(t)
         t = pc.cast(arr, pa.timestamp("ns"))
-        return t.cast(pa.int64()).to_numpy(zero_copy_only=False) - IST_OFFSET_NS
+        return _np(t) - IST_OFFSET_NS
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
         return None
 
@@ -226,14 +285,14 @@ def _timestamps(arr, where: Callable[[int], int], file, unit: str) -> np.ndarray
     n = len(arr)
     if n == 0:
         return np.empty(0, np.int64)
-    lengths = pc.binary_length(arr).to_numpy(zero_copy_only=False)
+    lengths = _np(pc.binary_length(arr))
     long = np.flatnonzero(lengths > MAX_TEXT)
     if len(long):
         i = int(long[0])
         raise DataError(file, f"timestamp field of {int(lengths[i]):,} characters "
                         f"(limit {MAX_TEXT})", where(i), unit)
     if arr.null_count:
-        i = int(np.flatnonzero(np.asarray(arr.is_null().to_numpy(zero_copy_only=False)))[0])
+        i = int(np.flatnonzero(_np(arr.is_null()))[0])
         raise DataError(file, "empty timestamp", where(i), unit)
     first = arr[0].as_py()
     out = _ts_fast(arr, first.strip())
@@ -268,7 +327,10 @@ def _timestamps_typed(col, where, file, unit) -> np.ndarray:
         t = col.type
     if pa.types.is_timestamp(t):
         per_s = {"s": 1, "ms": 1000, "us": 10**6, "ns": 10**9}[t.unit]
-        raw = pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False)
+        if col.null_count:
+            i = int(np.flatnonzero(_np(col.is_null()))[0])
+            raise DataError(file, "empty timestamp", where(i), unit)
+        raw = _np(pc.cast(col, pa.int64()))
         shift = 0 if t.tz is not None else IST_OFFSET_NS // (NS // per_s)
         lo, hi = TS_MIN_NS // (NS // per_s) + shift, TS_MAX_NS // (NS // per_s) + shift
         bad = np.flatnonzero((raw < lo) | (raw >= hi))
@@ -415,15 +477,15 @@ def _numbers_from_text(col, name, where, file, unit):
     import pyarrow.compute as pc
     t = pc.utf8_trim_whitespace(col)
     ok = pc.match_substring_regex(t, _NUM_RE)
-    junk = np.asarray(pc.invert(ok).to_numpy(zero_copy_only=False), dtype=bool)
+    junk = ~_np(ok)
     if junk.any():
-        lengths = pc.binary_length(t).to_numpy(zero_copy_only=False)
+        lengths = _np(pc.binary_length(t))
         long = np.flatnonzero(junk & (lengths > MAX_TEXT))
         if len(long):
             i = int(long[0])
             raise DataError(file, f"field of {int(lengths[i]):,} characters in column {name!r} "
                             f"(limit {MAX_TEXT})", where(i), unit)
-    return pc.cast(pc.if_else(ok, t, pa.scalar(None, pa.string())), pa.float64())
+    return pc.cast(pc.if_else(ok, t, pa.nulls(len(t), pa.string())), pa.float64())
 
 
 def _read_csv(path: Path, threads: bool):
@@ -494,10 +556,11 @@ def _read_parquet(path: Path, threads: bool):
     import pyarrow as pa
     import pyarrow.parquet as pq
     try:
-        schema = pq.read_schema(path)
-        kind, roles = _layout(schema.names, path)
-        cols = [c for c in dict.fromkeys(roles.values()) if c]
-        table = pq.read_table(path, columns=cols, use_threads=threads)
+        # ParquetFile, not pq.read_table: that imports pyarrow.dataset, which imports pandas
+        with pq.ParquetFile(path) as pf:
+            kind, roles = _layout(pf.schema_arrow.names, path)
+            cols = [c for c in dict.fromkeys(roles.values()) if c]
+            table = pf.read(columns=cols, use_threads=threads)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DataError(path, f"cannot be read as Parquet: {msg}") from None
@@ -544,7 +607,7 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
         if not (pa.types.is_string(tcol.type) and pa.types.is_string(tm.type)):
             raise DataError(path, "separate date and time columns must be text")
         tcol = pc.binary_join_element_wise(pc.utf8_trim_whitespace(tcol),
-                                           pc.utf8_trim_whitespace(tm), " ")
+                                           pc.utf8_trim_whitespace(tm), _const_text(" ", n))
     if pa.types.is_string(tcol.type) or pa.types.is_large_string(tcol.type):
         ts = _timestamps(tcol, where, path, unit)
     else:
@@ -557,7 +620,7 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
         if pa.types.is_float64(col.type) and col.null_count == 0:
             pos = 0
             for chunk in col.chunks:                # one copy, straight from Arrow's buffers
-                out[pos:pos + len(chunk)] = chunk.to_numpy()
+                out[pos:pos + len(chunk)] = _np(chunk)
                 pos += len(chunk)
             return None
         col = col.combine_chunks()
@@ -568,9 +631,8 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
             raise DataError(path, f"column {name!r} has type {col.type}; expected numbers")
         else:
             col = pc.cast(col, pa.float64())
-        out[:] = col.to_numpy(zero_copy_only=False)
-        return (np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-                if col.null_count else None)
+        out[:] = _np(col, fill=np.nan)
+        return _np(col.is_null()) if col.null_count else None
     price_cols = _OHLC if kind == "bars" else ("price",)
     values = np.empty((len(price_cols), n), np.float64)
     missing = np.zeros(n, bool)
@@ -584,8 +646,8 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
         if vnull is not None:                      # an empty volume is 0; junk is not
             raw_v = table[roles["vol"]].combine_chunks()
             if pa.types.is_string(raw_v.type):
-                empty = np.asarray(pc.equal(pc.binary_length(pc.utf8_trim_whitespace(raw_v)), 0)
-                                   .to_numpy(zero_copy_only=False), dtype=bool)
+                # a null text (Parquet) is not an empty field: it stays "not a number"
+                empty = _np(pc.binary_length(pc.utf8_trim_whitespace(raw_v)), fill=-1) == 0
             else:
                 empty = vnull
             missing |= vnull & ~empty
@@ -596,8 +658,9 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
         scol = table[roles["sym"]].combine_chunks()
         if not pa.types.is_string(scol.type):
             scol = pc.cast(scol, pa.string())
-        scol = pc.fill_null(scol, "")
-        lengths = pc.binary_length(scol).to_numpy(zero_copy_only=False)
+        if scol.null_count:
+            scol = pc.coalesce(scol, _const_text("", len(scol)))
+        lengths = _np(pc.binary_length(scol))
         long = np.flatnonzero(lengths > MAX_TEXT)
         if len(long):
             i = int(long[0])
@@ -605,7 +668,7 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
                             f"(limit {MAX_TEXT})", where(i), unit)
         enc = pc.dictionary_encode(scol)
         names = [s if s != "" else (default_symbol or "") for s in enc.dictionary.to_pylist()]
-        code = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+        code = _np(enc.indices).astype(np.int32, copy=False)
     else:
         names = [default_symbol or ""]
         code = np.zeros(n, np.int32)

@@ -658,3 +658,65 @@ def test_more_threads_than_files_gives_the_same_rows_and_lines(tmp_path):
     assert same(arrays(one), arrays(many)) and len(one.data()) == 6
     assert one.quarantine_examples == many.quarantine_examples == {
         "bad_fields": ["A.csv:5"], "price_absurd": ["A.csv:7"]}
+
+
+def test_a_null_parquet_timestamp_is_fatal_not_year_1677(tmp_path):
+    t = pa.table({"date": pa.array([dt.datetime(2024, 6, 3, 4), None],
+                                   pa.timestamp("us", tz="UTC")),
+                  "open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0], "close": [1.0, 1.0]})
+    pq.write_table(t, tmp_path / "N.parquet")
+    err = _fails(tmp_path / "N.parquet", reason="empty timestamp")
+    assert ": row 2: " in str(err)
+
+
+def test_parquet_nulls_read_as_before(tmp_path):
+    t = pa.table({"timestamp": pa.array([dt.datetime(2024, 6, 3, 4), dt.datetime(2024, 6, 3, 5),
+                                         dt.datetime(2024, 6, 3, 6)], pa.timestamp("us", tz="UTC")),
+                  "symbol": pa.array([None, "SBIN", ""]), "price": pa.array([1.0, None, 2.0]),
+                  "volume": pa.array(["5", None, " "])})
+    pq.write_table(t, tmp_path / "T.parquet")
+    feed = ReplayFeed(tmp_path / "T.parquet", instruments=InstrumentTable(), symbol="XX")
+    d = feed.data()
+    assert feed.quarantined == {"not_a_number": 1}          # the null price (its volume too)
+    assert feed.instruments.symbols == ["XX"]                # null and "" symbols: the default
+    assert d.price.tolist() == [1.0, 2.0] and d.volume.tolist() == [5.0, 0.0]
+
+
+PANDAS_FREE = """
+import sys, pathlib
+from hftcore import InstrumentTable, ReplayFeed
+from hftcore.datafiles import DataError
+for f in sorted(pathlib.Path(sys.argv[1]).iterdir()):
+    ReplayFeed(f, instruments=InstrumentTable(), threads=2).data()
+try:
+    ReplayFeed(sys.argv[2], instruments=InstrumentTable())
+except DataError:
+    pass
+assert "pandas" not in sys.modules, "reading market data imported pandas"
+print("ok")
+"""
+
+
+def test_loading_does_not_import_pandas(tmp_path):
+    # pyarrow's to_numpy / pa.scalar import pandas when it is installed: ~0.3 s of every
+    # `hftcore backtest` load phase went there
+    pytest.importorskip("pandas")
+    d = tmp_path / "files"
+    d.mkdir()
+    write(d, HEADER + GOOD, "CANDLES.csv")
+    write(d, HEADER + GOOD + "2024-06-03T09:18:00+05:30,abc,1,1,1,\n", "JUNK.csv")
+    write(d, "timestamp,symbol,price,volume\n2024-06-03 09:15,SBIN,600,1\n"
+             "2024-06-03 09:15,,601,\n", "TICKS.csv")
+    write(d, "date,time,open,high,low,close\n03-06-2024,09:15,1,1,1,1\n", "DT.csv")
+    write(d, "timestamp,price\n1717386300,600\n", "EPOCH.csv")
+    pq.write_table(pa.table({"date": pa.array([T915, T915 + 60 * NS], pa.timestamp("ns", tz="UTC")),
+                             "open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0],
+                             "close": [1.0, None], "symbol": ["A", None]}), d / "P.parquet")
+    pq.write_table(pa.table({"date": pa.array([T915], pa.timestamp("ns")), "open": [1],
+                             "high": [1], "low": [1], "close": [1]}), d / "Q.parquet")
+    bad = write(tmp_path, HEADER + GOOD + "9999-06-03 09:18,1,1,1,1,1\n", "BAD.csv")
+    import hftcore
+    env = {**os.environ, "PYTHONPATH": str(Path(hftcore.__file__).resolve().parents[1])}
+    run = subprocess.run([sys.executable, "-c", PANDAS_FREE, str(d), str(bad)],
+                         capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
