@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import re
+import sys
 import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,7 @@ MAX_BAD_RECORD = 4096    # bytes: a longer record with the wrong field count is 
 N_EXAMPLES = 5           # file:line places kept per quarantine reason
 SUFFIXES = (".csv", ".parquet", ".pq")
 CACHE_VERSION = "1"
+_FAST_CSV = True         # the compiled scanner for plain CSV files (tests switch it off)
 
 # Quarantine reasons, in the order a row is tested (a row counts once, under the first).
 REASONS = ("bad_fields", "not_a_number", "not_finite", "price_not_positive", "price_absurd",
@@ -488,14 +490,39 @@ def _numbers_from_text(col, name, where, file, unit):
     return pc.cast(pc.if_else(ok, t, pa.nulls(len(t), pa.string())), pa.float64())
 
 
-def _read_csv(path: Path, threads: bool):
+def _scan_clean_csv(raw: bytes, start: int, header: list[str], kind: str,
+                    roles: dict[str, str | None]):
+    """``(ts, values, volume)`` from the compiled scanner when the file is plain
+    (``hftcore_ext.csvscan`` says what that is), else None: the pyarrow reader
+    then reads the file and reports or quarantines what is not plain."""
+    if not _FAST_CSV or roles.get("sym") or roles.get("time"):
+        return None
+    try:
+        from hftcore_ext.csvscan import scan_csv
+    except ImportError:                          # a build without it (HFTCORE_MODULES)
+        return None
+    end = raw.find(b"\n", start)
+    if end < 0 or b'"' in raw[start:end]:
+        return None
+    if raw[start:end].rstrip(b"\r").decode("utf-8").split(",") != header:
+        return None                              # a blank line before the header, say
+    prices = _OHLC if kind == "bars" else ("price",)
+    number_role = {roles[r]: k for k, r in enumerate(prices)}
+    if roles["vol"]:
+        number_role[roles["vol"]] = len(prices)
+    layout = [-1 if h == roles["ts"] else number_role.get(h, -2) for h in header]
+    got = scan_csv(raw, end + 1, layout, len(number_role), IST_OFFSET_NS, TS_MAX_NS)
+    if got is None:
+        return None
+    ts, numbers = got
+    volume = numbers[len(prices)] if roles["vol"] else np.zeros(len(ts), np.float64)
+    return ts, numbers[:len(prices)], volume
+
+
+def _read_csv(path: Path, threads: bool, raw: bytes, start: int, header: list[str],
+              kind: str, roles: dict[str, str | None]):
     import pyarrow as pa
     import pyarrow.csv as pcsv
-    raw = path.read_bytes()
-    _decode_check(raw, path)
-    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
-    header = _csv_header(raw, start, path)
-    kind, roles = _layout(header, path)
     text_cols = {roles[r] for r in ("ts", "sym", "time") if roles.get(r)}
     num_cols = {c for r, c in roles.items() if c and c not in text_cols}
 
@@ -569,7 +596,6 @@ def _read_parquet(path: Path, threads: bool):
 
 def read_file(path, default_symbol: str | None = None, threads: bool = False) -> FileData:
     """Parse one CSV or Parquet file of candles or ticks (fatal problems raise DataError)."""
-    import pyarrow as pa
     path = Path(path)
     try:
         return _read_file(path, default_symbol, threads)
@@ -577,16 +603,39 @@ def read_file(path, default_symbol: str | None = None, threads: bool = False) ->
         raise
     except OSError as exc:
         raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
-    except (pa.ArrowException, csv.Error, UnicodeError) as exc:
+    except Exception as exc:
+        pa = sys.modules.get("pyarrow")         # not imported at all on the fast path
+        if not (isinstance(exc, (csv.Error, UnicodeError))
+                or (pa is not None and isinstance(exc, pa.ArrowException))):
+            raise
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DataError(path, f"cannot be read: {msg}") from None
 
 
 def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileData:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return _read_with_arrow(path, default_symbol, threads, None)
+    raw = path.read_bytes()
+    _decode_check(raw, path)
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    header = _csv_header(raw, start, path)
+    kind, roles = _layout(header, path)
+    plain = _scan_clean_csv(raw, start, header, kind, roles)
+    if plain is None:
+        return _read_with_arrow(path, default_symbol, threads, (raw, start, header, kind, roles))
+    ts, values, volume = plain
+    n = len(ts)
+    return _finish(path, kind, ts, values, volume, np.zeros(n, bool), [default_symbol or ""],
+                   np.zeros(n, np.int32), [], _CsvLines(raw, []).row)
+
+
+def _read_with_arrow(path: Path, default_symbol: str | None, threads: bool, csv_parts
+                     ) -> FileData:
+    """The general reader: pyarrow, then every check on the columns it gives."""
     import pyarrow as pa
     import pyarrow.compute as pc
     where: Callable[[int], int]
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if csv_parts is None:
         kind, roles, table = _read_parquet(path, threads)
         unit = "row"
         skipped: list[int] = []
@@ -594,7 +643,7 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
         def where(i: int) -> int:
             return i + 1
     else:
-        kind, roles, table, lines = _read_csv(path, threads)
+        kind, roles, table, lines = _read_csv(path, threads, *csv_parts)
         unit = "line"
         skipped = [lines.record(k) for k in lines.skipped.tolist()]
         where = lines.row
@@ -672,9 +721,16 @@ def _read_file(path: Path, default_symbol: str | None, threads: bool) -> FileDat
     else:
         names = [default_symbol or ""]
         code = np.zeros(n, np.int32)
+    return _finish(path, kind, ts, values, volume, missing, names, code, skipped, where)
+
+
+def _finish(path: Path, kind: str, ts: np.ndarray, values: np.ndarray, volume: np.ndarray,
+            missing: np.ndarray, names: list[str], code: np.ndarray, skipped: list[int],
+            where: Callable[[int], int]) -> FileData:
+    """Quarantine the bad rows (first failing reason wins) and keep the rest."""
+    n = len(ts)
     blank = np.array([not s.strip() for s in names], dtype=bool)
 
-    # quarantine, first failing reason wins
     with np.errstate(invalid="ignore"):
         lowest, highest = values.min(axis=0), values.max(axis=0)     # NaN propagates
         checks = {

@@ -720,3 +720,98 @@ def test_loading_does_not_import_pandas(tmp_path):
     run = subprocess.run([sys.executable, "-c", PANDAS_FREE, str(d), str(bad)],
                          capture_output=True, text=True, env=env, timeout=120, check=False)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+# ------------------------------------------------------------------ the compiled fast path
+
+def _read_both(f, monkeypatch):
+    """read_file through the compiled scanner and through pyarrow only: (result, result),
+    each FileData fields or the DataError text."""
+    from hftcore import datafiles
+    out = []
+    for fast in (True, False):
+        monkeypatch.setattr(datafiles, "_FAST_CSV", fast)
+        try:
+            d = datafiles.read_file(f, "SYM")
+            out.append((d.kind, d.names, d.code.tolist(), d.ts.dtype, d.ts.tobytes(),
+                        d.values.dtype, d.values.shape, d.values.tobytes(), d.volume.tobytes(),
+                        d.quarantined, d.examples))
+        except DataError as exc:
+            out.append(str(exc))
+    return out
+
+
+PLAIN_NUMBERS = st.one_of(
+    st.integers(0, 10**6).map(str),
+    st.tuples(st.integers(-5, 10**7), st.integers(0, 10**6), st.integers(1, 7)).map(
+        lambda t: f"{t[0]}.{str(t[1]).zfill(t[2])[:t[2]]}"))
+ODD_NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
+    st.sampled_from(["1e5", ".5", "5.", "+1", " 7", "7 ", "", "nan", "-0", "-0.00", "0x10",
+                     "9007199254740993", "9007199254740992", "123456789012345678.5",
+                     "1234567890123456789", "0.0000000000000000000001", "1.00000000000000000000001",
+                     '"12"', "1,5"]))
+PLAIN_STAMPS = st.tuples(
+    st.datetimes(dt.datetime(1970, 1, 2), dt.datetime(2199, 12, 30)), st.sampled_from(["T", " "]),
+    st.sampled_from(["", "+05:30", "+0530", "Z", "-01:00", "+05", "+18:00", "-0000"]),
+    st.sampled_from(["", ".5", ".123456", ".123456789"])).map(
+        lambda t: t[0].strftime("%Y-%m-%d") + t[1] + t[0].strftime("%H:%M:%S") + t[3] + t[2])
+ODD_STAMPS = st.sampled_from([
+    "2023-02-29 09:15:00", "2024-02-29 09:15:00", "2023-04-31T09:15:00", "2023-01-02T24:00:00",
+    "2023-01-02T09:60:00", "2023-01-02T09:15:60", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z",
+    "1970-01-01T05:29:59", "2199-12-31T23:59:59", "2200-01-01T00:00:00+05:30",
+    "2023-01-02T09:15:00+19:00", "2023-01-02T09:15:00+05:60", "2023-01-02T09:15:00.1234567890",
+    "2023-01-02T09:15:00.", "2023-1-2 09:15:00", "2023-01-02 9:15:00", "2023-01-02T09:15",
+    "2023-01-02", "1700000000", "02-01-2023 09:15", "2023-01-02T09:15:00 +05:30",
+    "2023-01-02T09:15:00z", " 2023-01-02T09:15:00"])
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(PLAIN_STAMPS, st.lists(PLAIN_NUMBERS, min_size=5, max_size=5)),
+                min_size=0, max_size=12),
+       st.sampled_from(["\n", "\r\n"]), st.booleans(), st.booleans(),
+       st.sampled_from(["none"] * 4 + ["blank", "short", "long", "quote", "cr", "number",
+                                       "stamp"]),
+       ODD_NUMBERS, ODD_STAMPS, st.integers(0, 4))
+def test_compiled_scanner_gives_what_pyarrow_gives(tmp_path, monkeypatch, rows, eol, last_eol,
+                                                   extra_col, dirt, odd_number, odd_stamp, col):
+    # the scanner either reads a file exactly as the general pyarrow reader does or declines
+    # it; errors, quarantine counts and line numbers are the general reader's either way
+    header = "date,open,high,low,close,volume" + (",oi" if extra_col else "")
+    lines = [",".join([stamp, *nums] + (["7"] if extra_col else [])) for stamp, nums in rows]
+    if dirt != "none" and lines:
+        k = len(lines) // 2
+        stamp, nums = rows[k]
+        nums = nums[:col] + [odd_number] + nums[col + 1:]
+        lines[k] = {"blank": "", "short": lines[k].rsplit(",", 1)[0],
+                    "long": lines[k] + ",9", "quote": lines[k].replace(",", ',"', 1) + '"',
+                    "cr": lines[k] + "\r", "number": ",".join([stamp, *nums]),
+                    "stamp": ",".join([odd_stamp, *rows[k][1]])}[dirt]
+        if extra_col and dirt in ("number", "stamp"):
+            lines[k] += ",7"
+    text = eol.join([header, *lines]) + (eol if last_eol else "")
+    f = write(tmp_path, text, "SYM.csv")
+    fast, general = _read_both(f, monkeypatch)
+    assert fast == general
+
+
+def test_plain_kite_files_skip_pyarrow_and_others_use_it(tmp_path, monkeypatch):
+    from hftcore import datafiles
+    used = []
+    real = datafiles._read_with_arrow
+    monkeypatch.setattr(datafiles, "_read_with_arrow",
+                        lambda path, *a: used.append(Path(path).name) or real(path, *a))
+    write(tmp_path, HEADER + GOOD, "PLAIN.csv")
+    write(tmp_path, (HEADER + GOOD).replace("\n", "\r\n"), "CRLF.csv")
+    write(tmp_path, "timestamp,price\n2024-06-03 09:15:00,600\n", "TICKS.csv")
+    write(tmp_path, HEADER + GOOD + "2024-06-03T09:18:00+05:30,1e3,1e3,1e3,1e3,1\n", "EXP.csv")
+    write(tmp_path, "\n" + HEADER + GOOD, "BLANK.csv")
+    write(tmp_path, HEADER + GOOD + '2024-06-03T09:18:00+05:30,"1500",1502,1499,1501,1\n',
+          "QUOTED.csv")
+    write(tmp_path, "timestamp,symbol,price\n2024-06-03 09:15:00,SBIN,600\n", "SYMBOLS.csv")
+    rows = {f.name: len(ReplayFeed(f, instruments=InstrumentTable()).data())
+            for f in sorted(tmp_path.iterdir())}
+    assert sorted(used) == ["BLANK.csv", "EXP.csv", "QUOTED.csv", "SYMBOLS.csv"]
+    assert rows == {"PLAIN.csv": 3, "CRLF.csv": 3, "TICKS.csv": 1, "EXP.csv": 4, "BLANK.csv": 3,
+                    "QUOTED.csv": 4, "SYMBOLS.csv": 1}
