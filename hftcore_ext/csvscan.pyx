@@ -65,14 +65,15 @@ cdef inline int64_t days_from_civil(int64_t y, int64_t m, int64_t d) noexcept no
     return era * 146097 + doe - 719468
 
 
-cdef inline bint parse_ts(const unsigned char* p, Py_ssize_t n, int64_t naive_offset_ns,
-                          int64_t max_ns, int64_t* out) noexcept nogil:
+cdef inline Py_ssize_t ts_at(const unsigned char* buf, Py_ssize_t i, Py_ssize_t size,
+                             int64_t naive_offset_ns, int64_t max_ns, int64_t* out) noexcept nogil:
+    """Read a timestamp at ``buf[i]``: the position just after it, or -1."""
+    cdef const unsigned char* p = buf + i
     cdef int y, y0, y1, mo, d, hh, mm, ss, oh, om, k, dim
     cdef int64_t frac = 0, scale = 100000000, off, secs, ns
-    cdef Py_ssize_t i
-    if n < 19 or p[4] != 45 or p[7] != 45 or (p[10] != 84 and p[10] != 32) \
+    if size - i < 19 or p[4] != 45 or p[7] != 45 or (p[10] != 84 and p[10] != 32) \
             or p[13] != 58 or p[16] != 58:                      # - - T/space : :
-        return False
+        return -1
     y0 = two(p)
     y1 = two(p + 2)
     mo = two(p + 5)
@@ -82,108 +83,103 @@ cdef inline bint parse_ts(const unsigned char* p, Py_ssize_t n, int64_t naive_of
     ss = two(p + 17)
     if y0 < 0 or y1 < 0 or mo < 1 or mo > 12 or d < 1 or hh < 0 or hh > 23 \
             or mm < 0 or mm > 59 or ss < 0 or ss > 59:
-        return False
+        return -1
     y = y0 * 100 + y1
     if y < 1970 or y > 2199:
-        return False
+        return -1
     dim = MONTH_DAYS[mo]
     if mo == 2 and (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)):
         dim = 29
     if d > dim:
-        return False
-    i = 19
-    if i < n and p[i] == 46:                                    # .fraction
+        return -1
+    i += 19
+    if i < size and buf[i] == 46:                               # .fraction
         i += 1
         k = 0
-        while i < n and digit(p[i]) >= 0:
+        while i < size and digit(buf[i]) >= 0:
             if k == 9:
-                return False
-            frac += digit(p[i]) * scale
+                return -1
+            frac += digit(buf[i]) * scale
             scale //= 10
             k += 1
             i += 1
         if k == 0:
-            return False
-    if i == n:
-        off = naive_offset_ns
-    elif p[i] == 90 and i + 1 == n:                             # Z
+            return -1
+    off = naive_offset_ns
+    if i < size and buf[i] == 90:                               # Z
         off = 0
-    elif p[i] == 43 or p[i] == 45:                              # + -
-        if i + 3 > n:
-            return False
-        oh = two(p + i + 1)
+        i += 1
+    elif i < size and (buf[i] == 43 or buf[i] == 45):           # + -
+        if size - i < 3:
+            return -1
+        oh = two(buf + i + 1)
         om = 0
-        if i + 3 == n:
-            pass
-        elif i + 6 == n and p[i + 3] == 58:                     # +HH:MM
-            om = two(p + i + 4)
-        elif i + 5 == n:                                        # +HHMM
-            om = two(p + i + 3)
-        else:
-            return False
+        k = i
+        i += 3
+        if size - i >= 3 and buf[i] == 58:                      # +HH:MM
+            om = two(buf + i + 1)
+            i += 3
+        elif size - i >= 2 and digit(buf[i]) >= 0:              # +HHMM
+            om = two(buf + i)
+            i += 2
         if oh < 0 or oh > 18 or om < 0 or om > 59:
-            return False
+            return -1
         off = (oh * 3600 + om * 60) * NS
-        if p[i] == 45:
+        if buf[k] == 45:
             off = -off
-    else:
-        return False
     secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mm * 60 + ss
     ns = secs * NS + frac - off
     if ns < 0 or ns >= max_ns:
-        return False
+        return -1
     out[0] = ns
-    return True
+    return i
 
 
-cdef inline bint parse_num(const unsigned char* p, Py_ssize_t n, double* out) noexcept nogil:
-    cdef Py_ssize_t i = 0
+cdef inline Py_ssize_t num_at(const unsigned char* buf, Py_ssize_t i, Py_ssize_t size,
+                              double* out) noexcept nogil:
+    """Read ``-?D+(.D+)?`` at ``buf[i]``: the position just after it, or -1."""
     cdef uint64_t m = 0
     cdef int digits = 0, after = 0, c
     cdef bint neg = False
     cdef double v
-    if n > 0 and p[0] == 45:                                    # -
+    if i < size and buf[i] == 45:                               # -
         neg = True
-        i = 1
-    while i < n:
-        c = digit(p[i])
+        i += 1
+    while i < size:
+        c = digit(buf[i])
         if c < 0:
             break
         m = m * 10 + c
         digits += 1
-        if digits > 18:
-            return False
         i += 1
     if digits == 0:
-        return False
-    if i < n and p[i] == 46:                                    # .
+        return -1
+    if i < size and buf[i] == 46:                               # .
         i += 1
-        while i < n:
-            c = digit(p[i])
+        while i < size:
+            c = digit(buf[i])
             if c < 0:
                 break
             m = m * 10 + c
-            digits += 1
             after += 1
-            if digits > 18:
-                return False
             i += 1
         if after == 0:
-            return False
-    if i != n or m > MAX_MANTISSA or after > 22:
-        return False
+            return -1
+        digits += after
+    if digits > 18 or m > MAX_MANTISSA or after > 22:
+        return -1
     v = <double>m
     if after:
         v = v / POW10[after]
     out[0] = -v if neg else v
-    return True
+    return i
 
 
 cdef Py_ssize_t scan_c(const unsigned char* buf, Py_ssize_t size, Py_ssize_t pos,
                        const int* role, Py_ssize_t ncols, int64_t naive_offset_ns,
                        int64_t max_ns, int64_t* ts, double* vals, Py_ssize_t cap) noexcept nogil:
     """Rows read into ``ts`` / ``vals`` (row-major ``(number columns, cap)``), or -1."""
-    cdef Py_ssize_t row = 0, col, start, end
+    cdef Py_ssize_t row = 0, col, start
     cdef int r
     cdef unsigned char c
     while pos < size:
@@ -191,37 +187,37 @@ cdef Py_ssize_t scan_c(const unsigned char* buf, Py_ssize_t size, Py_ssize_t pos
             return -1
         col = 0
         while True:
-            start = pos
-            while pos < size:
-                c = buf[pos]
-                if c == 44 or c == 10 or c == 13 or c == 34:     # , \n \r "
-                    break
-                pos += 1
-            end = pos
-            if col >= ncols:
-                return -1
             r = role[col]
-            if r == TIMESTAMP:
-                if not parse_ts(buf + start, end - start, naive_offset_ns, max_ns, ts + row):
+            if r >= 0:
+                pos = num_at(buf, pos, size, vals + r * cap + row)
+            elif r == TIMESTAMP:
+                pos = ts_at(buf, pos, size, naive_offset_ns, max_ns, ts + row)
+            else:
+                start = pos
+                while pos < size:
+                    c = buf[pos]
+                    if c == 44 or c == 10 or c == 13 or c == 34:     # , \n \r "
+                        break
+                    pos += 1
+                if pos - start > MAX_OTHER:
                     return -1
-            elif r >= 0:
-                if not parse_num(buf + start, end - start, vals + r * cap + row):
-                    return -1
-            elif end - start > MAX_OTHER:
+            if pos < 0:
                 return -1
             col += 1
             if pos == size:
                 break
             c = buf[pos]
-            if c == 44:
+            if c == 44:                                          # ,
+                if col == ncols:
+                    return -1
                 pos += 1
                 continue
-            if c == 34:
-                return -1
             if c == 13:                                          # only as \r\n
                 if pos + 1 >= size or buf[pos + 1] != 10:
                     return -1
                 pos += 1
+            elif c != 10:
+                return -1
             pos += 1                                             # past \n
             break
         if col != ncols:

@@ -815,3 +815,41 @@ def test_plain_kite_files_skip_pyarrow_and_others_use_it(tmp_path, monkeypatch):
     assert sorted(used) == ["BLANK.csv", "EXP.csv", "QUOTED.csv", "SYMBOLS.csv"]
     assert rows == {"PLAIN.csv": 3, "CRLF.csv": 3, "TICKS.csv": 1, "EXP.csv": 4, "BLANK.csv": 3,
                     "QUOTED.csv": 4, "SYMBOLS.csv": 1}
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["RELIANCE", "TCS", "INFY", "ZZZ", "AAA"]),
+                          st.lists(st.integers(0, 40), min_size=1, max_size=30),
+                          st.booleans(), st.booleans()),
+                min_size=1, max_size=5),
+       st.booleans())
+def test_merge_and_bar_span_equal_the_plain_lexsort(monkeypatch, files, preset_ids):
+    # read_files merges one-symbol files in one pass and takes the bar length from each
+    # file's own gaps; both must equal the stable (time, symbol id) lexsort of everything
+    from hftcore import datafiles
+    parts = {}
+    for k, (name, minutes, two_symbols, keep_order) in enumerate(files):
+        ts = np.array([T915 + m * 60 * NS for m in (minutes if keep_order else sorted(minutes))],
+                      np.int64)
+        n = len(ts)
+        names = [name, "XTRA"] if two_symbols else [name]
+        code = (np.arange(n) % 2).astype(np.int32) if two_symbols else np.zeros(n, np.int32)
+        values = np.vstack([np.full(n, 100.0 + k), np.arange(n) + 200.0, np.full(n, 50.0),
+                            np.full(n, 100.0 + k)])
+        parts[f"F{k}.csv"] = datafiles.FileData(f"F{k}.csv", "bars", names, code, ts, values,
+                                                np.arange(n, dtype=np.float64) + k * 1000)
+    monkeypatch.setattr(datafiles, "_load_one", lambda p, *a: parts[Path(p).name])
+    table = InstrumentTable.nse_default() if preset_ids else InstrumentTable()
+    got = datafiles.read_files([Path(n) for n in parts], table, threads=1)
+    lut = {name: table.get(name).id for p in parts.values() for name in p.names
+           if table.get(name) is not None}
+    sym = np.concatenate([np.array([lut[p.names[c]] for c in p.code], np.int32)
+                          for p in parts.values()])
+    ts = np.concatenate([p.ts for p in parts.values()])
+    order = np.lexsort((sym, ts))
+    assert np.array_equal(got.sym, sym[order]) and np.array_equal(got.ts, ts[order])
+    assert np.array_equal(got.values, np.concatenate([p.values for p in parts.values()],
+                                                     axis=1)[:, order])
+    assert np.array_equal(got.volume, np.concatenate([p.volume for p in parts.values()])[order])
+    assert got.span_s == datafiles._bar_span(sym[order], ts[order])
