@@ -1,9 +1,13 @@
 """Market data files into numpy arrays: CSV or Parquet, candles or ticks.
 
-``read_files(paths, instruments)`` is what ``ReplayFeed`` uses.  Each file is
-read by pyarrow (``pyarrow.csv`` with explicit column types, or
-``pyarrow.parquet``) straight into int64 / float64 arrays; a folder's files
-are read in a thread pool (pyarrow releases the GIL) and merged in a stable
+``read_files(paths, instruments)`` is what ``ReplayFeed`` uses.  A plain CSV
+file (one timestamp column, plain decimals, no symbol column, no quotes or
+blank lines: Kite's candles) is read by the compiled scanner
+``hftcore_ext.csvscan``, which gives exactly what the general reader gives or
+declines the whole file; every other file is read by pyarrow (``pyarrow.csv``
+with explicit column types, or ``pyarrow.parquet``) straight into int64 /
+float64 arrays.  Neither imports pandas (see ``_np``).  A folder's files are
+read in a thread pool (both readers release the GIL) and merged in a stable
 (timestamp, symbol id) order, so the result does not depend on the number of
 threads.
 
