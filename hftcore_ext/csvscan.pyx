@@ -39,6 +39,10 @@ cdef int64_t NS = 1000000000
 cdef uint64_t MAX_MANTISSA = 9007199254740992          # 2**53
 cdef double[23] POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
                          1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22]
+cdef uint64_t[19] POW10_INT = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+                               1000000000, 10000000000, 100000000000, 1000000000000,
+                               10000000000000, 100000000000000, 1000000000000000,
+                               10000000000000000, 100000000000000000, 1000000000000000000]
 cdef int[13] MONTH_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 
@@ -138,41 +142,47 @@ cdef inline Py_ssize_t ts_at(const unsigned char* buf, Py_ssize_t i, Py_ssize_t 
 cdef inline Py_ssize_t num_at(const unsigned char* buf, Py_ssize_t i, Py_ssize_t size,
                               double* out) noexcept nogil:
     """Read ``-?D+(.D+)?`` at ``buf[i]``: the position just after it, or -1."""
-    cdef uint64_t m = 0
-    cdef int digits = 0, after = 0, c
+    cdef const unsigned char* p = buf + i
+    cdef const unsigned char* end = buf + size
+    cdef const unsigned char* first
+    cdef uint64_t m = 0, f = 0
+    cdef unsigned int c
+    cdef Py_ssize_t digits, after = 0
     cdef bint neg = False
     cdef double v
-    if i < size and buf[i] == 45:                               # -
+    if p < end and p[0] == 45:                                  # -
         neg = True
-        i += 1
-    while i < size:
-        c = digit(buf[i])
-        if c < 0:
+        p += 1
+    first = p
+    while p < end:
+        c = <unsigned int>p[0] - 48
+        if c > 9:
             break
         m = m * 10 + c
-        digits += 1
-        i += 1
-    if digits == 0:
+        p += 1
+    digits = p - first
+    if digits == 0 or digits > 18:
         return -1
-    if i < size and buf[i] == 46:                               # .
-        i += 1
-        while i < size:
-            c = digit(buf[i])
-            if c < 0:
+    if p < end and p[0] == 46:                                  # .
+        p += 1
+        first = p
+        while p < end:
+            c = <unsigned int>p[0] - 48
+            if c > 9:
                 break
-            m = m * 10 + c
-            after += 1
-            i += 1
-        if after == 0:
+            f = f * 10 + c
+            p += 1
+        after = p - first
+        if after == 0 or digits + after > 18:
             return -1
-        digits += after
-    if digits > 18 or m > MAX_MANTISSA or after > 22:
+        m = m * <uint64_t>POW10_INT[after] + f
+    if m > MAX_MANTISSA:
         return -1
     v = <double>m
     if after:
         v = v / POW10[after]
     out[0] = -v if neg else v
-    return i
+    return p - buf
 
 
 cdef Py_ssize_t scan_c(const unsigned char* buf, Py_ssize_t size, Py_ssize_t pos,
