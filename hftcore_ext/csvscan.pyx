@@ -20,7 +20,8 @@ unterminated; no blank lines, no quotes, exactly the header's field count):
   is that integer divided by an exact power of ten: one correctly rounded
   division, so the same double as any correctly rounded parser (Clinger's fast
   path);
-* other columns: up to 256 bytes without a quote.
+* other columns: up to 256 bytes of ASCII without a quote (so an accepted file
+  is ASCII: the general reader's UTF-8 check would pass).
 """
 
 from libc.stdint cimport int64_t, uint64_t
@@ -206,7 +207,7 @@ cdef Py_ssize_t scan_c(const unsigned char* buf, Py_ssize_t size, Py_ssize_t pos
                 start = pos
                 while pos < size:
                     c = buf[pos]
-                    if c == 44 or c == 10 or c == 13 or c == 34:     # , \n \r "
+                    if c == 44 or c == 10 or c == 13 or c == 34 or c >= 128:   # , \n \r " non-ASCII
                         break
                     pos += 1
                 if pos - start > MAX_OTHER:

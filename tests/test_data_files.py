@@ -772,15 +772,22 @@ ODD_STAMPS = st.sampled_from([
                 min_size=0, max_size=12),
        st.sampled_from(["\n", "\r\n"]), st.booleans(), st.booleans(),
        st.sampled_from(["none"] * 4 + ["blank", "short", "long", "quote", "cr", "number",
-                                       "stamp"]),
+                                       "stamp", "utf8", "bad_byte", "utf8_header"]),
        ODD_NUMBERS, ODD_STAMPS, st.integers(0, 4))
 def test_compiled_scanner_gives_what_pyarrow_gives(tmp_path, monkeypatch, rows, eol, last_eol,
                                                    extra_col, dirt, odd_number, odd_stamp, col):
     # the scanner either reads a file exactly as the general pyarrow reader does or declines
     # it; errors, quarantine counts and line numbers are the general reader's either way
     header = "date,open,high,low,close,volume" + (",oi" if extra_col else "")
+    if dirt == "utf8_header":
+        header = header.replace("oi", "öi").replace("volume", "volumé")
     lines = [",".join([stamp, *nums] + (["7"] if extra_col else [])) for stamp, nums in rows]
-    if dirt != "none" and lines:
+    if dirt in ("utf8", "bad_byte") and lines:
+        k = len(lines) // 2                     # in the column nobody reads, or a number
+        lines[k] = lines[k][:-1] + ("é" if dirt == "utf8" else "\x00")
+    elif dirt in ("none", "utf8_header"):
+        pass
+    elif lines:
         k = len(lines) // 2
         stamp, nums = rows[k]
         nums = nums[:col] + [odd_number] + nums[col + 1:]
@@ -791,7 +798,7 @@ def test_compiled_scanner_gives_what_pyarrow_gives(tmp_path, monkeypatch, rows, 
         if extra_col and dirt in ("number", "stamp"):
             lines[k] += ",7"
     text = eol.join([header, *lines]) + (eol if last_eol else "")
-    f = write(tmp_path, text, "SYM.csv")
+    f = write(tmp_path, text.encode().replace(b"\x00", b"\xff"), "SYM.csv")
     fast, general = _read_both(f, monkeypatch)
     assert fast == general
 
