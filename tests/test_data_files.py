@@ -860,3 +860,14 @@ def test_merge_and_bar_span_equal_the_plain_lexsort(monkeypatch, files, preset_i
                                                      axis=1)[:, order])
     assert np.array_equal(got.volume, np.concatenate([p.volume for p in parts.values()])[order])
     assert got.span_s == datafiles._bar_span(sym[order], ts[order])
+
+
+def test_a_build_without_the_scanner_reads_the_same(tmp_path, monkeypatch):
+    f = write(tmp_path, HEADER + GOOD, "PLAIN.csv")
+    want = arrays(ReplayFeed(f, instruments=InstrumentTable()))
+    monkeypatch.setitem(sys.modules, "hftcore_ext.csvscan", None)     # import fails
+    from hftcore import datafiles
+    called = []
+    real = datafiles._read_with_arrow
+    monkeypatch.setattr(datafiles, "_read_with_arrow", lambda *a: called.append(1) or real(*a))
+    assert same(arrays(ReplayFeed(f, instruments=InstrumentTable())), want) and called == [1]
