@@ -177,7 +177,8 @@ def target_rows(benches) -> list[str]:
                  f"pandas {mrows['pandas_read_csv']:.2f}" if "pandas_read_csv" in mrows else ""]
         add("loading 1-minute candles (4 symbols x 2 years) into the bank's arrays",
             f"CSV {csv_r:.1f} M rows/s (1 thread {mrows.get('hftcore_load_csv_1_thread', 0):.1f}"
-            f", {one_cpu:.1f} M per CPU-second), Parquet {pq_r:.1f}, cached "
+            f", {one_cpu:.1f} M per CPU-second; pyarrow alone "
+            f"{mrows.get('hftcore_load_csv_pyarrow_only', 0):.1f}), Parquet {pq_r:.1f}, cached "
             f"{mrows.get('hftcore_load_csv_cached', 0):.1f}; "
             + ", ".join(x for x in peers if x) + " M rows/s",
             "≥ 5 M rows/s from CSV, more from Parquet", csv_r >= 5 and pq_r > csv_r)

@@ -1,6 +1,7 @@
 """Loading market data: 4 symbols x 2 years of Kite 1-minute candles (about 744k rows, one
-file per symbol), read into the candle bank's arrays -- hftcore's pyarrow reader on CSV and
-Parquet (and its optional parsed-file cache) beside the csv-module reader it replaced
+file per symbol), read into the candle bank's arrays -- hftcore's CSV reader (the compiled
+scanner for plain files; with one thread; pyarrow alone, the general path), Parquet and the
+optional parsed-file cache, beside the csv-module reader it replaced
 (tests/reference_reader.py) and pandas.read_csv doing the same work (parse, merge, sort).
 The data is generated once per session; every reader's arrays are checked equal.
 
@@ -108,6 +109,21 @@ def test_hftcore_load_csv(benchmark, folders):
 def test_hftcore_load_csv_1_thread(benchmark, folders):
     def run():
         return ReplayFeed(folders[0], instruments=InstrumentTable(), threads=1)
+
+    feed = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    record(benchmark, run)
+    check(arrays(feed))
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_hftcore_load_csv_pyarrow_only(benchmark, folders, monkeypatch):
+    # the general reader alone: what every file went through before the compiled scanner,
+    # and what a file the scanner declines (quotes, a symbol column, odd numbers) still does
+    from hftcore import datafiles
+    monkeypatch.setattr(datafiles, "_FAST_CSV", False)
+
+    def run():
+        return ReplayFeed(folders[0], instruments=InstrumentTable())
 
     feed = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
     record(benchmark, run)

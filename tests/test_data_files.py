@@ -658,3 +658,216 @@ def test_more_threads_than_files_gives_the_same_rows_and_lines(tmp_path):
     assert same(arrays(one), arrays(many)) and len(one.data()) == 6
     assert one.quarantine_examples == many.quarantine_examples == {
         "bad_fields": ["A.csv:5"], "price_absurd": ["A.csv:7"]}
+
+
+def test_a_null_parquet_timestamp_is_fatal_not_year_1677(tmp_path):
+    t = pa.table({"date": pa.array([dt.datetime(2024, 6, 3, 4), None],
+                                   pa.timestamp("us", tz="UTC")),
+                  "open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0], "close": [1.0, 1.0]})
+    pq.write_table(t, tmp_path / "N.parquet")
+    err = _fails(tmp_path / "N.parquet", reason="empty timestamp")
+    assert ": row 2: " in str(err)
+
+
+def test_parquet_nulls_read_as_before(tmp_path):
+    t = pa.table({"timestamp": pa.array([dt.datetime(2024, 6, 3, 4), dt.datetime(2024, 6, 3, 5),
+                                         dt.datetime(2024, 6, 3, 6)], pa.timestamp("us", tz="UTC")),
+                  "symbol": pa.array([None, "SBIN", ""]), "price": pa.array([1.0, None, 2.0]),
+                  "volume": pa.array(["5", None, " "])})
+    pq.write_table(t, tmp_path / "T.parquet")
+    feed = ReplayFeed(tmp_path / "T.parquet", instruments=InstrumentTable(), symbol="XX")
+    d = feed.data()
+    assert feed.quarantined == {"not_a_number": 1}          # the null price (its volume too)
+    assert feed.instruments.symbols == ["XX"]                # null and "" symbols: the default
+    assert d.price.tolist() == [1.0, 2.0] and d.volume.tolist() == [5.0, 0.0]
+
+
+PANDAS_FREE = """
+import sys, pathlib
+from hftcore import InstrumentTable, ReplayFeed
+from hftcore.datafiles import DataError
+for f in sorted(pathlib.Path(sys.argv[1]).iterdir()):
+    ReplayFeed(f, instruments=InstrumentTable(), threads=2).data()
+try:
+    ReplayFeed(sys.argv[2], instruments=InstrumentTable())
+except DataError:
+    pass
+assert "pandas" not in sys.modules, "reading market data imported pandas"
+print("ok")
+"""
+
+
+def test_loading_does_not_import_pandas(tmp_path):
+    # pyarrow's to_numpy / pa.scalar import pandas when it is installed: ~0.3 s of every
+    # `hftcore backtest` load phase went there
+    pytest.importorskip("pandas")
+    d = tmp_path / "files"
+    d.mkdir()
+    write(d, HEADER + GOOD, "CANDLES.csv")
+    write(d, HEADER + GOOD + "2024-06-03T09:18:00+05:30,abc,1,1,1,\n", "JUNK.csv")
+    write(d, "timestamp,symbol,price,volume\n2024-06-03 09:15,SBIN,600,1\n"
+             "2024-06-03 09:15,,601,\n", "TICKS.csv")
+    write(d, "date,time,open,high,low,close\n03-06-2024,09:15,1,1,1,1\n", "DT.csv")
+    write(d, "timestamp,price\n1717386300,600\n", "EPOCH.csv")
+    pq.write_table(pa.table({"date": pa.array([T915, T915 + 60 * NS], pa.timestamp("ns", tz="UTC")),
+                             "open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0],
+                             "close": [1.0, None], "symbol": ["A", None]}), d / "P.parquet")
+    pq.write_table(pa.table({"date": pa.array([T915], pa.timestamp("ns")), "open": [1],
+                             "high": [1], "low": [1], "close": [1]}), d / "Q.parquet")
+    bad = write(tmp_path, HEADER + GOOD + "9999-06-03 09:18,1,1,1,1,1\n", "BAD.csv")
+    import hftcore
+    env = {**os.environ, "PYTHONPATH": str(Path(hftcore.__file__).resolve().parents[1])}
+    run = subprocess.run([sys.executable, "-c", PANDAS_FREE, str(d), str(bad)],
+                         capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+# ------------------------------------------------------------------ the compiled fast path
+
+def _read_both(f, monkeypatch):
+    """read_file through the compiled scanner and through pyarrow only: (result, result),
+    each FileData fields or the DataError text."""
+    from hftcore import datafiles
+    out = []
+    for fast in (True, False):
+        monkeypatch.setattr(datafiles, "_FAST_CSV", fast)
+        try:
+            d = datafiles.read_file(f, "SYM")
+            out.append((d.kind, d.names, d.code.tolist(), d.ts.dtype, d.ts.tobytes(),
+                        d.values.dtype, d.values.shape, d.values.tobytes(), d.volume.tobytes(),
+                        d.quarantined, d.examples))
+        except DataError as exc:
+            out.append(str(exc))
+    return out
+
+
+PLAIN_NUMBERS = st.one_of(
+    st.integers(0, 10**6).map(str),
+    st.tuples(st.integers(-5, 10**7), st.integers(0, 10**6), st.integers(1, 7)).map(
+        lambda t: f"{t[0]}.{str(t[1]).zfill(t[2])[:t[2]]}"))
+ODD_NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
+    st.sampled_from(["1e5", ".5", "5.", "+1", " 7", "7 ", "", "nan", "-0", "-0.00", "0x10",
+                     "9007199254740993", "9007199254740992", "123456789012345678.5",
+                     "1234567890123456789", "0.0000000000000000000001", "1.00000000000000000000001",
+                     '"12"', "1,5"]))
+PLAIN_STAMPS = st.tuples(
+    st.datetimes(dt.datetime(1970, 1, 2), dt.datetime(2199, 12, 30)), st.sampled_from(["T", " "]),
+    st.sampled_from(["", "+05:30", "+0530", "Z", "-01:00", "+05", "+18:00", "-0000"]),
+    st.sampled_from(["", ".5", ".123456", ".123456789"])).map(
+        lambda t: t[0].strftime("%Y-%m-%d") + t[1] + t[0].strftime("%H:%M:%S") + t[3] + t[2])
+ODD_STAMPS = st.sampled_from([
+    "2023-02-29 09:15:00", "2024-02-29 09:15:00", "2023-04-31T09:15:00", "2023-01-02T24:00:00",
+    "2023-01-02T09:60:00", "2023-01-02T09:15:60", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z",
+    "1970-01-01T05:29:59", "2199-12-31T23:59:59", "2200-01-01T00:00:00+05:30",
+    "2023-01-02T09:15:00+19:00", "2023-01-02T09:15:00+05:60", "2023-01-02T09:15:00.1234567890",
+    "2023-01-02T09:15:00.", "2023-1-2 09:15:00", "2023-01-02 9:15:00", "2023-01-02T09:15",
+    "2023-01-02", "1700000000", "02-01-2023 09:15", "2023-01-02T09:15:00 +05:30",
+    "2023-01-02T09:15:00z", " 2023-01-02T09:15:00"])
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(PLAIN_STAMPS, st.lists(PLAIN_NUMBERS, min_size=5, max_size=5)),
+                min_size=0, max_size=12),
+       st.sampled_from(["\n", "\r\n"]), st.booleans(), st.booleans(),
+       st.sampled_from(["none"] * 4 + ["blank", "short", "long", "quote", "cr", "number",
+                                       "stamp", "utf8", "bad_byte", "utf8_header"]),
+       ODD_NUMBERS, ODD_STAMPS, st.integers(0, 4))
+def test_compiled_scanner_gives_what_pyarrow_gives(tmp_path, monkeypatch, rows, eol, last_eol,
+                                                   extra_col, dirt, odd_number, odd_stamp, col):
+    # the scanner either reads a file exactly as the general pyarrow reader does or declines
+    # it; errors, quarantine counts and line numbers are the general reader's either way
+    header = "date,open,high,low,close,volume" + (",oi" if extra_col else "")
+    if dirt == "utf8_header":
+        header = header.replace("oi", "öi").replace("volume", "volumé")
+    lines = [",".join([stamp, *nums] + (["7"] if extra_col else [])) for stamp, nums in rows]
+    if dirt in ("utf8", "bad_byte") and lines:
+        k = len(lines) // 2                     # in the column nobody reads, or a number
+        lines[k] = lines[k][:-1] + ("é" if dirt == "utf8" else "\x00")
+    elif dirt in ("none", "utf8_header"):
+        pass
+    elif lines:
+        k = len(lines) // 2
+        stamp, nums = rows[k]
+        nums = nums[:col] + [odd_number] + nums[col + 1:]
+        lines[k] = {"blank": "", "short": lines[k].rsplit(",", 1)[0],
+                    "long": lines[k] + ",9", "quote": lines[k].replace(",", ',"', 1) + '"',
+                    "cr": lines[k] + "\r", "number": ",".join([stamp, *nums]),
+                    "stamp": ",".join([odd_stamp, *rows[k][1]])}[dirt]
+        if extra_col and dirt in ("number", "stamp"):
+            lines[k] += ",7"
+    text = eol.join([header, *lines]) + (eol if last_eol else "")
+    f = write(tmp_path, text.encode().replace(b"\x00", b"\xff"), "SYM.csv")
+    fast, general = _read_both(f, monkeypatch)
+    assert fast == general
+
+
+def test_plain_kite_files_skip_pyarrow_and_others_use_it(tmp_path, monkeypatch):
+    from hftcore import datafiles
+    used = []
+    real = datafiles._read_with_arrow
+    monkeypatch.setattr(datafiles, "_read_with_arrow",
+                        lambda path, *a: used.append(Path(path).name) or real(path, *a))
+    write(tmp_path, HEADER + GOOD, "PLAIN.csv")
+    write(tmp_path, (HEADER + GOOD).replace("\n", "\r\n"), "CRLF.csv")
+    write(tmp_path, "timestamp,price\n2024-06-03 09:15:00,600\n", "TICKS.csv")
+    write(tmp_path, HEADER + GOOD + "2024-06-03T09:18:00+05:30,1e3,1e3,1e3,1e3,1\n", "EXP.csv")
+    write(tmp_path, "\n" + HEADER + GOOD, "BLANK.csv")
+    write(tmp_path, HEADER + GOOD + '2024-06-03T09:18:00+05:30,"1500",1502,1499,1501,1\n',
+          "QUOTED.csv")
+    write(tmp_path, "timestamp,symbol,price\n2024-06-03 09:15:00,SBIN,600\n", "SYMBOLS.csv")
+    rows = {f.name: len(ReplayFeed(f, instruments=InstrumentTable()).data())
+            for f in sorted(tmp_path.iterdir())}
+    assert sorted(used) == ["BLANK.csv", "EXP.csv", "QUOTED.csv", "SYMBOLS.csv"]
+    assert rows == {"PLAIN.csv": 3, "CRLF.csv": 3, "TICKS.csv": 1, "EXP.csv": 4, "BLANK.csv": 3,
+                    "QUOTED.csv": 4, "SYMBOLS.csv": 1}
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["RELIANCE", "TCS", "INFY", "ZZZ", "AAA"]),
+                          st.lists(st.integers(0, 40), min_size=1, max_size=30),
+                          st.booleans(), st.booleans()),
+                min_size=1, max_size=5),
+       st.booleans())
+def test_merge_and_bar_span_equal_the_plain_lexsort(monkeypatch, files, preset_ids):
+    # read_files merges one-symbol files in one pass and takes the bar length from each
+    # file's own gaps; both must equal the stable (time, symbol id) lexsort of everything
+    from hftcore import datafiles
+    parts = {}
+    for k, (name, minutes, two_symbols, keep_order) in enumerate(files):
+        ts = np.array([T915 + m * 60 * NS for m in (minutes if keep_order else sorted(minutes))],
+                      np.int64)
+        n = len(ts)
+        names = [name, "XTRA"] if two_symbols else [name]
+        code = (np.arange(n) % 2).astype(np.int32) if two_symbols else np.zeros(n, np.int32)
+        values = np.vstack([np.full(n, 100.0 + k), np.arange(n) + 200.0, np.full(n, 50.0),
+                            np.full(n, 100.0 + k)])
+        parts[f"F{k}.csv"] = datafiles.FileData(f"F{k}.csv", "bars", names, code, ts, values,
+                                                np.arange(n, dtype=np.float64) + k * 1000)
+    monkeypatch.setattr(datafiles, "_load_one", lambda p, *a: parts[Path(p).name])
+    table = InstrumentTable.nse_default() if preset_ids else InstrumentTable()
+    got = datafiles.read_files([Path(n) for n in parts], table, threads=1)
+    lut = {name: table.get(name).id for p in parts.values() for name in p.names
+           if table.get(name) is not None}
+    sym = np.concatenate([np.array([lut[p.names[c]] for c in p.code], np.int32)
+                          for p in parts.values()])
+    ts = np.concatenate([p.ts for p in parts.values()])
+    order = np.lexsort((sym, ts))
+    assert np.array_equal(got.sym, sym[order]) and np.array_equal(got.ts, ts[order])
+    assert np.array_equal(got.values, np.concatenate([p.values for p in parts.values()],
+                                                     axis=1)[:, order])
+    assert np.array_equal(got.volume, np.concatenate([p.volume for p in parts.values()])[order])
+    assert got.span_s == datafiles._bar_span(sym[order], ts[order])
+
+
+def test_a_build_without_the_scanner_reads_the_same(tmp_path, monkeypatch):
+    f = write(tmp_path, HEADER + GOOD, "PLAIN.csv")
+    want = arrays(ReplayFeed(f, instruments=InstrumentTable()))
+    monkeypatch.setitem(sys.modules, "hftcore_ext.csvscan", None)     # import fails
+    from hftcore import datafiles
+    called = []
+    real = datafiles._read_with_arrow
+    monkeypatch.setattr(datafiles, "_read_with_arrow", lambda *a: called.append(1) or real(*a))
+    assert same(arrays(ReplayFeed(f, instruments=InstrumentTable())), want) and called == [1]
