@@ -153,42 +153,45 @@ def trades_from_fills(fills: list[dict]) -> list[dict]:
     Each trade has the CSV columns (``TRADE_FIELDS``) plus ``entry_ns``/``exit_ns`` and
     ``return_pct``: net PnL over the entry value (backtesting.py's ``Trade.pl_pct``
     for a single entry fill, as a fraction)."""
-    books: dict[str, dict] = {}
-    trades = []
+    # per symbol: [ledger, open trade or None, (qty, cost, realized, fees, ...) now]
+    books: dict[str, list] = {}
+    closed = []
     for f in fills:
         sym = f["symbol"]
-        b = books.setdefault(sym, {"led": Ledger(1, 0), "open": None})
-        led = b["led"]
+        b = books.get(sym)
+        if b is None:
+            b = books[sym] = [Ledger(1, 0), None, (0, 0, 0, 0)]
+        led = b[0]
         qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
-        before_qty = led.position(0)[0]
-        before_realized, before_fees = led.realized, led.fees
-        led.apply_fill(0, qty, f["price_paise"], f["fees_paise"])
-        after_qty = led.position(0)[0]
-        if b["open"] is None and before_qty == 0:
-            b["open"] = _open_trade(sym, qty, f["ts"], f["price_paise"])
-        t = b["open"]
-        closing = before_qty != 0 and (before_qty > 0) != (qty > 0)
-        t["pnl"] += led.realized - before_realized
-        t["fees"] += led.fees - before_fees
-        if closing:
-            closed = min(abs(qty), abs(before_qty))
-            t["exit_value"] += closed * f["price_paise"]
-            t["exit_qty"] += closed
-        elif before_qty != 0:
-            t["entry_value"] += abs(qty) * f["price_paise"]
+        px = f["price_paise"]
+        before_qty, _, before_realized, before_fees = b[2][:4]
+        led.apply_fill(0, qty, px, f["fees_paise"])
+        b[2] = now = led.position(0)           # one position: its realized/fees are the book's
+        after_qty = now[0]
+        t = b[1]
+        if t is None and before_qty == 0:
+            t = b[1] = _open_trade(sym, qty, f["ts"], px)
+        t["pnl"] += now[2] - before_realized
+        t["fees"] += now[3] - before_fees
+        if before_qty != 0 and (before_qty > 0) != (qty > 0):          # closing
+            n = min(abs(qty), abs(before_qty))
+            t["exit_value"] += n * px
+            t["exit_qty"] += n
+        elif before_qty != 0:                                           # adding
+            t["entry_value"] += abs(qty) * px
             t["entry_qty"] += abs(qty)
             t["quantity"] = max(t["quantity"], abs(after_qty))
         if after_qty == 0 or (before_qty != 0 and (after_qty > 0) != (before_qty > 0)):
             t["exit_ts"] = f["ts"]
-            trades.append(t)
-            b["open"] = None
-            if after_qty != 0:               # flipped: the rest opens a new trade
-                b["open"] = _open_trade(sym, after_qty, f["ts"], f["price_paise"])
+            closed.append(t)
+            # flipped: the rest opens a new trade
+            b[1] = _open_trade(sym, after_qty, f["ts"], px) if after_qty != 0 else None
+    times = _ts_many([t["entry_ts"] for t in closed] + [t["exit_ts"] for t in closed])
     out = []
-    for t in trades:
+    for t, entry_time, exit_time in zip(closed, times, times[len(closed):]):
         net = t["pnl"] - t["fees"]
-        out.append({"symbol": t["symbol"], "side": t["side"], "entry_time": _ts(t["entry_ts"]),
-                    "exit_time": _ts(t["exit_ts"]), "quantity": t["quantity"],
+        out.append({"symbol": t["symbol"], "side": t["side"], "entry_time": entry_time,
+                    "exit_time": exit_time, "quantity": t["quantity"],
                     "entry_price": round(t["entry_value"] / t["entry_qty"] / 100, 4),
                     "exit_price": round(t["exit_value"] / max(t["exit_qty"], 1) / 100, 4),
                     "pnl": t["pnl"] / 100, "fees": t["fees"] / 100,
@@ -502,16 +505,18 @@ def provenance(cfg=None, data=None, argv=None, config_path=None) -> dict:
     return out
 
 
-def metrics(session, provenance: dict | None = None, trades: list | None = None) -> dict:
+def metrics(session, provenance: dict | None = None, trades: list | None = None, *,
+            series: tuple | None = None, rows: dict | None = None) -> dict:
     """Summary of a finished PaperSession: the backtesting.py statistics (see
     :func:`compute_stats`), the session's own totals (``trades``, ``net_pnl``,
     ``final_equity``, ...), ``per_symbol``, ``charges_by_component`` and ``provenance``.
-    ``trades``: ``trades_from_fills(session.fills)`` if already computed."""
+    ``trades``, ``series`` (``equity_series(session)``) and ``rows``
+    (``_symbol_rows(session)``): pass them if already computed."""
     totals = session.portfolio.get_totals()
     if trades is None:
         trades = trades_from_fills(session.fills)
     wins = sum(1 for t in trades if t["net_pnl"] > 0)
-    ts, curve = equity_series(session)
+    ts, curve = equity_series(session) if series is None else series
     peak = np.maximum.accumulate(curve)
     dd = curve - peak
     max_dd = float(dd.min()) if len(dd) else 0.0
@@ -523,7 +528,8 @@ def metrics(session, provenance: dict | None = None, trades: list | None = None)
         step = float(np.median(np.diff(ts))) / NS if len(ts) > 1 else 60.0
         if np.isfinite(rets).all() and rets.std() > 0 and step > 0:
             sharpe = float(rets.mean() / rets.std() * math.sqrt(TRADING_SECONDS_PER_YEAR / step))
-    rows = _symbol_rows(session)
+    if rows is None:
+        rows = _symbol_rows(session)
     closed = [{**t, "pnl": t["net_pnl"]} for t in trades]      # statistics: net of charges
     stats = compute_stats(ts, curve, closed, aligned_closes(rows, ts) or None)
     r = session.report
@@ -644,34 +650,62 @@ def csv_cell(value):
     return value
 
 
+def _csv_column(values: list) -> list:
+    """``csv_cell`` of a whole column: a column of one type is converted in one pass."""
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return [f"{v:.4f}" for v in values]
+    if kinds == {int}:
+        return values
+    if kinds == {str}:
+        return [("'" + v) if v.startswith(_FORMULA_START) else v for v in values]
+    return [csv_cell(v) for v in values]
+
+
 def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    _write_csv_columns(path, {k: [r[k] for r in rows] for k in fields})
+
+
+def _write_csv_columns(path: Path, columns: dict[str, list]) -> None:
+    """A CSV of equal-length columns (``csv_cell`` applied to every cell), written at once."""
+    cells = [_csv_column(c) for c in columns.values()]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow([csv_cell(k) for k in fields])
-        for r in rows:
-            w.writerow([csv_cell(r[k]) for k in fields])
+        w.writerow([csv_cell(k) for k in columns])
+        w.writerows(zip(*cells))
 
 
 PNG_BUCKETS = 2_000
 
 
-def equity_png(session) -> bytes:
-    """Equity curve over drawdown, as PNG bytes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    ts, curve = equity_series(session)
-    when = (ts + 19_800 * NS).astype("datetime64[ns]")       # IST wall time
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True,
-                                   gridspec_kw={"height_ratios": [3, 1.3]})
+def equity_png(session, series: tuple | None = None) -> bytes:
+    """Equity curve over drawdown, as PNG bytes (``series``: ``equity_series(session)``
+    if already computed)."""
+    ts, curve = equity_series(session) if series is None else series
+    return _render_png(*_png_points(ts, curve))
+
+
+def _png_points(ts: np.ndarray, curve: np.ndarray):
+    """(IST wall time, equity, drawdown) to draw: every point, or for a long curve each
+    of ``PNG_BUCKETS`` buckets' lowest and highest equity and deepest drawdown (~1,000 px
+    wide: the same picture)."""
+    when = (np.asarray(ts, np.int64) + IST_OFFSET_NS).astype("datetime64[ns]")
+    curve = np.asarray(curve, np.float64)
+    dd = curve - np.maximum.accumulate(curve) if len(curve) else curve
+    if len(curve) > 2 * PNG_BUCKETS:
+        starts = np.linspace(0, len(curve), PNG_BUCKETS, endpoint=False).astype(np.int64)
+        lo, hi = np.minimum.reduceat(curve, starts), np.maximum.reduceat(curve, starts)
+        when, curve = np.repeat(when[starts], 2), np.column_stack((lo, hi)).ravel()
+        dd = np.repeat(np.minimum.reduceat(dd, starts), 2)
+    return when, curve, dd
+
+
+def _render_png(when: np.ndarray, curve: np.ndarray, dd: np.ndarray) -> bytes:
+    # matplotlib's object API, not pyplot: no GUI backend or global figure list to load
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(9, 5.5))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     if len(curve):
-        dd = curve - np.maximum.accumulate(curve)
-        if len(curve) > 2 * PNG_BUCKETS:
-            # ~1,000 px wide: each bucket's lowest and highest point draw the same picture
-            starts = np.linspace(0, len(curve), PNG_BUCKETS, endpoint=False).astype(np.int64)
-            lo, hi = np.minimum.reduceat(curve, starts), np.maximum.reduceat(curve, starts)
-            when, curve = np.repeat(when[starts], 2), np.column_stack((lo, hi)).ravel()
-            dd = np.repeat(np.minimum.reduceat(dd, starts), 2)
         ax1.plot(when, curve, color="#1f6feb", linewidth=1.2)
         ax2.fill_between(when, dd, 0, color="#d1242f", alpha=0.45, linewidth=0)
     ax1.set_title("Equity (INR)")
@@ -682,7 +716,6 @@ def equity_png(session) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -705,26 +738,30 @@ def write_report(session, out_dir, title: str = "hftcore backtest",
     the metrics (with ``extra`` keys added, e.g. ``{"partial": True}``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    series = equity_series(session)
+    rows = _symbol_rows(session)
     trades = trades_from_fills(session.fills)
-    m = {**metrics(session, provenance, trades), **(extra or {})}
+    m = {**metrics(session, provenance, trades, series=series, rows=rows), **(extra or {})}
     _write_csv(out / "trades.csv", trades, TRADE_FIELDS)
-    times = _ts_many([f["ts"] for f in session.fills])
-    fill_rows = [{"time": t, "order_id": f["order_id"], "fill_id": f["fill_id"],
-                  "symbol": f["symbol"], "side": f["side"], "quantity": f["quantity"],
-                  "price": f["price_paise"] / 100, "fees": f["fees_paise"] / 100}
-                 for t, f in zip(times, session.fills)]
-    _write_csv(out / "fills.csv", fill_rows,
-               ["time", "order_id", "fill_id", "symbol", "side", "quantity", "price", "fees"])
-    png = equity_png(session)
+    fills = session.fills
+    _write_csv_columns(out / "fills.csv", {
+        "time": _ts_many([f["ts"] for f in fills]),
+        **{k: [f[k] for f in fills] for k in ("order_id", "fill_id", "symbol", "side",
+                                               "quantity")},
+        "price": [f["price_paise"] / 100 for f in fills],
+        "fees": [f["fees_paise"] / 100 for f in fills]})
+    png = equity_png(session, series)
     (out / "equity.png").write_bytes(png)
     write_summary_json(out / "summary.json", m)
-    (out / "report.html").write_text(report_html(session, m, trades, title, png, verbose),
-                                     encoding="utf-8")
+    (out / "report.html").write_text(
+        report_html(session, m, trades, title, png, verbose, series=series, rows=rows),
+        encoding="utf-8")
     return m
 
 
 def report_html(session, m: dict, trades: list[dict], title: str, png: bytes | None = None,
-                verbose: bool = False) -> str:
+                verbose: bool = False, *, series: tuple | None = None,
+                rows: dict | None = None) -> str:
     stats = _table(["statistic", "value"],
                    [(k, format_stat(k, m[k])) for k in STAT_KEYS if k in m])
     totals = [("trades", inr(m["trades"], 0)), ("fills", inr(m["fills"], 0)),
@@ -757,10 +794,10 @@ def report_html(session, m: dict, trades: list[dict], title: str, png: bytes | N
     trade_rows = [[t[k] if not isinstance(t[k], float) else inr(t[k], 2) for k in TRADE_FIELDS]
                   for t in trades[-500:]]
     try:
-        head, chart = chart_html(session, trades)
+        head, chart = chart_html(session, trades, series=series, rows=rows)
     except ImportError:                      # pragma: no cover - bokeh is a dependency
         head, chart = "", (f'<img alt="equity and drawdown" src="data:image/png;base64,'
-                           f'{base64.b64encode(png or equity_png(session)).decode()}">')
+                           f'{base64.b64encode(png or equity_png(session, series)).decode()}">')
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 {head}
@@ -786,29 +823,66 @@ th{{text-align:left}}h1{{font-size:20px}}h2{{font-size:16px}}
 
 MAX_CHART_POINTS = 10_000
 
+# x on the chart is a bucket number; ``t`` holds each point's IST wall time in ms (UTC
+# fields of a JS Date), so labels and tooltips read "YYYY-MM-DD HH:MM" in IST
+_JS_TIME = "new Date(ms).toISOString().slice(0, 16).replace('T', ' ')"
 
-def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
+
+def _ist_ms(ns) -> np.ndarray:
+    return ((np.asarray(ns, np.int64) + IST_OFFSET_NS) // 1_000_000).astype(np.float64)
+
+
+def equity_chart_points(equity: np.ndarray, step: int) -> np.ndarray:
+    """Bar numbers of the equity line's points: every bar if ``step`` is 1, else in each
+    bucket of ``step`` bars the lowest and the highest bar (in time order), plus the
+    first and the last bar -- every drawdown spike and peak stays on the line."""
+    n = len(equity)
+    if step <= 1 or n <= 2:
+        return np.arange(n)
+    nb = -(-n // step)
+    flat = np.full(nb * step, np.nan)
+    flat[:n] = equity
+    grid = flat.reshape(nb, step)
+    base = np.arange(nb) * step
+    lo, hi = base + np.nanargmin(grid, axis=1), base + np.nanargmax(grid, axis=1)
+    return np.unique(np.r_[0, lo, hi, n - 1])
+
+
+def chart_html(session, trades: list[dict] | None = None, *, series: tuple | None = None,
+               rows: dict | None = None) -> tuple[str, str]:
     """An interactive Bokeh chart: candles of each traded symbol with entries, exits
     and stop fills marked, then equity and drawdown, all on one trading-time axis (bar
     number, labelled with IST times, so nights and weekends take no room).  Returns
-    (``<head>`` resources, inline so the file works offline; the chart's HTML)."""
+    (``<head>`` resources, inline so the file works offline; the chart's HTML).
+
+    A long run is drawn in at most ``MAX_CHART_POINTS`` buckets of bars: one candle per
+    bucket, the equity line through each bucket's lowest and highest equity
+    (:func:`equity_chart_points`), drawdown at each bucket's deepest.  Every column is
+    a float/int numpy array, so Bokeh embeds it as binary, not as a list of numbers."""
     from bokeh.embed import components
     from bokeh.layouts import gridplot
-    from bokeh.models import ColumnDataSource, CustomJSTickFormatter, HoverTool
+    from bokeh.models import (ColumnDataSource, CustomJSHover, CustomJSTickFormatter,
+                              HoverTool)
     from bokeh.plotting import figure
     from bokeh.resources import Resources
+    from bokeh.transform import linear_cmap
 
-    index, equity = equity_series(session)
+    index, equity = equity_series(session) if series is None else series
     n = len(index)
     step = max(1, -(-n // MAX_CHART_POINTS))          # long runs: k bars per candle
-    labels = [t[:16] for t in _ts_many(index[::step])]        # "YYYY-MM-DD HH:MM" IST
-    fmt = CustomJSTickFormatter(args={"labels": labels}, code="""
+    bucket_ms = _ist_ms(index[::step])                # each bucket's first bar
+    fmt = CustomJSTickFormatter(args={"t": bucket_ms}, code=f"""
         const i = Math.round(tick);
-        return (i >= 0 && i < labels.length) ? labels[i] : "";""")
+        if (i < 0 || i >= t.length) return "";
+        const ms = t[i];
+        return {_JS_TIME};""")
+    when = CustomJSHover(code=f"const ms = value; return {_JS_TIME};")
     rupees = CustomJSTickFormatter(code="""
         return tick.toLocaleString('en-IN', {maximumFractionDigits: 2});""")   # 10,05,000
-    rows = _symbol_rows(session)
+    tools = "xpan,xwheel_zoom,box_zoom,reset,save"
+    rows = _symbol_rows(session) if rows is None else rows
     traded = sorted({f["symbol"] for f in session.fills}) or sorted(rows)[:1]
+    marks = _mark_columns(session, index, step)
     x_range = None
     figs = []
     for sym in traded:
@@ -821,29 +895,26 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
         op, cl = o[cut], c[np.r_[cut[1:] - 1, len(c) - 1]]
         hi, low = np.maximum.reduceat(h, cut), np.minimum.reduceat(lo, cut)
         src = ColumnDataSource({"x": xs, "open": op, "high": hi, "low": low, "close": cl,
-                                "time": [labels[i] for i in xs.tolist()],
-                                "color": np.where(cl >= op, "#1a7f37", "#cf222e")})
+                                "t": bucket_ms[xs], "up": (cl >= op).astype(np.int8)})
+        color = linear_cmap("up", ["#cf222e", "#1a7f37"], 0, 1)
         p = figure(height=300, sizing_mode="stretch_width", title=f"{sym} (IST, trading time)",
-                   tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
+                   tools=tools, active_scroll="xwheel_zoom")
         if x_range is None:
             x_range = p.x_range
         else:
             p.x_range = x_range                      # panels pan and zoom together
-        p.segment("x", "high", "x", "low", source=src, color="color")
-        p.vbar("x", 0.7, "open", "close", source=src, fill_color="color", line_color="color")
-        p.add_tools(HoverTool(tooltips=[("time", "@time"), ("open", "@open{0,0.00}"),
+        p.segment("x", "high", "x", "low", source=src, color=color)
+        p.vbar("x", 0.7, "open", "close", source=src, fill_color=color, line_color=color)
+        p.add_tools(HoverTool(tooltips=[("time", "@t{custom}"), ("open", "@open{0,0.00}"),
                                         ("high", "@high{0,0.00}"), ("low", "@low{0,0.00}"),
-                                        ("close", "@close{0,0.00}")], mode="vline"))
-        marks = _fill_marks(session, sym, index, step)
-        for kind, color, marker in (("entry long", "#1a7f37", "triangle"),
-                                    ("entry short", "#cf222e", "inverted_triangle"),
-                                    ("exit", "#0969da", "x"), ("stop", "#bf3989", "square_x")):
-            pts = [mk for mk in marks if mk["kind"] == kind]
-            if pts:                  # numpy columns: bokeh sends them as binary, not JSON lists
-                ms = ColumnDataSource({"x": np.array([mk["x"] for mk in pts], np.int64),
-                                       "price": np.array([mk["price"] for mk in pts],
-                                                         np.float64)})
-                p.scatter("x", "price", source=ms, marker=marker, size=11, color=color,
+                                        ("close", "@close{0,0.00}")],
+                              formatters={"@t": when}, mode="vline"))
+        mx, mprice, mkind = marks.get(sym, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
+        for k, (kind, color_k, marker) in enumerate(MARK_KINDS):
+            sel = mkind == k
+            if sel.any():
+                ms = ColumnDataSource({"x": mx[sel], "price": mprice[sel]})
+                p.scatter("x", "price", source=ms, marker=marker, size=11, color=color_k,
                           legend_label=kind)
         if p.legend:
             p.legend.location = "top_left"
@@ -851,29 +922,28 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
         p.xaxis.formatter = fmt
         p.yaxis.formatter = rupees
         figs.append(p)
-    eq_x = np.arange(n)[::step] // step
-    eq = equity[::step] if step == 1 else np.array(
-        [equity[min(i + step, n) - 1] for i in range(0, n, step)])
+    pts = equity_chart_points(equity, step)
+    eq_src = ColumnDataSource({"x": (pts + 0.5) / step - 0.5, "equity": equity[pts],
+                               "t": _ist_ms(index[pts])})
     peak = np.maximum.accumulate(equity)
     with np.errstate(divide="ignore", invalid="ignore"):     # zero capital: no drawdown %
         ddp = np.nan_to_num((equity / peak - 1) * 100)
     dd = ddp if step == 1 else np.minimum.reduceat(ddp, np.arange(0, n, step))
-    src = ColumnDataSource({"x": eq_x, "equity": eq, "dd": dd, "zero": np.zeros(len(dd)),
-                            "time": labels})
+    dd_src = ColumnDataSource({"x": np.arange(len(dd)), "dd": dd, "t": bucket_ms})
     pe = figure(height=220, sizing_mode="stretch_width", title="Equity [₹]",
-                tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
+                tools=tools, active_scroll="xwheel_zoom")
     if x_range is None:
         x_range = pe.x_range
     else:
         pe.x_range = x_range
-    pe.line("x", "equity", source=src, color="#1f6feb", line_width=1.5)
-    pe.add_tools(HoverTool(tooltips=[("time", "@time"), ("equity", "@equity{0,0.00}")],
-                           mode="vline"))
+    pe.line("x", "equity", source=eq_src, color="#1f6feb", line_width=1.5)
+    pe.add_tools(HoverTool(tooltips=[("time", "@t{custom}"), ("equity", "@equity{0,0.00}")],
+                           formatters={"@t": when}, mode="vline"))
     pd_ = figure(height=150, sizing_mode="stretch_width", title="Drawdown [%]", x_range=x_range,
-                 tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
-    pd_.varea("x", "dd", "zero", source=src, color="#d1242f", alpha=0.45)
-    pd_.add_tools(HoverTool(tooltips=[("time", "@time"), ("drawdown", "@dd{0.00} %")],
-                            mode="vline"))
+                 tools=tools, active_scroll="xwheel_zoom")
+    pd_.varea("x", "dd", 0, source=dd_src, color="#d1242f", alpha=0.45)
+    pd_.add_tools(HoverTool(tooltips=[("time", "@t{custom}"), ("drawdown", "@dd{0.00} %")],
+                            formatters={"@t": when}, mode="vline"))
     pe.yaxis.formatter = rupees
     for p in (pe, pd_):
         p.xaxis.formatter = fmt
@@ -884,25 +954,57 @@ def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
     return head, f'<div id="chart">{div}</div>\n{script}'
 
 
-def _fill_marks(session, symbol: str, index: np.ndarray, step: int) -> list[dict]:
-    """Entry, exit and stop markers of one symbol's fills (x on the chart's axis)."""
-    out = []
-    pos = 0
+#: The chart's fill markers: (kind, colour, Bokeh marker); ``_mark_columns`` numbers them.
+MARK_KINDS = (("entry long", "#1a7f37", "triangle"),
+              ("entry short", "#cf222e", "inverted_triangle"),
+              ("exit", "#0969da", "x"), ("stop", "#bf3989", "square_x"))
+
+
+def _mark_columns(session, index: np.ndarray, step: int) -> dict:
+    """{symbol: (x, price, kind)} of every fill: x the bucket on the chart's axis, kind
+    an index into ``MARK_KINDS`` -- a fill of a stop order (SL/SL-M) is a stop, one that
+    reduces the position an exit, else an entry long/short."""
+    fills = session.fills
+    if not fills:
+        return {}
     n = len(index)
-    mine = [f for f in session.fills if f["symbol"] == symbol]
-    xs = (np.minimum(np.searchsorted(index, [f["ts"] for f in mine], "left"), n - 1) // step
-          ).tolist() if mine else []
-    for f, x, when in zip(mine, xs, _ts_many([f["ts"] for f in mine])):
-        qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
-        order = session.broker.get_order(f["order_id"]) if hasattr(session, "broker") else None
-        otype = getattr(order, "order_type", "MARKET")
-        if otype in ("SL", "SL-M"):
-            kind = "stop"
-        elif pos != 0 and (pos > 0) != (qty > 0):
-            kind = "exit"
-        else:
-            kind = "entry long" if qty > 0 else "entry short"
-        pos += qty
-        out.append({"x": x, "price": f["price"], "kind": kind, "side": f["side"],
-                    "quantity": f["quantity"], "time": when, "order_id": f["order_id"]})
+    syms = [f["symbol"] for f in fills]
+    qty = np.fromiter((f["quantity"] if f["side"] == "BUY" else -f["quantity"]
+                       for f in fills), np.int64, len(fills))
+    price = np.fromiter((f["price"] for f in fills), np.float64, len(fills))
+    x = np.minimum(np.searchsorted(index, np.fromiter((f["ts"] for f in fills), np.int64,
+                                                      len(fills)), "left"), n - 1) // step
+    get_order = session.broker.get_order if hasattr(session, "broker") else None
+    stop_of: dict = {}
+    stop = np.zeros(len(fills), bool)
+    for i, f in enumerate(fills):
+        oid = f["order_id"]
+        s = stop_of.get(oid)
+        if s is None:
+            order = get_order(oid) if get_order is not None else None
+            s = stop_of[oid] = getattr(order, "order_type", "MARKET") in ("SL", "SL-M")
+        stop[i] = s
+    out = {}
+    sym_arr = np.array(syms)
+    for sym in sorted(set(syms)):
+        mine = np.flatnonzero(sym_arr == sym)
+        q = qty[mine]
+        before = np.cumsum(q) - q                          # the position before each fill
+        kind = np.where(q > 0, 0, 1)
+        kind[(before != 0) & ((before > 0) != (q > 0))] = 2
+        kind[stop[mine]] = 3
+        out[sym] = (x[mine], price[mine], kind)
     return out
+
+
+def _fill_marks(session, symbol: str, index: np.ndarray, step: int) -> list[dict]:
+    """Entry, exit and stop markers of one symbol's fills (x on the chart's axis), as
+    dicts: the chart's ``_mark_columns`` with each fill's side, quantity, time, order."""
+    mine = [f for f in session.fills if f["symbol"] == symbol]
+    if not mine:
+        return []
+    x, price, kind = _mark_columns(session, index, step)[symbol]
+    return [{"x": int(xi), "price": float(p), "kind": MARK_KINDS[k][0], "side": f["side"],
+             "quantity": f["quantity"], "time": when, "order_id": f["order_id"]}
+            for f, xi, p, k, when in zip(mine, x.tolist(), price.tolist(), kind.tolist(),
+                                         _ts_many([f["ts"] for f in mine]))]
