@@ -823,13 +823,19 @@ th{{text-align:left}}h1{{font-size:20px}}h2{{font-size:16px}}
 
 MAX_CHART_POINTS = 10_000
 
-# x on the chart is a bucket number; ``t`` holds each point's IST wall time in ms (UTC
-# fields of a JS Date), so labels and tooltips read "YYYY-MM-DD HH:MM" in IST
-_JS_TIME = "new Date(ms).toISOString().slice(0, 16).replace('T', ' ')"
-
-
 def _ist_ms(ns) -> np.ndarray:
+    """IST wall time in ms (read as UTC by JavaScript's ``Date``), float64."""
     return ((np.asarray(ns, np.int64) + IST_OFFSET_NS) // 1_000_000).astype(np.float64)
+
+
+def _b64(values) -> str:
+    """float64 little-endian bytes, base64: how the chart's numbers travel to the page."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+def unb64(text: str) -> np.ndarray:
+    """The numbers of a :func:`_b64` string (for reading ``chart_data`` back)."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f8")
 
 
 def equity_chart_points(equity: np.ndarray, step: int) -> np.ndarray:
@@ -848,6 +854,62 @@ def equity_chart_points(equity: np.ndarray, step: int) -> np.ndarray:
     return np.unique(np.r_[0, lo, hi, n - 1])
 
 
+def chart_data(session, *, series: tuple | None = None, rows: dict | None = None) -> dict:
+    """What the report's chart draws, as plain JSON (numbers as :func:`_b64` strings).
+
+    One trading-time axis for every panel: x is a bucket of ``step`` bars (1 unless the
+    run has more than ``MAX_CHART_POINTS`` bars), ``t`` each bucket's first bar in IST
+    ms.  ``panels``: per traded symbol one candle per bucket (open of its first bar,
+    close of its last, the high and low over it) and its fills' markers by kind
+    (``MARK_KINDS``) at the fill's bucket and price.  ``equity``: the line through every
+    bar (``step`` 1) or each bucket's lowest and highest equity plus the first and the
+    last bar (:func:`equity_chart_points`), at x = the bar's place within its bucket.
+    ``drawdown``: the deepest drawdown [%] of each bucket."""
+    index, equity = equity_series(session) if series is None else series
+    n = len(index)
+    step = max(1, -(-n // MAX_CHART_POINTS))          # long runs: k bars per candle
+    rows = _symbol_rows(session) if rows is None else rows
+    traded = sorted({f["symbol"] for f in session.fills}) or sorted(rows)[:1]
+    marks = _mark_columns(session, index, step)
+    panels = []
+    for sym in traded:
+        if sym not in rows:
+            continue
+        ts, o, h, lo, c = rows[sym]
+        x = np.minimum(np.searchsorted(index, ts, "left"), n - 1) // step
+        cut = np.r_[0, np.flatnonzero(np.diff(x)) + 1]
+        mx, mprice, mkind = marks.get(sym, (np.zeros(0, np.int64), np.zeros(0),
+                                            np.zeros(0, np.int64)))
+        panels.append({
+            "symbol": sym, "x": _b64(x[cut]), "open": _b64(o[cut]),
+            "close": _b64(c[np.r_[cut[1:] - 1, len(c) - 1]]),
+            "high": _b64(np.maximum.reduceat(h, cut)), "low": _b64(np.minimum.reduceat(lo, cut)),
+            "marks": {kind: {"x": _b64(mx[mkind == k]), "price": _b64(mprice[mkind == k])}
+                      for k, (kind, _, _) in enumerate(MARK_KINDS) if (mkind == k).any()}})
+    pts = equity_chart_points(equity, step)
+    peak = np.maximum.accumulate(equity)
+    with np.errstate(divide="ignore", invalid="ignore"):     # zero capital: no drawdown %
+        ddp = np.nan_to_num((equity / peak - 1) * 100)
+    dd = ddp if step == 1 else np.minimum.reduceat(ddp, np.arange(0, n, step))
+    return {"step": step, "t": _b64(_ist_ms(index[::step])), "panels": panels,
+            "equity": {"x": _b64((pts + 0.5) / step - 0.5), "y": _b64(equity[pts]),
+                       "t": _b64(_ist_ms(index[pts]))},
+            "drawdown": _b64(dd)}
+
+
+def _bokeh_js() -> list[Path]:
+    """BokehJS and its JavaScript API, from the installed bokeh (read, not imported)."""
+    import importlib.util
+    spec = importlib.util.find_spec("bokeh")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("bokeh is not installed")
+    js = Path(list(spec.submodule_search_locations)[0]) / "server" / "static" / "js"
+    files = [js / "bokeh.min.js", js / "bokeh-api.min.js"]
+    if not all(f.is_file() for f in files):
+        raise ImportError(f"BokehJS not found in {js}")
+    return files
+
+
 def chart_html(session, trades: list[dict] | None = None, *, series: tuple | None = None,
                rows: dict | None = None) -> tuple[str, str]:
     """An interactive Bokeh chart: candles of each traded symbol with entries, exits
@@ -855,103 +917,100 @@ def chart_html(session, trades: list[dict] | None = None, *, series: tuple | Non
     number, labelled with IST times, so nights and weekends take no room).  Returns
     (``<head>`` resources, inline so the file works offline; the chart's HTML).
 
-    A long run is drawn in at most ``MAX_CHART_POINTS`` buckets of bars: one candle per
-    bucket, the equity line through each bucket's lowest and highest equity
-    (:func:`equity_chart_points`), drawdown at each bucket's deepest.  Every column is
-    a float/int numpy array, so Bokeh embeds it as binary, not as a list of numbers."""
-    from bokeh.embed import components
-    from bokeh.layouts import gridplot
-    from bokeh.models import (ColumnDataSource, CustomJSHover, CustomJSTickFormatter,
-                              HoverTool)
-    from bokeh.plotting import figure
-    from bokeh.resources import Resources
-    from bokeh.transform import linear_cmap
+    The page builds the chart with BokehJS's own API from :func:`chart_data` (embedded
+    as JSON, the numbers as base64 float64), so writing it imports no Bokeh model."""
+    head = "\n".join(f'<script type="text/javascript">/* BEGIN {f.name} */\n'
+                     f'{f.read_text(encoding="utf-8")}\n/* END {f.name} */</script>'
+                     for f in _bokeh_js())
+    data = json.dumps(chart_data(session, series=series, rows=rows), separators=(",", ":"),
+                      ensure_ascii=True).replace("</", "<\\/")
+    kinds = json.dumps({kind: [color, marker] for kind, color, marker in MARK_KINDS})
+    body = (f'<div id="chart"></div>\n<script type="application/json" id="chart-data">{data}'
+            f'</script>\n<script type="text/javascript">\nconst MARK_KINDS = {kinds};\n'
+            f'{_CHART_JS}</script>')
+    return head, body
 
-    index, equity = equity_series(session) if series is None else series
-    n = len(index)
-    step = max(1, -(-n // MAX_CHART_POINTS))          # long runs: k bars per candle
-    bucket_ms = _ist_ms(index[::step])                # each bucket's first bar
-    fmt = CustomJSTickFormatter(args={"t": bucket_ms}, code=f"""
-        const i = Math.round(tick);
-        if (i < 0 || i >= t.length) return "";
-        const ms = t[i];
-        return {_JS_TIME};""")
-    when = CustomJSHover(code=f"const ms = value; return {_JS_TIME};")
-    rupees = CustomJSTickFormatter(code="""
-        return tick.toLocaleString('en-IN', {maximumFractionDigits: 2});""")   # 10,05,000
-    tools = "xpan,xwheel_zoom,box_zoom,reset,save"
-    rows = _symbol_rows(session) if rows is None else rows
-    traded = sorted({f["symbol"] for f in session.fills}) or sorted(rows)[:1]
-    marks = _mark_columns(session, index, step)
-    x_range = None
-    figs = []
-    for sym in traded:
-        if sym not in rows:
-            continue
-        ts, o, h, lo, c = rows[sym]
-        x = np.minimum(np.searchsorted(index, ts, "left"), n - 1) // step
-        cut = np.r_[0, np.flatnonzero(np.diff(x)) + 1]
-        xs = x[cut]
-        op, cl = o[cut], c[np.r_[cut[1:] - 1, len(c) - 1]]
-        hi, low = np.maximum.reduceat(h, cut), np.minimum.reduceat(lo, cut)
-        src = ColumnDataSource({"x": xs, "open": op, "high": hi, "low": low, "close": cl,
-                                "t": bucket_ms[xs], "up": (cl >= op).astype(np.int8)})
-        color = linear_cmap("up", ["#cf222e", "#1a7f37"], 0, 1)
-        p = figure(height=300, sizing_mode="stretch_width", title=f"{sym} (IST, trading time)",
-                   tools=tools, active_scroll="xwheel_zoom")
-        if x_range is None:
-            x_range = p.x_range
-        else:
-            p.x_range = x_range                      # panels pan and zoom together
-        p.segment("x", "high", "x", "low", source=src, color=color)
-        p.vbar("x", 0.7, "open", "close", source=src, fill_color=color, line_color=color)
-        p.add_tools(HoverTool(tooltips=[("time", "@t{custom}"), ("open", "@open{0,0.00}"),
-                                        ("high", "@high{0,0.00}"), ("low", "@low{0,0.00}"),
-                                        ("close", "@close{0,0.00}")],
-                              formatters={"@t": when}, mode="vline"))
-        mx, mprice, mkind = marks.get(sym, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
-        for k, (kind, color_k, marker) in enumerate(MARK_KINDS):
-            sel = mkind == k
-            if sel.any():
-                ms = ColumnDataSource({"x": mx[sel], "price": mprice[sel]})
-                p.scatter("x", "price", source=ms, marker=marker, size=11, color=color_k,
-                          legend_label=kind)
-        if p.legend:
-            p.legend.location = "top_left"
-            p.legend.click_policy = "hide"
-        p.xaxis.formatter = fmt
-        p.yaxis.formatter = rupees
-        figs.append(p)
-    pts = equity_chart_points(equity, step)
-    eq_src = ColumnDataSource({"x": (pts + 0.5) / step - 0.5, "equity": equity[pts],
-                               "t": _ist_ms(index[pts])})
-    peak = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):     # zero capital: no drawdown %
-        ddp = np.nan_to_num((equity / peak - 1) * 100)
-    dd = ddp if step == 1 else np.minimum.reduceat(ddp, np.arange(0, n, step))
-    dd_src = ColumnDataSource({"x": np.arange(len(dd)), "dd": dd, "t": bucket_ms})
-    pe = figure(height=220, sizing_mode="stretch_width", title="Equity [₹]",
-                tools=tools, active_scroll="xwheel_zoom")
-    if x_range is None:
-        x_range = pe.x_range
-    else:
-        pe.x_range = x_range
-    pe.line("x", "equity", source=eq_src, color="#1f6feb", line_width=1.5)
-    pe.add_tools(HoverTool(tooltips=[("time", "@t{custom}"), ("equity", "@equity{0,0.00}")],
-                           formatters={"@t": when}, mode="vline"))
-    pd_ = figure(height=150, sizing_mode="stretch_width", title="Drawdown [%]", x_range=x_range,
-                 tools=tools, active_scroll="xwheel_zoom")
-    pd_.varea("x", "dd", 0, source=dd_src, color="#d1242f", alpha=0.45)
-    pd_.add_tools(HoverTool(tooltips=[("time", "@t{custom}"), ("drawdown", "@dd{0.00} %")],
-                            formatters={"@t": when}, mode="vline"))
-    pe.yaxis.formatter = rupees
-    for p in (pe, pd_):
-        p.xaxis.formatter = fmt
-    figs += [pe, pd_]
-    grid = gridplot([[f] for f in figs], sizing_mode="stretch_width", merge_tools=True)
-    script, div = components(grid)
-    head = Resources(mode="inline", components=["bokeh"]).render()   # offline: no CDN
-    return head, f'<div id="chart">{div}</div>\n{script}'
+
+_CHART_JS = r"""(function () {
+  const data = JSON.parse(document.getElementById("chart-data").textContent);
+  const num = (text) => {
+    const raw = atob(text), bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return new Float64Array(bytes.buffer);
+  };
+  const B = Bokeh, plt = Bokeh.Plotting;
+  const STAMP = "new Date(ms).toISOString().slice(0, 16).replace('T', ' ')";  // IST ms
+  const t = num(data.t);
+  const xfmt = () => new B.CustomJSTickFormatter({args: {t: t}, code:
+    "const i = Math.round(tick); if (i < 0 || i >= t.length) return ''; " +
+    "const ms = t[i]; return " + STAMP + ";"});
+  const when = new B.CustomJSHover({code: "const ms = value; return " + STAMP + ";"});
+  const rupees = () => new B.CustomJSTickFormatter({code:
+    "return tick.toLocaleString('en-IN', {maximumFractionDigits: 2});"});   // 10,05,000
+  const tools = "xpan,xwheel_zoom,box_zoom,reset,save";
+  const figs = [];
+  let x_range = null;
+  const fig = (title, height) => {
+    const opts = {height: height, sizing_mode: "stretch_width", title: title, tools: tools};
+    if (x_range !== null) opts.x_range = x_range;     // panels pan and zoom together
+    const p = plt.figure(opts);
+    if (x_range === null) x_range = p.x_range;
+    for (const a of p.xaxes) a.formatter = xfmt();
+    figs.push(p);
+    return p;
+  };
+  const hover = (p, rows) => p.add_tools(new B.HoverTool({
+    tooltips: [["time", "@t{custom}"], ...rows], formatters: {"@t": when}, mode: "vline"}));
+  for (const panel of data.panels) {
+    const x = num(panel.x), open = num(panel.open), close = num(panel.close);
+    const color = Array.from(open, (o, i) => close[i] >= o ? "#1a7f37" : "#cf222e");
+    const src = new B.ColumnDataSource({data: {
+      x: x, open: open, high: num(panel.high), low: num(panel.low), close: close,
+      t: Float64Array.from(x, (b) => t[b]), color: color}});
+    const p = fig(panel.symbol + " (IST, trading time)", 300);
+    p.segment({x0: {field: "x"}, y0: {field: "high"}, x1: {field: "x"}, y1: {field: "low"},
+               source: src, color: {field: "color"}});
+    p.vbar({x: {field: "x"}, width: 0.7, top: {field: "open"}, bottom: {field: "close"},
+            source: src, fill_color: {field: "color"}, line_color: {field: "color"}});
+    hover(p, [["open", "@open{0,0.00}"], ["high", "@high{0,0.00}"], ["low", "@low{0,0.00}"],
+              ["close", "@close{0,0.00}"]]);
+    let marked = false;
+    for (const [kind, [mcolor, marker]] of Object.entries(MARK_KINDS)) {
+      const m = panel.marks[kind];
+      if (!m) continue;
+      const ms = new B.ColumnDataSource({data: {x: num(m.x), price: num(m.price)}});
+      p.scatter({x: {field: "x"}, y: {field: "price"}, source: ms, marker: marker, size: 11,
+                 color: mcolor, legend_label: kind});
+      marked = true;
+    }
+    if (marked) {
+      p.legend.location = "top_left";
+      p.legend.click_policy = "hide";
+    }
+    for (const a of p.yaxes) a.formatter = rupees();
+  }
+  const eq = data.equity;
+  const pe = fig("Equity [\u20b9]", 220);
+  pe.line({x: {field: "x"}, y: {field: "equity"}, color: "#1f6feb", line_width: 1.5,
+           source: new B.ColumnDataSource({data: {x: num(eq.x), equity: num(eq.y),
+                                                  t: num(eq.t)}})});
+  hover(pe, [["equity", "@equity{0,0.00}"]]);
+  for (const a of pe.yaxes) a.formatter = rupees();
+  const dd = num(data.drawdown);
+  const pd = fig("Drawdown [%]", 150);
+  pd.varea({x: {field: "x"}, y1: {field: "dd"}, y2: 0, color: "#d1242f", alpha: 0.45,
+            source: new B.ColumnDataSource({data: {x: Float64Array.from(dd, (_, i) => i),
+                                                   dd: dd, t: t}})});
+  hover(pd, [["drawdown", "@dd{0.00} %"]]);
+  const grid = plt.gridplot(figs.map((f) => [f]),
+                            {sizing_mode: "stretch_width", merge_tools: true});
+  // the mouse wheel zooms the time axis of every panel (the merged wheel-zoom tool)
+  const wheel = grid.toolbar.tools.find((tool) =>
+    (tool instanceof B.ToolProxy ? tool.tools[0] : tool) instanceof B.WheelZoomTool);
+  if (wheel) grid.toolbar.active_scroll = wheel;
+  plt.show(grid, "#chart");
+})();
+"""
 
 
 #: The chart's fill markers: (kind, colour, Bokeh marker); ``_mark_columns`` numbers them.
