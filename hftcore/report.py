@@ -21,9 +21,11 @@ import csv
 import datetime as dt
 import hashlib
 import html
-import io
 import json
+import logging
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,9 @@ from hftcore_ext.ledger import Ledger
 
 from .console import inr
 from .feeds import IST, NS
+from .report_png import pack_points, render_png
+
+log = logging.getLogger("hftcore.report")
 
 TRADING_SECONDS_PER_YEAR = 252 * (6 * 3600 + 15 * 60)
 IST_OFFSET_NS = 19_800 * NS
@@ -140,12 +145,6 @@ def _finite(x):
 
 # ---------------------------------------------------------------- trades
 
-def _open_trade(symbol: str, signed_qty: int, ts: int, price_paise: int) -> dict:
-    return {"symbol": symbol, "side": "LONG" if signed_qty > 0 else "SHORT", "entry_ts": ts,
-            "quantity": abs(signed_qty), "entry_value": abs(signed_qty) * price_paise,
-            "entry_qty": abs(signed_qty), "exit_value": 0, "exit_qty": 0, "pnl": 0, "fees": 0}
-
-
 def trades_from_fills(fills: list[dict]) -> list[dict]:
     """Round trips per symbol: a trade opens when a position leaves zero and closes
     when it returns to zero (a flip closes one trade and opens the next).
@@ -153,50 +152,58 @@ def trades_from_fills(fills: list[dict]) -> list[dict]:
     Each trade has the CSV columns (``TRADE_FIELDS``) plus ``entry_ns``/``exit_ns`` and
     ``return_pct``: net PnL over the entry value (backtesting.py's ``Trade.pl_pct``
     for a single entry fill, as a fraction)."""
-    # per symbol: [ledger, open trade or None, (qty, cost, realized, fees, ...) now]
+    # per symbol: [ledger, open trade or None, position qty, realized, fees]; a trade is
+    # [symbol, side, entry ts, max |qty|, entry value, entry qty, exit value, exit qty,
+    #  realized, fees, exit ts] (paise)
     books: dict[str, list] = {}
     closed = []
     for f in fills:
         sym = f["symbol"]
         b = books.get(sym)
         if b is None:
-            b = books[sym] = [Ledger(1, 0), None, (0, 0, 0, 0)]
-        led = b[0]
+            b = books[sym] = [Ledger(1, 0), None, 0, 0, 0]
         qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
         px = f["price_paise"]
-        before_qty, _, before_realized, before_fees = b[2][:4]
+        led, t, before_qty, before_realized, before_fees = b
         led.apply_fill(0, qty, px, f["fees_paise"])
-        b[2] = now = led.position(0)           # one position: its realized/fees are the book's
-        after_qty = now[0]
-        t = b[1]
+        # one position per ledger: its realized and fees are the book's
+        after_qty, _, realized, fees = led.position(0)[:4]
+        b[2], b[3], b[4] = after_qty, realized, fees
         if t is None and before_qty == 0:
-            t = b[1] = _open_trade(sym, qty, f["ts"], px)
-        t["pnl"] += now[2] - before_realized
-        t["fees"] += now[3] - before_fees
-        if before_qty != 0 and (before_qty > 0) != (qty > 0):          # closing
+            a = abs(qty)
+            t = b[1] = [sym, "LONG" if qty > 0 else "SHORT", f["ts"], a, a * px, a, 0, 0, 0, 0, 0]
+        t[8] += realized - before_realized
+        t[9] += fees - before_fees
+        if before_qty == 0:
+            pass
+        elif (before_qty > 0) != (qty > 0):                             # closing
             n = min(abs(qty), abs(before_qty))
-            t["exit_value"] += n * px
-            t["exit_qty"] += n
-        elif before_qty != 0:                                           # adding
-            t["entry_value"] += abs(qty) * px
-            t["entry_qty"] += abs(qty)
-            t["quantity"] = max(t["quantity"], abs(after_qty))
+            t[6] += n * px
+            t[7] += n
+        else:                                                           # adding
+            t[4] += abs(qty) * px
+            t[5] += abs(qty)
+            t[3] = max(t[3], abs(after_qty))
         if after_qty == 0 or (before_qty != 0 and (after_qty > 0) != (before_qty > 0)):
-            t["exit_ts"] = f["ts"]
+            t[10] = f["ts"]
             closed.append(t)
-            # flipped: the rest opens a new trade
-            b[1] = _open_trade(sym, after_qty, f["ts"], px) if after_qty != 0 else None
-    times = _ts_many([t["entry_ts"] for t in closed] + [t["exit_ts"] for t in closed])
+            b[1] = None
+            if after_qty != 0:                   # flipped: the rest opens a new trade
+                a = abs(after_qty)
+                b[1] = [sym, "LONG" if after_qty > 0 else "SHORT", f["ts"], a, a * px, a,
+                        0, 0, 0, 0, 0]
+    times = _ts_many([t[2] for t in closed] + [t[10] for t in closed])
     out = []
-    for t, entry_time, exit_time in zip(closed, times, times[len(closed):]):
-        net = t["pnl"] - t["fees"]
-        out.append({"symbol": t["symbol"], "side": t["side"], "entry_time": entry_time,
-                    "exit_time": exit_time, "quantity": t["quantity"],
-                    "entry_price": round(t["entry_value"] / t["entry_qty"] / 100, 4),
-                    "exit_price": round(t["exit_value"] / max(t["exit_qty"], 1) / 100, 4),
-                    "pnl": t["pnl"] / 100, "fees": t["fees"] / 100,
-                    "net_pnl": net / 100, "entry_ns": t["entry_ts"], "exit_ns": t["exit_ts"],
-                    "return_pct": net / t["entry_value"] if t["entry_value"] else 0.0})
+    for (sym, side, entry_ts, quantity, entry_value, entry_qty, exit_value, exit_qty, pnl,
+         fees, exit_ts), entry_time, exit_time in zip(closed, times, times[len(closed):]):
+        net = pnl - fees
+        out.append({"symbol": sym, "side": side, "entry_time": entry_time,
+                    "exit_time": exit_time, "quantity": quantity,
+                    "entry_price": round(entry_value / entry_qty / 100, 4),
+                    "exit_price": round(exit_value / max(exit_qty, 1) / 100, 4),
+                    "pnl": pnl / 100, "fees": fees / 100,
+                    "net_pnl": net / 100, "entry_ns": entry_ts, "exit_ns": exit_ts,
+                    "return_pct": net / entry_value if entry_value else 0.0})
     return out
 
 
@@ -436,10 +443,15 @@ def aligned_closes(rows: dict, index: np.ndarray) -> dict:
 def charges_by_component(fills: list[dict]) -> dict:
     """Charges summed by component (brokerage, stt, exchange, sebi, stamp, gst), rupees;
     summed in paise, so exact."""
+    charges = [c for f in fills if (c := f.get("charges"))]
     total: dict[str, int] = {}
-    for f in fills:
-        for k, v in (f.get("charges") or {}).items():
-            total[k] = total.get(k, 0) + round(v * 100)
+    for k in sorted(set().union(*charges)):
+        try:
+            values = [c[k] for c in charges]
+        except KeyError:
+            values = [c.get(k, 0) for c in charges]
+        # each fill's rupees to paise (round half to even, as round()), summed exactly
+        total[k] = int(np.rint(np.array(values, dtype=np.float64) * 100).astype(np.int64).sum())
     out = {k: total[k] / 100 for k in sorted(total)}
     out["total"] = sum(total.values()) / 100
     return out
@@ -451,8 +463,11 @@ def per_symbol(session, trades: list[dict], rows: dict) -> list[dict]:
     fills_by: dict[str, list] = {}
     for f in session.fills:
         fills_by.setdefault(f["symbol"], []).append(f)
+    trades_by: dict[str, list] = {}
+    for t in trades:
+        trades_by.setdefault(t["symbol"], []).append(t)
     for sym in sorted(set(rows) | set(fills_by)):
-        ts = [t for t in trades if t["symbol"] == sym]
+        ts = trades_by.get(sym, [])
         pos = session.portfolio.get_position(sym) or {}
         rets = [t["return_pct"] * 100 for t in ts]
         c = rows.get(sym, (None, None, None, None, np.array([])))[4]
@@ -700,23 +715,68 @@ def _png_points(ts: np.ndarray, curve: np.ndarray):
     return when, curve, dd
 
 
-def _render_png(when: np.ndarray, curve: np.ndarray, dd: np.ndarray) -> bytes:
-    # matplotlib's object API, not pyplot: no GUI backend or global figure list to load
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(9, 5.5))
-    ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
-    if len(curve):
-        ax1.plot(when, curve, color="#1f6feb", linewidth=1.2)
-        ax2.fill_between(when, dd, 0, color="#d1242f", alpha=0.45, linewidth=0)
-    ax1.set_title("Equity (INR)")
-    ax1.grid(alpha=0.3)
-    ax2.set_title("Drawdown (INR)")
-    ax2.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    return buf.getvalue()
+_render_png = render_png
+
+
+#: Draw equity.png in a child Python while the rest of the report is written, when
+#: matplotlib is not imported here yet (its import and drawing are ~0.5 s).
+PNG_IN_CHILD = True
+PNG_CHILD_TIMEOUT_S = 120
+
+
+def _png_in_child(points: tuple) -> Callable[[], bytes | None]:
+    """Start ``report_png.py`` on ``points`` in a child Python (this interpreter, this
+    ``sys.path``); returns a function that waits for its PNG bytes (None if the child
+    could not draw it: the caller then draws in this process)."""
+    import subprocess
+    import threading
+    script = Path(__file__).with_name("report_png.py")
+    code = ("import sys, runpy; sys.path[:] = " + repr([p for p in sys.path if p]) +
+            "; sys.argv = [" + repr(str(script)) + "]; runpy.run_path(sys.argv[0], "
+            "run_name='__main__')")
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        log.debug("report: no child Python for equity.png (%s)", e)
+        return lambda: None
+    done: list = []
+    feeder = threading.Thread(target=lambda: done.append(proc.communicate(
+        pack_points(*points))), name="report-png", daemon=True)
+    feeder.start()
+
+    def result() -> bytes | None:
+        feeder.join(PNG_CHILD_TIMEOUT_S)
+        if not done:
+            proc.kill()
+            feeder.join()
+            log.warning("report: equity.png child took over %s s; drawing it here",
+                        PNG_CHILD_TIMEOUT_S)
+            return None
+        out, err = done[0]
+        if proc.returncode != 0 or not out.startswith(b"\x89PNG"):
+            log.debug("report: equity.png child failed (%s): %s", proc.returncode,
+                      err.decode(errors="replace")[-500:])
+            return None
+        return out
+    return result
+
+
+def _png_child_pays() -> bool:
+    """A child Python is worth it while matplotlib is not imported here yet."""
+    return PNG_IN_CHILD and bool(sys.executable) and "matplotlib.figure" not in sys.modules
+
+
+def _start_png(series: tuple) -> Callable[[], bytes]:
+    """equity.png of ``series``: started now, its bytes when the returned function is
+    called (drawn in a child Python if matplotlib would have to be imported here)."""
+    points = _png_points(*series)
+    child = _png_in_child(points) if _png_child_pays() else None
+
+    def result() -> bytes:
+        png = child() if child is not None else None
+        return png if png is not None else _render_png(*points)
+    return result
 
 
 def write_summary_json(path, m: dict) -> None:
@@ -739,6 +799,7 @@ def write_report(session, out_dir, title: str = "hftcore backtest",
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     series = equity_series(session)
+    png_bytes = _start_png(series)           # drawn meanwhile (in a child Python if it can)
     rows = _symbol_rows(session)
     trades = trades_from_fills(session.fills)
     m = {**metrics(session, provenance, trades, series=series, rows=rows), **(extra or {})}
@@ -750,16 +811,15 @@ def write_report(session, out_dir, title: str = "hftcore backtest",
                                                "quantity")},
         "price": [f["price_paise"] / 100 for f in fills],
         "fees": [f["fees_paise"] / 100 for f in fills]})
-    png = equity_png(session, series)
-    (out / "equity.png").write_bytes(png)
     write_summary_json(out / "summary.json", m)
-    (out / "report.html").write_text(
-        report_html(session, m, trades, title, png, verbose, series=series, rows=rows),
-        encoding="utf-8")
+    page = report_html(session, m, trades, title, png_bytes, verbose, series=series, rows=rows)
+    (out / "report.html").write_text(page, encoding="utf-8")
+    (out / "equity.png").write_bytes(png_bytes())
     return m
 
 
-def report_html(session, m: dict, trades: list[dict], title: str, png: bytes | None = None,
+def report_html(session, m: dict, trades: list[dict], title: str,
+                png: bytes | Callable[[], bytes] | None = None,
                 verbose: bool = False, *, series: tuple | None = None,
                 rows: dict | None = None) -> str:
     stats = _table(["statistic", "value"],
@@ -796,6 +856,7 @@ def report_html(session, m: dict, trades: list[dict], title: str, png: bytes | N
     try:
         head, chart = chart_html(session, trades, series=series, rows=rows)
     except ImportError:                      # pragma: no cover - bokeh is a dependency
+        png = png() if callable(png) else png
         head, chart = "", (f'<img alt="equity and drawdown" src="data:image/png;base64,'
                            f'{base64.b64encode(png or equity_png(session, series)).decode()}">')
     return f"""<!doctype html>

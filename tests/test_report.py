@@ -210,3 +210,22 @@ def test_report_csvs_have_every_trade_and_fill_as_the_row_by_row_writer_wrote_th
            {"a": 42, "b": 0.1, "c": -4, "d": "line\nbreak", "e": "@x"}]
     _write_csv(tmp_path / "odd.csv", odd, list("abcde"))
     assert (tmp_path / "odd.csv").read_text(encoding="utf-8") == row_by_row(odd, list("abcde"))
+
+
+def test_equity_png_drawn_in_a_child_python_is_the_same_png(session, tmp_path, monkeypatch):
+    import sys
+
+    import hftcore.report as report
+    from hftcore.report_png import render_png
+    points = report._png_points(*equity_series(session))
+    child = report._png_in_child(points)()
+    assert child is not None and child[:8] == b"\x89PNG\r\n\x1a\n"
+    assert child == render_png(*points) == report.equity_png(session)
+    monkeypatch.setattr(report, "_png_child_pays", lambda: True)
+    report.write_report(session, tmp_path / "a")
+    assert (tmp_path / "a" / "equity.png").read_bytes() == child
+    # no child Python to be had: the report draws it in this process
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    assert report._png_in_child(points)() is None
+    report.write_report(session, tmp_path / "b")
+    assert (tmp_path / "b" / "equity.png").read_bytes() == child
