@@ -719,8 +719,11 @@ _render_png = render_png
 
 
 #: Draw equity.png in a child Python while the rest of the report is written, when
-#: matplotlib is not imported here yet (its import and drawing are ~0.5 s).
+#: matplotlib is not imported here yet (its import and drawing take ~0.5 s) and the run
+#: has at least ``PNG_CHILD_MIN_POINTS`` equity points (a shorter one is written in less
+#: time than a child Python takes to start matplotlib).
 PNG_IN_CHILD = True
+PNG_CHILD_MIN_POINTS = 50_000
 PNG_CHILD_TIMEOUT_S = 120
 
 
@@ -762,16 +765,17 @@ def _png_in_child(points: tuple) -> Callable[[], bytes | None]:
     return result
 
 
-def _png_child_pays() -> bool:
-    """A child Python is worth it while matplotlib is not imported here yet."""
-    return PNG_IN_CHILD and bool(sys.executable) and "matplotlib.figure" not in sys.modules
+def _png_child_pays(points: int) -> bool:
+    """A child Python is worth it for a long run while matplotlib is not imported here."""
+    return PNG_IN_CHILD and points >= PNG_CHILD_MIN_POINTS and bool(sys.executable) \
+        and "matplotlib.figure" not in sys.modules
 
 
 def _start_png(series: tuple) -> Callable[[], bytes]:
     """equity.png of ``series``: started now, its bytes when the returned function is
     called (drawn in a child Python if matplotlib would have to be imported here)."""
     points = _png_points(*series)
-    child = _png_in_child(points) if _png_child_pays() else None
+    child = _png_in_child(points) if _png_child_pays(len(series[0])) else None
 
     def result() -> bytes:
         png = child() if child is not None else None

@@ -221,7 +221,8 @@ def test_equity_png_drawn_in_a_child_python_is_the_same_png(session, tmp_path, m
     child = report._png_in_child(points)()
     assert child is not None and child[:8] == b"\x89PNG\r\n\x1a\n"
     assert child == render_png(*points) == report.equity_png(session)
-    monkeypatch.setattr(report, "_png_child_pays", lambda: True)
+    assert not report._png_child_pays(len(equity_series(session)[0]))     # 1,875 bars
+    monkeypatch.setattr(report, "_png_child_pays", lambda points: True)
     report.write_report(session, tmp_path / "a")
     assert (tmp_path / "a" / "equity.png").read_bytes() == child
     # no child Python to be had: the report draws it in this process
