@@ -682,12 +682,38 @@ def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
 
 
 def _write_csv_columns(path: Path, columns: dict[str, list]) -> None:
-    """A CSV of equal-length columns (``csv_cell`` applied to every cell), written at once."""
-    cells = [_csv_column(c) for c in columns.values()]
+    """A CSV of equal-length columns (``csv_cell`` applied to every cell), written at once:
+    one ``%`` format per row when every column is all floats, all ints or text that needs
+    no quoting (exactly what ``csv.writer`` writes then), else by ``csv.writer``."""
+    fmts: list[str] | None = []
+    cells = []
+    for col in columns.values():
+        kinds = set(map(type, col))
+        if kinds == {float}:                 # formatted by "%.4f" or, below, _csv_column
+            cells.append(col)
+            if fmts is not None:
+                fmts.append("%.4f")
+            continue
+        cell = _csv_column(col)
+        cells.append(cell)
+        if fmts is None:
+            continue
+        if kinds == {int}:
+            fmts.append("%d")
+        elif kinds <= {str} and not any(c in "".join(cell) for c in ',"\r\n'):
+            fmts.append("%s")
+        else:
+            fmts = None
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow([csv_cell(k) for k in columns])
-        w.writerows(zip(*cells))
+        if fmts is not None and len(fmts) >= 2:
+            if cells and cells[0]:
+                fmt = ",".join(fmts)
+                fh.write("\n".join([fmt % row for row in zip(*cells)]) + "\n")
+        else:
+            w.writerows(zip(*(_csv_column(c) if set(map(type, c)) == {float} else c
+                              for c in cells)))
 
 
 PNG_BUCKETS = 2_000
@@ -768,7 +794,7 @@ def _png_in_child(points: tuple) -> Callable[[], bytes | None]:
 def _png_child_pays(points: int) -> bool:
     """A child Python is worth it for a long run while matplotlib is not imported here."""
     return PNG_IN_CHILD and points >= PNG_CHILD_MIN_POINTS and bool(sys.executable) \
-        and "matplotlib.figure" not in sys.modules
+        and not getattr(sys, "frozen", False) and "matplotlib.figure" not in sys.modules
 
 
 def _start_png(series: tuple) -> Callable[[], bytes]:
@@ -776,10 +802,13 @@ def _start_png(series: tuple) -> Callable[[], bytes]:
     called (drawn in a child Python if matplotlib would have to be imported here)."""
     points = _png_points(*series)
     child = _png_in_child(points) if _png_child_pays(len(series[0])) else None
+    done: list[bytes] = []
 
     def result() -> bytes:
-        png = child() if child is not None else None
-        return png if png is not None else _render_png(*points)
+        if not done:
+            png = child() if child is not None else None
+            done.append(png if png is not None else _render_png(*points))
+        return done[0]
     return result
 
 

@@ -230,3 +230,35 @@ def test_equity_png_drawn_in_a_child_python_is_the_same_png(session, tmp_path, m
     assert report._png_in_child(points)() is None
     report.write_report(session, tmp_path / "b")
     assert (tmp_path / "b" / "equity.png").read_bytes() == child
+
+
+def test_bulk_csv_writer_matches_csv_writer_cell_for_cell(tmp_path):
+    """Every column kind the bulk writer formats itself, and every one it leaves to
+    ``csv.writer``: the same bytes as one ``writerow`` of ``csv_cell`` values per row."""
+    import csv
+
+    from hftcore.report import _write_csv, csv_cell
+
+    def row_by_row(rows, fields):
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([csv_cell(k) for k in fields])
+        for r in rows:
+            w.writerow([csv_cell(r[k]) for k in fields])
+        return buf.getvalue()
+
+    cases = {
+        "floats first, ints, formula text": [{"p": -1.5, "q": -3, "s": "=SUM(A1)"},
+                                             {"p": float("nan"), "q": 0, "s": "+91"}],
+        "text needing quotes": [{"p": 0.5, "q": 1, "s": 'a,"b"'}, {"p": 2.0, "q": 2, "s": "c"}],
+        "mixed column": [{"p": 1.25, "q": 1, "s": "x"}, {"p": -7, "q": 2, "s": "y"}],
+        "numpy and bool": [{"p": np.float64(-0.125), "q": True, "s": "-5"},
+                           {"p": 3.0, "q": np.int64(4), "s": None}],
+        "one column": [{"p": "-x"}, {"p": ""}],
+        "no rows": [],
+    }
+    for name, rows in cases.items():
+        fields = list(rows[0]) if rows else ["p", "q"]
+        f = tmp_path / f"{len(name)}.csv"
+        _write_csv(f, rows, fields)
+        assert f.read_text(encoding="utf-8") == row_by_row(rows, fields), name
