@@ -745,9 +745,9 @@ _render_png = render_png
 
 
 #: Draw equity.png in a child Python while the rest of the report is written, when
-#: matplotlib is not imported here yet (its import and drawing take ~0.5 s) and the run
-#: has at least ``PNG_CHILD_MIN_POINTS`` equity points (a shorter one is written in less
-#: time than a child Python takes to start matplotlib).
+#: matplotlib is not imported here yet (its import and drawing take ~0.5 s), a CPU core is
+#: idle, and the run has at least ``PNG_CHILD_MIN_POINTS`` equity points (a shorter one is
+#: written in less time than a child Python takes to start matplotlib).
 PNG_IN_CHILD = True
 PNG_CHILD_MIN_POINTS = 50_000
 PNG_CHILD_TIMEOUT_S = 120
@@ -791,10 +791,28 @@ def _png_in_child(points: tuple) -> Callable[[], bytes | None]:
     return result
 
 
+def _spare_core() -> bool:
+    """True if a CPU this process may use is idle (the 1-minute load average, which counts
+    this process, leaves one free): a child then runs beside us rather than taking turns."""
+    import os
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    if cores < 2:
+        return False
+    try:
+        return os.getloadavg()[0] <= cores - 1
+    except (AttributeError, OSError):       # pragma: no cover - Windows
+        return True
+
+
 def _png_child_pays(points: int) -> bool:
-    """A child Python is worth it for a long run while matplotlib is not imported here."""
+    """A child Python is worth it for a long run while matplotlib is not imported here and
+    a core is idle to run it on."""
     return PNG_IN_CHILD and points >= PNG_CHILD_MIN_POINTS and bool(sys.executable) \
-        and not getattr(sys, "frozen", False) and "matplotlib.figure" not in sys.modules
+        and not getattr(sys, "frozen", False) and "matplotlib.figure" not in sys.modules \
+        and _spare_core()
 
 
 def _start_png(series: tuple) -> Callable[[], bytes]:

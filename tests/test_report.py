@@ -262,3 +262,17 @@ def test_bulk_csv_writer_matches_csv_writer_cell_for_cell(tmp_path):
         f = tmp_path / f"{len(name)}.csv"
         _write_csv(f, rows, fields)
         assert f.read_text(encoding="utf-8") == row_by_row(rows, fields), name
+
+
+def test_png_child_only_with_an_idle_core(monkeypatch):
+    import os
+
+    import hftcore.report as report
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.9, 0.5, 0.5))     # just this process
+    assert report._spare_core()
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.1, 2.0, 1.0))     # both cores busy
+    assert not report._spare_core()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not report._spare_core()                                     # one core: no child
