@@ -21,9 +21,11 @@ import csv
 import datetime as dt
 import hashlib
 import html
+import itertools
 import json
 import logging
 import math
+import operator
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +69,11 @@ def _ts_many(ns) -> list[str]:
     if not len(ns):
         return []
     sec = (np.asarray(ns, dtype=np.int64) // NS + 19_800).astype("datetime64[s]")
-    return [t.replace("T", " ") for t in np.datetime_as_string(sec).tolist()]
+    text = np.datetime_as_string(sec)
+    if text.dtype == np.dtype("<U19"):     # "YYYY-MM-DDTHH:MM:SS": the T made a space in place
+        text.view(np.uint32).reshape(-1, 19)[:, 10] = ord(" ")
+        return text.tolist()
+    return [t.replace("T", " ") for t in text.tolist()]
 
 
 def _iso(ns: int) -> str:
@@ -444,14 +450,17 @@ def charges_by_component(fills: list[dict]) -> dict:
     """Charges summed by component (brokerage, stt, exchange, sebi, stamp, gst), rupees;
     summed in paise, so exact."""
     charges = [c for f in fills if (c := f.get("charges"))]
-    total: dict[str, int] = {}
-    for k in sorted(set().union(*charges)):
-        try:
-            values = [c[k] for c in charges]
-        except KeyError:
-            values = [c.get(k, 0) for c in charges]
-        # each fill's rupees to paise (round half to even, as round()), summed exactly
-        total[k] = int(np.rint(np.array(values, dtype=np.float64) * 100).astype(np.int64).sum())
+    keys = sorted(set().union(*charges))
+    if not keys:
+        return {"total": 0.0}
+    try:                                    # every fill has every component: one table
+        table = np.array(list(map(operator.itemgetter(*keys), charges)), dtype=np.float64)
+    except KeyError:
+        table = np.array([[c.get(k, 0) for k in keys] for c in charges], dtype=np.float64)
+    table = table.reshape(len(charges), len(keys))
+    # each fill's rupees to paise (round half to even, as round()), summed exactly
+    paise = np.rint(table * 100).astype(np.int64).sum(axis=0)
+    total: dict[str, int] = {k: int(v) for k, v in zip(keys, paise.tolist())}
     out = {k: total[k] / 100 for k in sorted(total)}
     out["total"] = sum(total.values()) / 100
     return out
@@ -673,6 +682,8 @@ def _csv_column(values: list) -> list:
     if kinds == {int}:
         return values
     if kinds == {str}:
+        if not any(map(str.startswith, values, itertools.repeat(_FORMULA_START))):
+            return values
         return [("'" + v) if v.startswith(_FORMULA_START) else v for v in values]
     return [csv_cell(v) for v in values]
 
