@@ -21,9 +21,13 @@ import csv
 import datetime as dt
 import hashlib
 import html
-import io
+import itertools
 import json
+import logging
 import math
+import operator
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,9 @@ from hftcore_ext.ledger import Ledger
 
 from .console import inr
 from .feeds import IST, NS
+from .report_png import pack_points, render_png
+
+log = logging.getLogger("hftcore.report")
 
 TRADING_SECONDS_PER_YEAR = 252 * (6 * 3600 + 15 * 60)
 IST_OFFSET_NS = 19_800 * NS
@@ -62,7 +69,11 @@ def _ts_many(ns) -> list[str]:
     if not len(ns):
         return []
     sec = (np.asarray(ns, dtype=np.int64) // NS + 19_800).astype("datetime64[s]")
-    return [t.replace("T", " ") for t in np.datetime_as_string(sec).tolist()]
+    text = np.datetime_as_string(sec)
+    if text.dtype == np.dtype("<U19"):     # "YYYY-MM-DDTHH:MM:SS": the T made a space in place
+        text.view(np.uint32).reshape(-1, 19)[:, 10] = ord(" ")
+        return text.tolist()
+    return [t.replace("T", " ") for t in text.tolist()]
 
 
 def _iso(ns: int) -> str:
@@ -140,12 +151,6 @@ def _finite(x):
 
 # ---------------------------------------------------------------- trades
 
-def _open_trade(symbol: str, signed_qty: int, ts: int, price_paise: int) -> dict:
-    return {"symbol": symbol, "side": "LONG" if signed_qty > 0 else "SHORT", "entry_ts": ts,
-            "quantity": abs(signed_qty), "entry_value": abs(signed_qty) * price_paise,
-            "entry_qty": abs(signed_qty), "exit_value": 0, "exit_qty": 0, "pnl": 0, "fees": 0}
-
-
 def trades_from_fills(fills: list[dict]) -> list[dict]:
     """Round trips per symbol: a trade opens when a position leaves zero and closes
     when it returns to zero (a flip closes one trade and opens the next).
@@ -153,47 +158,58 @@ def trades_from_fills(fills: list[dict]) -> list[dict]:
     Each trade has the CSV columns (``TRADE_FIELDS``) plus ``entry_ns``/``exit_ns`` and
     ``return_pct``: net PnL over the entry value (backtesting.py's ``Trade.pl_pct``
     for a single entry fill, as a fraction)."""
-    books: dict[str, dict] = {}
-    trades = []
+    # per symbol: [ledger, open trade or None, position qty, realized, fees]; a trade is
+    # [symbol, side, entry ts, max |qty|, entry value, entry qty, exit value, exit qty,
+    #  realized, fees, exit ts] (paise)
+    books: dict[str, list] = {}
+    closed = []
     for f in fills:
         sym = f["symbol"]
-        b = books.setdefault(sym, {"led": Ledger(1, 0), "open": None})
-        led = b["led"]
+        b = books.get(sym)
+        if b is None:
+            b = books[sym] = [Ledger(1, 0), None, 0, 0, 0]
         qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
-        before_qty = led.position(0)[0]
-        before_realized, before_fees = led.realized, led.fees
-        led.apply_fill(0, qty, f["price_paise"], f["fees_paise"])
-        after_qty = led.position(0)[0]
-        if b["open"] is None and before_qty == 0:
-            b["open"] = _open_trade(sym, qty, f["ts"], f["price_paise"])
-        t = b["open"]
-        closing = before_qty != 0 and (before_qty > 0) != (qty > 0)
-        t["pnl"] += led.realized - before_realized
-        t["fees"] += led.fees - before_fees
-        if closing:
-            closed = min(abs(qty), abs(before_qty))
-            t["exit_value"] += closed * f["price_paise"]
-            t["exit_qty"] += closed
-        elif before_qty != 0:
-            t["entry_value"] += abs(qty) * f["price_paise"]
-            t["entry_qty"] += abs(qty)
-            t["quantity"] = max(t["quantity"], abs(after_qty))
+        px = f["price_paise"]
+        led, t, before_qty, before_realized, before_fees = b
+        led.apply_fill(0, qty, px, f["fees_paise"])
+        # one position per ledger: its realized and fees are the book's
+        after_qty, _, realized, fees = led.position(0)[:4]
+        b[2], b[3], b[4] = after_qty, realized, fees
+        if t is None and before_qty == 0:
+            a = abs(qty)
+            t = b[1] = [sym, "LONG" if qty > 0 else "SHORT", f["ts"], a, a * px, a, 0, 0, 0, 0, 0]
+        t[8] += realized - before_realized
+        t[9] += fees - before_fees
+        if before_qty == 0:
+            pass
+        elif (before_qty > 0) != (qty > 0):                             # closing
+            n = min(abs(qty), abs(before_qty))
+            t[6] += n * px
+            t[7] += n
+        else:                                                           # adding
+            t[4] += abs(qty) * px
+            t[5] += abs(qty)
+            t[3] = max(t[3], abs(after_qty))
         if after_qty == 0 or (before_qty != 0 and (after_qty > 0) != (before_qty > 0)):
-            t["exit_ts"] = f["ts"]
-            trades.append(t)
-            b["open"] = None
-            if after_qty != 0:               # flipped: the rest opens a new trade
-                b["open"] = _open_trade(sym, after_qty, f["ts"], f["price_paise"])
+            t[10] = f["ts"]
+            closed.append(t)
+            b[1] = None
+            if after_qty != 0:                   # flipped: the rest opens a new trade
+                a = abs(after_qty)
+                b[1] = [sym, "LONG" if after_qty > 0 else "SHORT", f["ts"], a, a * px, a,
+                        0, 0, 0, 0, 0]
+    times = _ts_many([t[2] for t in closed] + [t[10] for t in closed])
     out = []
-    for t in trades:
-        net = t["pnl"] - t["fees"]
-        out.append({"symbol": t["symbol"], "side": t["side"], "entry_time": _ts(t["entry_ts"]),
-                    "exit_time": _ts(t["exit_ts"]), "quantity": t["quantity"],
-                    "entry_price": round(t["entry_value"] / t["entry_qty"] / 100, 4),
-                    "exit_price": round(t["exit_value"] / max(t["exit_qty"], 1) / 100, 4),
-                    "pnl": t["pnl"] / 100, "fees": t["fees"] / 100,
-                    "net_pnl": net / 100, "entry_ns": t["entry_ts"], "exit_ns": t["exit_ts"],
-                    "return_pct": net / t["entry_value"] if t["entry_value"] else 0.0})
+    for (sym, side, entry_ts, quantity, entry_value, entry_qty, exit_value, exit_qty, pnl,
+         fees, exit_ts), entry_time, exit_time in zip(closed, times, times[len(closed):]):
+        net = pnl - fees
+        out.append({"symbol": sym, "side": side, "entry_time": entry_time,
+                    "exit_time": exit_time, "quantity": quantity,
+                    "entry_price": round(entry_value / entry_qty / 100, 4),
+                    "exit_price": round(exit_value / max(exit_qty, 1) / 100, 4),
+                    "pnl": pnl / 100, "fees": fees / 100,
+                    "net_pnl": net / 100, "entry_ns": entry_ts, "exit_ns": exit_ts,
+                    "return_pct": net / entry_value if entry_value else 0.0})
     return out
 
 
@@ -433,10 +449,18 @@ def aligned_closes(rows: dict, index: np.ndarray) -> dict:
 def charges_by_component(fills: list[dict]) -> dict:
     """Charges summed by component (brokerage, stt, exchange, sebi, stamp, gst), rupees;
     summed in paise, so exact."""
-    total: dict[str, int] = {}
-    for f in fills:
-        for k, v in (f.get("charges") or {}).items():
-            total[k] = total.get(k, 0) + round(v * 100)
+    charges = [c for f in fills if (c := f.get("charges"))]
+    keys = sorted(set().union(*charges))
+    if not keys:
+        return {"total": 0.0}
+    try:                                    # every fill has every component: one table
+        table = np.array(list(map(operator.itemgetter(*keys), charges)), dtype=np.float64)
+    except KeyError:
+        table = np.array([[c.get(k, 0) for k in keys] for c in charges], dtype=np.float64)
+    table = table.reshape(len(charges), len(keys))
+    # each fill's rupees to paise (round half to even, as round()), summed exactly
+    paise = np.rint(table * 100).astype(np.int64).sum(axis=0)
+    total: dict[str, int] = {k: int(v) for k, v in zip(keys, paise.tolist())}
     out = {k: total[k] / 100 for k in sorted(total)}
     out["total"] = sum(total.values()) / 100
     return out
@@ -448,8 +472,11 @@ def per_symbol(session, trades: list[dict], rows: dict) -> list[dict]:
     fills_by: dict[str, list] = {}
     for f in session.fills:
         fills_by.setdefault(f["symbol"], []).append(f)
+    trades_by: dict[str, list] = {}
+    for t in trades:
+        trades_by.setdefault(t["symbol"], []).append(t)
     for sym in sorted(set(rows) | set(fills_by)):
-        ts = [t for t in trades if t["symbol"] == sym]
+        ts = trades_by.get(sym, [])
         pos = session.portfolio.get_position(sym) or {}
         rets = [t["return_pct"] * 100 for t in ts]
         c = rows.get(sym, (None, None, None, None, np.array([])))[4]
@@ -502,16 +529,18 @@ def provenance(cfg=None, data=None, argv=None, config_path=None) -> dict:
     return out
 
 
-def metrics(session, provenance: dict | None = None, trades: list | None = None) -> dict:
+def metrics(session, provenance: dict | None = None, trades: list | None = None, *,
+            series: tuple | None = None, rows: dict | None = None) -> dict:
     """Summary of a finished PaperSession: the backtesting.py statistics (see
     :func:`compute_stats`), the session's own totals (``trades``, ``net_pnl``,
     ``final_equity``, ...), ``per_symbol``, ``charges_by_component`` and ``provenance``.
-    ``trades``: ``trades_from_fills(session.fills)`` if already computed."""
+    ``trades``, ``series`` (``equity_series(session)``) and ``rows``
+    (``_symbol_rows(session)``): pass them if already computed."""
     totals = session.portfolio.get_totals()
     if trades is None:
         trades = trades_from_fills(session.fills)
     wins = sum(1 for t in trades if t["net_pnl"] > 0)
-    ts, curve = equity_series(session)
+    ts, curve = equity_series(session) if series is None else series
     peak = np.maximum.accumulate(curve)
     dd = curve - peak
     max_dd = float(dd.min()) if len(dd) else 0.0
@@ -523,7 +552,8 @@ def metrics(session, provenance: dict | None = None, trades: list | None = None)
         step = float(np.median(np.diff(ts))) / NS if len(ts) > 1 else 60.0
         if np.isfinite(rets).all() and rets.std() > 0 and step > 0:
             sharpe = float(rets.mean() / rets.std() * math.sqrt(TRADING_SECONDS_PER_YEAR / step))
-    rows = _symbol_rows(session)
+    if rows is None:
+        rows = _symbol_rows(session)
     closed = [{**t, "pnl": t["net_pnl"]} for t in trades]      # statistics: net of charges
     stats = compute_stats(ts, curve, closed, aligned_closes(rows, ts) or None)
     r = session.report
@@ -644,46 +674,171 @@ def csv_cell(value):
     return value
 
 
+def _csv_column(values: list) -> list:
+    """``csv_cell`` of a whole column: a column of one type is converted in one pass."""
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return [f"{v:.4f}" for v in values]
+    if kinds == {int}:
+        return values
+    if kinds == {str}:
+        if not any(map(str.startswith, values, itertools.repeat(_FORMULA_START))):
+            return values
+        return [("'" + v) if v.startswith(_FORMULA_START) else v for v in values]
+    return [csv_cell(v) for v in values]
+
+
 def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    _write_csv_columns(path, {k: [r[k] for r in rows] for k in fields})
+
+
+def _write_csv_columns(path: Path, columns: dict[str, list]) -> None:
+    """A CSV of equal-length columns (``csv_cell`` applied to every cell), written at once:
+    one ``%`` format per row when every column is all floats, all ints or text that needs
+    no quoting (exactly what ``csv.writer`` writes then), else by ``csv.writer``."""
+    fmts: list[str] | None = []
+    cells = []
+    for col in columns.values():
+        kinds = set(map(type, col))
+        if kinds == {float}:                 # formatted by "%.4f" or, below, _csv_column
+            cells.append(col)
+            if fmts is not None:
+                fmts.append("%.4f")
+            continue
+        cell = _csv_column(col)
+        cells.append(cell)
+        if fmts is None:
+            continue
+        if kinds == {int}:
+            fmts.append("%d")
+        elif kinds <= {str} and not any(c in "".join(cell) for c in ',"\r\n'):
+            fmts.append("%s")
+        else:
+            fmts = None
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow([csv_cell(k) for k in fields])
-        for r in rows:
-            w.writerow([csv_cell(r[k]) for k in fields])
+        w.writerow([csv_cell(k) for k in columns])
+        if fmts is not None and len(fmts) >= 2:
+            if cells and cells[0]:
+                fmt = ",".join(fmts)
+                fh.write("\n".join([fmt % row for row in zip(*cells)]) + "\n")
+        else:
+            w.writerows(zip(*(_csv_column(c) if set(map(type, c)) == {float} else c
+                              for c in cells)))
 
 
 PNG_BUCKETS = 2_000
 
 
-def equity_png(session) -> bytes:
-    """Equity curve over drawdown, as PNG bytes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    ts, curve = equity_series(session)
-    when = (ts + 19_800 * NS).astype("datetime64[ns]")       # IST wall time
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True,
-                                   gridspec_kw={"height_ratios": [3, 1.3]})
-    if len(curve):
-        dd = curve - np.maximum.accumulate(curve)
-        if len(curve) > 2 * PNG_BUCKETS:
-            # ~1,000 px wide: each bucket's lowest and highest point draw the same picture
-            starts = np.linspace(0, len(curve), PNG_BUCKETS, endpoint=False).astype(np.int64)
-            lo, hi = np.minimum.reduceat(curve, starts), np.maximum.reduceat(curve, starts)
-            when, curve = np.repeat(when[starts], 2), np.column_stack((lo, hi)).ravel()
-            dd = np.repeat(np.minimum.reduceat(dd, starts), 2)
-        ax1.plot(when, curve, color="#1f6feb", linewidth=1.2)
-        ax2.fill_between(when, dd, 0, color="#d1242f", alpha=0.45, linewidth=0)
-    ax1.set_title("Equity (INR)")
-    ax1.grid(alpha=0.3)
-    ax2.set_title("Drawdown (INR)")
-    ax2.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+def equity_png(session, series: tuple | None = None) -> bytes:
+    """Equity curve over drawdown, as PNG bytes (``series``: ``equity_series(session)``
+    if already computed)."""
+    ts, curve = equity_series(session) if series is None else series
+    return _render_png(*_png_points(ts, curve))
+
+
+def _png_points(ts: np.ndarray, curve: np.ndarray):
+    """(IST wall time, equity, drawdown) to draw: every point, or for a long curve each
+    of ``PNG_BUCKETS`` buckets' lowest and highest equity and deepest drawdown (~1,000 px
+    wide: the same picture)."""
+    when = (np.asarray(ts, np.int64) + IST_OFFSET_NS).astype("datetime64[ns]")
+    curve = np.asarray(curve, np.float64)
+    dd = curve - np.maximum.accumulate(curve) if len(curve) else curve
+    if len(curve) > 2 * PNG_BUCKETS:
+        starts = np.linspace(0, len(curve), PNG_BUCKETS, endpoint=False).astype(np.int64)
+        lo, hi = np.minimum.reduceat(curve, starts), np.maximum.reduceat(curve, starts)
+        when, curve = np.repeat(when[starts], 2), np.column_stack((lo, hi)).ravel()
+        dd = np.repeat(np.minimum.reduceat(dd, starts), 2)
+    return when, curve, dd
+
+
+_render_png = render_png
+
+
+#: Draw equity.png in a child Python while the rest of the report is written, when
+#: matplotlib is not imported here yet (its import and drawing take ~0.5 s), a CPU core is
+#: idle, and the run has at least ``PNG_CHILD_MIN_POINTS`` equity points (a shorter one is
+#: written in less time than a child Python takes to start matplotlib).
+PNG_IN_CHILD = True
+PNG_CHILD_MIN_POINTS = 50_000
+PNG_CHILD_TIMEOUT_S = 120
+
+
+def _png_in_child(points: tuple) -> Callable[[], bytes | None]:
+    """Start ``report_png.py`` on ``points`` in a child Python (this interpreter, this
+    ``sys.path``); returns a function that waits for its PNG bytes (None if the child
+    could not draw it: the caller then draws in this process)."""
+    import subprocess
+    import threading
+    script = Path(__file__).with_name("report_png.py")
+    code = ("import sys, runpy; sys.path[:] = " + repr([p for p in sys.path if p]) +
+            "; sys.argv = [" + repr(str(script)) + "]; runpy.run_path(sys.argv[0], "
+            "run_name='__main__')")
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        log.debug("report: no child Python for equity.png (%s)", e)
+        return lambda: None
+    done: list = []
+    feeder = threading.Thread(target=lambda: done.append(proc.communicate(
+        pack_points(*points))), name="report-png", daemon=True)
+    feeder.start()
+
+    def result() -> bytes | None:
+        feeder.join(PNG_CHILD_TIMEOUT_S)
+        if not done:
+            proc.kill()
+            feeder.join()
+            log.warning("report: equity.png child took over %s s; drawing it here",
+                        PNG_CHILD_TIMEOUT_S)
+            return None
+        out, err = done[0]
+        if proc.returncode != 0 or not out.startswith(b"\x89PNG"):
+            log.debug("report: equity.png child failed (%s): %s", proc.returncode,
+                      err.decode(errors="replace")[-500:])
+            return None
+        return out
+    return result
+
+
+def _spare_core() -> bool:
+    """True if a CPU this process may use is idle (the 1-minute load average, which counts
+    this process, leaves one free): a child then runs beside us rather than taking turns."""
+    import os
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    if cores < 2:
+        return False
+    try:
+        return os.getloadavg()[0] <= cores - 1
+    except (AttributeError, OSError):       # pragma: no cover - Windows
+        return True
+
+
+def _png_child_pays(points: int) -> bool:
+    """A child Python is worth it for a long run while matplotlib is not imported here and
+    a core is idle to run it on."""
+    return PNG_IN_CHILD and points >= PNG_CHILD_MIN_POINTS and bool(sys.executable) \
+        and not getattr(sys, "frozen", False) and "matplotlib.figure" not in sys.modules \
+        and _spare_core()
+
+
+def _start_png(series: tuple) -> Callable[[], bytes]:
+    """equity.png of ``series``: started now, its bytes when the returned function is
+    called (drawn in a child Python if matplotlib would have to be imported here)."""
+    points = _png_points(*series)
+    child = _png_in_child(points) if _png_child_pays(len(series[0])) else None
+    done: list[bytes] = []
+
+    def result() -> bytes:
+        if not done:
+            png = child() if child is not None else None
+            done.append(png if png is not None else _render_png(*points))
+        return done[0]
+    return result
 
 
 def write_summary_json(path, m: dict) -> None:
@@ -705,26 +860,30 @@ def write_report(session, out_dir, title: str = "hftcore backtest",
     the metrics (with ``extra`` keys added, e.g. ``{"partial": True}``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    series = equity_series(session)
+    png_bytes = _start_png(series)           # drawn meanwhile (in a child Python if it can)
+    rows = _symbol_rows(session)
     trades = trades_from_fills(session.fills)
-    m = {**metrics(session, provenance, trades), **(extra or {})}
+    m = {**metrics(session, provenance, trades, series=series, rows=rows), **(extra or {})}
     _write_csv(out / "trades.csv", trades, TRADE_FIELDS)
-    times = _ts_many([f["ts"] for f in session.fills])
-    fill_rows = [{"time": t, "order_id": f["order_id"], "fill_id": f["fill_id"],
-                  "symbol": f["symbol"], "side": f["side"], "quantity": f["quantity"],
-                  "price": f["price_paise"] / 100, "fees": f["fees_paise"] / 100}
-                 for t, f in zip(times, session.fills)]
-    _write_csv(out / "fills.csv", fill_rows,
-               ["time", "order_id", "fill_id", "symbol", "side", "quantity", "price", "fees"])
-    png = equity_png(session)
-    (out / "equity.png").write_bytes(png)
+    fills = session.fills
+    _write_csv_columns(out / "fills.csv", {
+        "time": _ts_many([f["ts"] for f in fills]),
+        **{k: [f[k] for f in fills] for k in ("order_id", "fill_id", "symbol", "side",
+                                               "quantity")},
+        "price": [f["price_paise"] / 100 for f in fills],
+        "fees": [f["fees_paise"] / 100 for f in fills]})
     write_summary_json(out / "summary.json", m)
-    (out / "report.html").write_text(report_html(session, m, trades, title, png, verbose),
-                                     encoding="utf-8")
+    page = report_html(session, m, trades, title, png_bytes, verbose, series=series, rows=rows)
+    (out / "report.html").write_text(page, encoding="utf-8")
+    (out / "equity.png").write_bytes(png_bytes())
     return m
 
 
-def report_html(session, m: dict, trades: list[dict], title: str, png: bytes | None = None,
-                verbose: bool = False) -> str:
+def report_html(session, m: dict, trades: list[dict], title: str,
+                png: bytes | Callable[[], bytes] | None = None,
+                verbose: bool = False, *, series: tuple | None = None,
+                rows: dict | None = None) -> str:
     stats = _table(["statistic", "value"],
                    [(k, format_stat(k, m[k])) for k in STAT_KEYS if k in m])
     totals = [("trades", inr(m["trades"], 0)), ("fills", inr(m["fills"], 0)),
@@ -757,10 +916,11 @@ def report_html(session, m: dict, trades: list[dict], title: str, png: bytes | N
     trade_rows = [[t[k] if not isinstance(t[k], float) else inr(t[k], 2) for k in TRADE_FIELDS]
                   for t in trades[-500:]]
     try:
-        head, chart = chart_html(session, trades)
+        head, chart = chart_html(session, trades, series=series, rows=rows)
     except ImportError:                      # pragma: no cover - bokeh is a dependency
+        png = png() if callable(png) else png
         head, chart = "", (f'<img alt="equity and drawdown" src="data:image/png;base64,'
-                           f'{base64.b64encode(png or equity_png(session)).decode()}">')
+                           f'{base64.b64encode(png or equity_png(session, series)).decode()}">')
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 {head}
@@ -786,123 +946,247 @@ th{{text-align:left}}h1{{font-size:20px}}h2{{font-size:16px}}
 
 MAX_CHART_POINTS = 10_000
 
+def _ist_ms(ns) -> np.ndarray:
+    """IST wall time in ms (read as UTC by JavaScript's ``Date``), float64."""
+    return ((np.asarray(ns, np.int64) + IST_OFFSET_NS) // 1_000_000).astype(np.float64)
 
-def chart_html(session, trades: list[dict] | None = None) -> tuple[str, str]:
-    """An interactive Bokeh chart: candles of each traded symbol with entries, exits
-    and stop fills marked, then equity and drawdown, all on one trading-time axis (bar
-    number, labelled with IST times, so nights and weekends take no room).  Returns
-    (``<head>`` resources, inline so the file works offline; the chart's HTML)."""
-    from bokeh.embed import components
-    from bokeh.layouts import gridplot
-    from bokeh.models import ColumnDataSource, CustomJSTickFormatter, HoverTool
-    from bokeh.plotting import figure
-    from bokeh.resources import Resources
 
-    index, equity = equity_series(session)
+def _b64(values) -> str:
+    """float64 little-endian bytes, base64: how the chart's numbers travel to the page."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+def unb64(text: str) -> np.ndarray:
+    """The numbers of a :func:`_b64` string (for reading ``chart_data`` back)."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f8")
+
+
+def equity_chart_points(equity: np.ndarray, step: int) -> np.ndarray:
+    """Bar numbers of the equity line's points: every bar if ``step`` is 1, else in each
+    bucket of ``step`` bars the lowest and the highest bar (in time order), plus the
+    first and the last bar -- every drawdown spike and peak stays on the line."""
+    n = len(equity)
+    if step <= 1 or n <= 2:
+        return np.arange(n)
+    nb = -(-n // step)
+    flat = np.full(nb * step, np.nan)
+    flat[:n] = equity
+    grid = flat.reshape(nb, step)
+    base = np.arange(nb) * step
+    lo, hi = base + np.nanargmin(grid, axis=1), base + np.nanargmax(grid, axis=1)
+    return np.unique(np.r_[0, lo, hi, n - 1])
+
+
+def chart_data(session, *, series: tuple | None = None, rows: dict | None = None) -> dict:
+    """What the report's chart draws, as plain JSON (numbers as :func:`_b64` strings).
+
+    One trading-time axis for every panel: x is a bucket of ``step`` bars (1 unless the
+    run has more than ``MAX_CHART_POINTS`` bars), ``t`` each bucket's first bar in IST
+    ms.  ``panels``: per traded symbol one candle per bucket (open of its first bar,
+    close of its last, the high and low over it) and its fills' markers by kind
+    (``MARK_KINDS``) at the fill's bucket and price.  ``equity``: the line through every
+    bar (``step`` 1) or each bucket's lowest and highest equity plus the first and the
+    last bar (:func:`equity_chart_points`), at x = the bar's place within its bucket.
+    ``drawdown``: the deepest drawdown [%] of each bucket."""
+    index, equity = equity_series(session) if series is None else series
     n = len(index)
     step = max(1, -(-n // MAX_CHART_POINTS))          # long runs: k bars per candle
-    labels = [t[:16] for t in _ts_many(index[::step])]        # "YYYY-MM-DD HH:MM" IST
-    fmt = CustomJSTickFormatter(args={"labels": labels}, code="""
-        const i = Math.round(tick);
-        return (i >= 0 && i < labels.length) ? labels[i] : "";""")
-    rupees = CustomJSTickFormatter(code="""
-        return tick.toLocaleString('en-IN', {maximumFractionDigits: 2});""")   # 10,05,000
-    rows = _symbol_rows(session)
+    rows = _symbol_rows(session) if rows is None else rows
     traded = sorted({f["symbol"] for f in session.fills}) or sorted(rows)[:1]
-    x_range = None
-    figs = []
+    marks = _mark_columns(session, index, step)
+    panels = []
     for sym in traded:
         if sym not in rows:
             continue
         ts, o, h, lo, c = rows[sym]
         x = np.minimum(np.searchsorted(index, ts, "left"), n - 1) // step
         cut = np.r_[0, np.flatnonzero(np.diff(x)) + 1]
-        xs = x[cut]
-        op, cl = o[cut], c[np.r_[cut[1:] - 1, len(c) - 1]]
-        hi, low = np.maximum.reduceat(h, cut), np.minimum.reduceat(lo, cut)
-        src = ColumnDataSource({"x": xs, "open": op, "high": hi, "low": low, "close": cl,
-                                "time": [labels[i] for i in xs.tolist()],
-                                "color": np.where(cl >= op, "#1a7f37", "#cf222e")})
-        p = figure(height=300, sizing_mode="stretch_width", title=f"{sym} (IST, trading time)",
-                   tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
-        if x_range is None:
-            x_range = p.x_range
-        else:
-            p.x_range = x_range                      # panels pan and zoom together
-        p.segment("x", "high", "x", "low", source=src, color="color")
-        p.vbar("x", 0.7, "open", "close", source=src, fill_color="color", line_color="color")
-        p.add_tools(HoverTool(tooltips=[("time", "@time"), ("open", "@open{0,0.00}"),
-                                        ("high", "@high{0,0.00}"), ("low", "@low{0,0.00}"),
-                                        ("close", "@close{0,0.00}")], mode="vline"))
-        marks = _fill_marks(session, sym, index, step)
-        for kind, color, marker in (("entry long", "#1a7f37", "triangle"),
-                                    ("entry short", "#cf222e", "inverted_triangle"),
-                                    ("exit", "#0969da", "x"), ("stop", "#bf3989", "square_x")):
-            pts = [mk for mk in marks if mk["kind"] == kind]
-            if pts:                  # numpy columns: bokeh sends them as binary, not JSON lists
-                ms = ColumnDataSource({"x": np.array([mk["x"] for mk in pts], np.int64),
-                                       "price": np.array([mk["price"] for mk in pts],
-                                                         np.float64)})
-                p.scatter("x", "price", source=ms, marker=marker, size=11, color=color,
-                          legend_label=kind)
-        if p.legend:
-            p.legend.location = "top_left"
-            p.legend.click_policy = "hide"
-        p.xaxis.formatter = fmt
-        p.yaxis.formatter = rupees
-        figs.append(p)
-    eq_x = np.arange(n)[::step] // step
-    eq = equity[::step] if step == 1 else np.array(
-        [equity[min(i + step, n) - 1] for i in range(0, n, step)])
+        mx, mprice, mkind = marks.get(sym, (np.zeros(0, np.int64), np.zeros(0),
+                                            np.zeros(0, np.int64)))
+        panels.append({
+            "symbol": sym, "x": _b64(x[cut]), "open": _b64(o[cut]),
+            "close": _b64(c[np.r_[cut[1:] - 1, len(c) - 1]]),
+            "high": _b64(np.maximum.reduceat(h, cut)), "low": _b64(np.minimum.reduceat(lo, cut)),
+            "marks": {kind: {"x": _b64(mx[mkind == k]), "price": _b64(mprice[mkind == k])}
+                      for k, (kind, _, _) in enumerate(MARK_KINDS) if (mkind == k).any()}})
+    pts = equity_chart_points(equity, step)
     peak = np.maximum.accumulate(equity)
     with np.errstate(divide="ignore", invalid="ignore"):     # zero capital: no drawdown %
         ddp = np.nan_to_num((equity / peak - 1) * 100)
     dd = ddp if step == 1 else np.minimum.reduceat(ddp, np.arange(0, n, step))
-    src = ColumnDataSource({"x": eq_x, "equity": eq, "dd": dd, "zero": np.zeros(len(dd)),
-                            "time": labels})
-    pe = figure(height=220, sizing_mode="stretch_width", title="Equity [₹]",
-                tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
-    if x_range is None:
-        x_range = pe.x_range
-    else:
-        pe.x_range = x_range
-    pe.line("x", "equity", source=src, color="#1f6feb", line_width=1.5)
-    pe.add_tools(HoverTool(tooltips=[("time", "@time"), ("equity", "@equity{0,0.00}")],
-                           mode="vline"))
-    pd_ = figure(height=150, sizing_mode="stretch_width", title="Drawdown [%]", x_range=x_range,
-                 tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom")
-    pd_.varea("x", "dd", "zero", source=src, color="#d1242f", alpha=0.45)
-    pd_.add_tools(HoverTool(tooltips=[("time", "@time"), ("drawdown", "@dd{0.00} %")],
-                            mode="vline"))
-    pe.yaxis.formatter = rupees
-    for p in (pe, pd_):
-        p.xaxis.formatter = fmt
-    figs += [pe, pd_]
-    grid = gridplot([[f] for f in figs], sizing_mode="stretch_width", merge_tools=True)
-    script, div = components(grid)
-    head = Resources(mode="inline", components=["bokeh"]).render()   # offline: no CDN
-    return head, f'<div id="chart">{div}</div>\n{script}'
+    return {"step": step, "t": _b64(_ist_ms(index[::step])), "panels": panels,
+            "equity": {"x": _b64((pts + 0.5) / step - 0.5), "y": _b64(equity[pts]),
+                       "t": _b64(_ist_ms(index[pts]))},
+            "drawdown": _b64(dd)}
+
+
+def _bokeh_js() -> list[Path]:
+    """BokehJS and its JavaScript API, from the installed bokeh (read, not imported)."""
+    import importlib.util
+    spec = importlib.util.find_spec("bokeh")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("bokeh is not installed")
+    js = Path(list(spec.submodule_search_locations)[0]) / "server" / "static" / "js"
+    files = [js / "bokeh.min.js", js / "bokeh-api.min.js"]
+    if not all(f.is_file() for f in files):
+        raise ImportError(f"BokehJS not found in {js}")
+    return files
+
+
+def chart_html(session, trades: list[dict] | None = None, *, series: tuple | None = None,
+               rows: dict | None = None) -> tuple[str, str]:
+    """An interactive Bokeh chart: candles of each traded symbol with entries, exits
+    and stop fills marked, then equity and drawdown, all on one trading-time axis (bar
+    number, labelled with IST times, so nights and weekends take no room).  Returns
+    (``<head>`` resources, inline so the file works offline; the chart's HTML).
+
+    The page builds the chart with BokehJS's own API from :func:`chart_data` (embedded
+    as JSON, the numbers as base64 float64), so writing it imports no Bokeh model."""
+    head = "\n".join(f'<script type="text/javascript">/* BEGIN {f.name} */\n'
+                     f'{f.read_text(encoding="utf-8")}\n/* END {f.name} */</script>'
+                     for f in _bokeh_js())
+    data = json.dumps(chart_data(session, series=series, rows=rows), separators=(",", ":"),
+                      ensure_ascii=True).replace("</", "<\\/")
+    kinds = json.dumps({kind: [color, marker] for kind, color, marker in MARK_KINDS})
+    body = (f'<div id="chart"></div>\n<script type="application/json" id="chart-data">{data}'
+            f'</script>\n<script type="text/javascript">\nconst MARK_KINDS = {kinds};\n'
+            f'{_CHART_JS}</script>')
+    return head, body
+
+
+_CHART_JS = r"""(function () {
+  const data = JSON.parse(document.getElementById("chart-data").textContent);
+  const num = (text) => {
+    const raw = atob(text), bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return new Float64Array(bytes.buffer);
+  };
+  const B = Bokeh, plt = Bokeh.Plotting;
+  const STAMP = "new Date(ms).toISOString().slice(0, 16).replace('T', ' ')";  // IST ms
+  const t = num(data.t);
+  const xfmt = () => new B.CustomJSTickFormatter({args: {t: t}, code:
+    "const i = Math.round(tick); if (i < 0 || i >= t.length) return ''; " +
+    "const ms = t[i]; return " + STAMP + ";"});
+  const when = new B.CustomJSHover({code: "const ms = value; return " + STAMP + ";"});
+  const rupees = () => new B.CustomJSTickFormatter({code:
+    "return tick.toLocaleString('en-IN', {maximumFractionDigits: 2});"});   // 10,05,000
+  const tools = "xpan,xwheel_zoom,box_zoom,reset,save";
+  const figs = [];
+  let x_range = null;
+  const fig = (title, height) => {
+    const opts = {height: height, sizing_mode: "stretch_width", title: title, tools: tools};
+    if (x_range !== null) opts.x_range = x_range;     // panels pan and zoom together
+    const p = plt.figure(opts);
+    if (x_range === null) x_range = p.x_range;
+    for (const a of p.xaxes) a.formatter = xfmt();
+    figs.push(p);
+    return p;
+  };
+  const hover = (p, rows) => p.add_tools(new B.HoverTool({
+    tooltips: [["time", "@t{custom}"], ...rows], formatters: {"@t": when}, mode: "vline"}));
+  for (const panel of data.panels) {
+    const x = num(panel.x), open = num(panel.open), close = num(panel.close);
+    const color = Array.from(open, (o, i) => close[i] >= o ? "#1a7f37" : "#cf222e");
+    const src = new B.ColumnDataSource({data: {
+      x: x, open: open, high: num(panel.high), low: num(panel.low), close: close,
+      t: Float64Array.from(x, (b) => t[b]), color: color}});
+    const p = fig(panel.symbol + " (IST, trading time)", 300);
+    p.segment({x0: {field: "x"}, y0: {field: "high"}, x1: {field: "x"}, y1: {field: "low"},
+               source: src, color: {field: "color"}});
+    p.vbar({x: {field: "x"}, width: 0.7, top: {field: "open"}, bottom: {field: "close"},
+            source: src, fill_color: {field: "color"}, line_color: {field: "color"}});
+    hover(p, [["open", "@open{0,0.00}"], ["high", "@high{0,0.00}"], ["low", "@low{0,0.00}"],
+              ["close", "@close{0,0.00}"]]);
+    let marked = false;
+    for (const [kind, [mcolor, marker]] of Object.entries(MARK_KINDS)) {
+      const m = panel.marks[kind];
+      if (!m) continue;
+      const ms = new B.ColumnDataSource({data: {x: num(m.x), price: num(m.price)}});
+      p.scatter({x: {field: "x"}, y: {field: "price"}, source: ms, marker: marker, size: 11,
+                 color: mcolor, legend_label: kind});
+      marked = true;
+    }
+    if (marked) {
+      p.legend.location = "top_left";
+      p.legend.click_policy = "hide";
+    }
+    for (const a of p.yaxes) a.formatter = rupees();
+  }
+  const eq = data.equity;
+  const pe = fig("Equity [\u20b9]", 220);
+  pe.line({x: {field: "x"}, y: {field: "equity"}, color: "#1f6feb", line_width: 1.5,
+           source: new B.ColumnDataSource({data: {x: num(eq.x), equity: num(eq.y),
+                                                  t: num(eq.t)}})});
+  hover(pe, [["equity", "@equity{0,0.00}"]]);
+  for (const a of pe.yaxes) a.formatter = rupees();
+  const dd = num(data.drawdown);
+  const pd = fig("Drawdown [%]", 150);
+  pd.varea({x: {field: "x"}, y1: {field: "dd"}, y2: 0, color: "#d1242f", alpha: 0.45,
+            source: new B.ColumnDataSource({data: {x: Float64Array.from(dd, (_, i) => i),
+                                                   dd: dd, t: t}})});
+  hover(pd, [["drawdown", "@dd{0.00} %"]]);
+  const grid = plt.gridplot(figs.map((f) => [f]),
+                            {sizing_mode: "stretch_width", merge_tools: true});
+  // the mouse wheel zooms the time axis of every panel (the merged wheel-zoom tool)
+  const wheel = grid.toolbar.tools.find((tool) =>
+    (tool instanceof B.ToolProxy ? tool.tools[0] : tool) instanceof B.WheelZoomTool);
+  if (wheel) grid.toolbar.active_scroll = wheel;
+  plt.show(grid, "#chart");
+})();
+"""
+
+
+#: The chart's fill markers: (kind, colour, Bokeh marker); ``_mark_columns`` numbers them.
+MARK_KINDS = (("entry long", "#1a7f37", "triangle"),
+              ("entry short", "#cf222e", "inverted_triangle"),
+              ("exit", "#0969da", "x"), ("stop", "#bf3989", "square_x"))
+
+
+def _mark_columns(session, index: np.ndarray, step: int) -> dict:
+    """{symbol: (x, price, kind)} of every fill: x the bucket on the chart's axis, kind
+    an index into ``MARK_KINDS`` -- a fill of a stop order (SL/SL-M) is a stop, one that
+    reduces the position an exit, else an entry long/short."""
+    fills = session.fills
+    if not fills:
+        return {}
+    n = len(index)
+    syms = [f["symbol"] for f in fills]
+    qty = np.fromiter((f["quantity"] if f["side"] == "BUY" else -f["quantity"]
+                       for f in fills), np.int64, len(fills))
+    price = np.fromiter((f["price"] for f in fills), np.float64, len(fills))
+    x = np.minimum(np.searchsorted(index, np.fromiter((f["ts"] for f in fills), np.int64,
+                                                      len(fills)), "left"), n - 1) // step
+    get_order = session.broker.get_order if hasattr(session, "broker") else None
+    stop_of: dict = {}
+    stop = np.zeros(len(fills), bool)
+    for i, f in enumerate(fills):
+        oid = f["order_id"]
+        s = stop_of.get(oid)
+        if s is None:
+            order = get_order(oid) if get_order is not None else None
+            s = stop_of[oid] = getattr(order, "order_type", "MARKET") in ("SL", "SL-M")
+        stop[i] = s
+    out = {}
+    sym_arr = np.array(syms)
+    for sym in sorted(set(syms)):
+        mine = np.flatnonzero(sym_arr == sym)
+        q = qty[mine]
+        before = np.cumsum(q) - q                          # the position before each fill
+        kind = np.where(q > 0, 0, 1)
+        kind[(before != 0) & ((before > 0) != (q > 0))] = 2
+        kind[stop[mine]] = 3
+        out[sym] = (x[mine], price[mine], kind)
+    return out
 
 
 def _fill_marks(session, symbol: str, index: np.ndarray, step: int) -> list[dict]:
-    """Entry, exit and stop markers of one symbol's fills (x on the chart's axis)."""
-    out = []
-    pos = 0
-    n = len(index)
+    """Entry, exit and stop markers of one symbol's fills (x on the chart's axis), as
+    dicts: the chart's ``_mark_columns`` with each fill's side, quantity, time, order."""
     mine = [f for f in session.fills if f["symbol"] == symbol]
-    xs = (np.minimum(np.searchsorted(index, [f["ts"] for f in mine], "left"), n - 1) // step
-          ).tolist() if mine else []
-    for f, x, when in zip(mine, xs, _ts_many([f["ts"] for f in mine])):
-        qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
-        order = session.broker.get_order(f["order_id"]) if hasattr(session, "broker") else None
-        otype = getattr(order, "order_type", "MARKET")
-        if otype in ("SL", "SL-M"):
-            kind = "stop"
-        elif pos != 0 and (pos > 0) != (qty > 0):
-            kind = "exit"
-        else:
-            kind = "entry long" if qty > 0 else "entry short"
-        pos += qty
-        out.append({"x": x, "price": f["price"], "kind": kind, "side": f["side"],
-                    "quantity": f["quantity"], "time": when, "order_id": f["order_id"]})
-    return out
+    if not mine:
+        return []
+    x, price, kind = _mark_columns(session, index, step)[symbol]
+    return [{"x": int(xi), "price": float(p), "kind": MARK_KINDS[k][0], "side": f["side"],
+             "quantity": f["quantity"], "time": when, "order_id": f["order_id"]}
+            for f, xi, p, k, when in zip(mine, x.tolist(), price.tolist(), kind.tolist(),
+                                         _ts_many([f["ts"] for f in mine]))]

@@ -1,9 +1,11 @@
 """The backtest report's own parts: per-symbol table, charges by component, provenance,
 latency only with -v, and the chart's entry/exit/stop markers."""
 import hashlib
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hftcore import __version__
@@ -118,3 +120,159 @@ def test_run_backtest_stopped_early_writes_a_partial_report(tmp_path):
     assert "(PARTIAL: interrupted)" in (tmp_path / "report.html").read_text(encoding="utf-8")
     whole = run_backtest(args, out=tmp_path / "whole")
     assert "partial" not in whole and whole["ticks"] == 3750
+
+
+def _chart(html_text: str) -> dict:
+    """The chart's data embedded in report.html."""
+    start = html_text.index('<script type="application/json" id="chart-data">')
+    body = html_text[html_text.index(">", start) + 1:html_text.index("</script>", start)]
+    return json.loads(body)
+
+
+def test_html_chart_keeps_every_buckets_min_and_max_equity_and_every_fill(
+        session, tmp_path, monkeypatch):
+    import hftcore.report as report
+    monkeypatch.setattr(report, "MAX_CHART_POINTS", 100)      # 1,875 bars: 19 per bucket
+    report.write_report(session, tmp_path)
+    data = _chart((tmp_path / "report.html").read_text(encoding="utf-8"))
+    ts, eq = equity_series(session)
+    n, step = len(eq), data["step"]
+    assert step == 19 and -(-n // step) == len(report.unb64(data["t"])) == 99
+    x, y, t = (report.unb64(data["equity"][k]) for k in ("x", "y", "t"))
+    # the line's points are real bars: their equity and IST time exactly
+    bar = np.rint((x + 0.5) * step - 0.5).astype(np.int64)
+    assert np.all(np.diff(bar) > 0) and bar[0] == 0 and bar[-1] == n - 1
+    assert np.array_equal(y, eq[bar]) and np.array_equal(t, (ts[bar] // 10**6) + 19_800_000)
+    assert len(y) <= 2 * 99 + 2 < n
+    # every bucket's lowest and highest equity is on the line, inside that bucket
+    for b in range(0, n, step):
+        mine = y[(bar >= b) & (bar < b + step)]
+        assert mine.min() == eq[b:b + step].min() and mine.max() == eq[b:b + step].max()
+    # drawdown: each bucket's deepest
+    ddp = (eq / np.maximum.accumulate(eq) - 1) * 100
+    assert np.array_equal(report.unb64(data["drawdown"]),
+                          np.minimum.reduceat(ddp, np.arange(0, n, step)))
+    # every fill is a marker at its bucket and its exact price
+    panels = {p["symbol"]: p for p in data["panels"]}
+    assert set(panels) == {"INFY", "RELIANCE"}
+    for sym, p in panels.items():
+        mine = [f for f in session.fills if f["symbol"] == sym]
+        got = sorted((int(xx), float(pp)) for m in p["marks"].values()
+                     for xx, pp in zip(report.unb64(m["x"]), report.unb64(m["price"])))
+        want = sorted((int(np.searchsorted(ts, f["ts"])) // step, f["price"]) for f in mine)
+        assert got == want and len(got) == len(mine) > 0
+        assert set(p["marks"]) <= {k for k, _, _ in report.MARK_KINDS}
+        # candles: the bucket's high and low over its bars
+        _, _, high, low, _ = report._symbol_rows(session)[sym]
+        cx, hi, lo = (report.unb64(p[k]) for k in ("x", "high", "low"))
+        assert np.array_equal(cx, np.arange(99))
+        assert hi[3] == high[3 * step:4 * step].max() and lo[3] == low[3 * step:4 * step].min()
+
+
+def test_equity_chart_points_keep_a_one_bar_spike():
+    from hftcore.report import equity_chart_points
+    eq = np.full(100_000, 1e6)
+    eq[54_321] = 2e5                                # a one-minute crash
+    eq[77_777] = 3e6                                # and a one-minute spike
+    pts = equity_chart_points(eq, 10)
+    assert {0, 54_321, 77_777, 99_999} <= set(pts.tolist()) and len(pts) <= 20_002
+    assert equity_chart_points(eq[:5], 1).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_report_csvs_have_every_trade_and_fill_as_the_row_by_row_writer_wrote_them(
+        session, tmp_path):
+    import csv
+
+    from hftcore.report import TRADE_FIELDS, _write_csv, csv_cell, write_report
+
+    def row_by_row(rows, fields):                   # the writer the report used before
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([csv_cell(k) for k in fields])
+        for r in rows:
+            w.writerow([csv_cell(r[k]) for k in fields])
+        return buf.getvalue()
+
+    write_report(session, tmp_path)
+    trades = trades_from_fills(session.fills)
+    assert (tmp_path / "trades.csv").read_text(encoding="utf-8") == \
+        row_by_row(trades, TRADE_FIELDS)
+    lines = (tmp_path / "trades.csv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 + len(trades) == 11
+    fills = (tmp_path / "fills.csv").read_text(encoding="utf-8").splitlines()
+    assert len(fills) == 1 + len(session.fills)
+    assert [r.split(",")[2] for r in fills[1:]] == [f["fill_id"] for f in session.fills]
+    assert fills[1].split(",")[6:] == [f"{session.fills[0]['price_paise'] / 100:.4f}",
+                                       f"{session.fills[0]['fees_paise'] / 100:.4f}"]
+    # columns of mixed or awkward values: quoted, formula-guarded, None empty, as csv does
+    odd = [{"a": "=1+2", "b": 1.5, "c": 3, "d": "x,\"y\"", "e": None},
+           {"a": "plain", "b": np.float64(-2.25), "c": True, "d": "-5", "e": 7.0},
+           {"a": 42, "b": 0.1, "c": -4, "d": "line\nbreak", "e": "@x"}]
+    _write_csv(tmp_path / "odd.csv", odd, list("abcde"))
+    assert (tmp_path / "odd.csv").read_text(encoding="utf-8") == row_by_row(odd, list("abcde"))
+
+
+def test_equity_png_drawn_in_a_child_python_is_the_same_png(session, tmp_path, monkeypatch):
+    import sys
+
+    import hftcore.report as report
+    from hftcore.report_png import render_png
+    points = report._png_points(*equity_series(session))
+    child = report._png_in_child(points)()
+    assert child is not None and child[:8] == b"\x89PNG\r\n\x1a\n"
+    assert child == render_png(*points) == report.equity_png(session)
+    assert not report._png_child_pays(len(equity_series(session)[0]))     # 1,875 bars
+    monkeypatch.setattr(report, "_png_child_pays", lambda points: True)
+    report.write_report(session, tmp_path / "a")
+    assert (tmp_path / "a" / "equity.png").read_bytes() == child
+    # no child Python to be had: the report draws it in this process
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    assert report._png_in_child(points)() is None
+    report.write_report(session, tmp_path / "b")
+    assert (tmp_path / "b" / "equity.png").read_bytes() == child
+
+
+def test_bulk_csv_writer_matches_csv_writer_cell_for_cell(tmp_path):
+    """Every column kind the bulk writer formats itself, and every one it leaves to
+    ``csv.writer``: the same bytes as one ``writerow`` of ``csv_cell`` values per row."""
+    import csv
+
+    from hftcore.report import _write_csv, csv_cell
+
+    def row_by_row(rows, fields):
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([csv_cell(k) for k in fields])
+        for r in rows:
+            w.writerow([csv_cell(r[k]) for k in fields])
+        return buf.getvalue()
+
+    cases = {
+        "floats first, ints, formula text": [{"p": -1.5, "q": -3, "s": "=SUM(A1)"},
+                                             {"p": float("nan"), "q": 0, "s": "+91"}],
+        "text needing quotes": [{"p": 0.5, "q": 1, "s": 'a,"b"'}, {"p": 2.0, "q": 2, "s": "c"}],
+        "mixed column": [{"p": 1.25, "q": 1, "s": "x"}, {"p": -7, "q": 2, "s": "y"}],
+        "numpy and bool": [{"p": np.float64(-0.125), "q": True, "s": "-5"},
+                           {"p": 3.0, "q": np.int64(4), "s": None}],
+        "one column": [{"p": "-x"}, {"p": ""}],
+        "no rows": [],
+    }
+    for name, rows in cases.items():
+        fields = list(rows[0]) if rows else ["p", "q"]
+        f = tmp_path / f"{len(name)}.csv"
+        _write_csv(f, rows, fields)
+        assert f.read_text(encoding="utf-8") == row_by_row(rows, fields), name
+
+
+def test_png_child_only_with_an_idle_core(monkeypatch):
+    import os
+
+    import hftcore.report as report
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.9, 0.5, 0.5))     # just this process
+    assert report._spare_core()
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.1, 2.0, 1.0))     # both cores busy
+    assert not report._spare_core()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not report._spare_core()                                     # one core: no child
