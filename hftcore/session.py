@@ -199,6 +199,8 @@ class PaperSession:
             broker = PaperBroker(self.market_data, self.instruments, slippage_ticks, charges,
                                  clock=lambda: self.now_ns, id_prefix=prefix, fill_at=fill_at)
         self.broker = broker
+        # a broker the session matches against bars (a live broker's orders match at the exchange)
+        self._paper_matching = callable(getattr(broker, "watch", None))
         self.mode = "live" if getattr(broker, "live", False) else "paper"
         self.execution = ExecutionService(self.broker, self.portfolio, self.bus, self.mode,
                                           max_position_size, risk, clock=lambda: self.now_ns,
@@ -314,6 +316,7 @@ class PaperSession:
             self.runner.start()               # on_start, also when driven step by step
         ts = batch.ts_ns
         bank = self.engine.bank
+        broker = self.broker
         # the kernels take int32 ids, int64 ns, float64 values (no copy when already so)
         f64 = lambda a: np.ascontiguousarray(a, np.float64)      # noqa: E731
         # ids that do not fit int32 become -1 (quarantined by the bank), never another symbol
@@ -374,7 +377,8 @@ class PaperSession:
             # the bars just ingested may share the cached LTPs' timestamp (one bar per
             # symbol at the same minute): drop the cache so no price lags behind its bar
             self.market_data.invalidate()
-            self._match_working(arrays[:2], ohlc, i, j)
+            if i < j and self._paper_matching and broker.has_open_orders():
+                self._match_working(arrays[:2], ohlc, i, j)
             if j > i:                             # j == i: a held tick was released, no new one
                 self.now_ns = int(ts[j - 1])
                 # a candle closes at its end: what a strategy's clock reads, as it would live
@@ -404,7 +408,7 @@ class PaperSession:
         another); a vectorised scan finds the first such bar, and only that bar
         enters Python (the scan is compiled: ``hftcore_ext.lane.first_touch``)."""
         broker = self.broker
-        if i >= j or not callable(getattr(broker, "watch", None)) or not broker.has_open_orders():
+        if i >= j or not self._paper_matching or not broker.has_open_orders():
             return                               # a live broker's orders match at the exchange
         sym_arr, ts = head
         o, h, lo, c = ohlc

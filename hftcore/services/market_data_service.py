@@ -107,6 +107,8 @@ class MarketDataService:
 
     def invalidate(self, symbol=None) -> None:
         """Drop the cached LTP of ``symbol`` (all symbols if None)."""
+        if not self._cache:                 # nothing cached (always so with a TTL of 0)
+            return
         with self._lock:
             if symbol is None:
                 self._cache.clear()
