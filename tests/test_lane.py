@@ -209,3 +209,15 @@ def test_compiled_fusion_equals_twin_bit_for_bit(signals, tfs, weights, pw, sw, 
     got, want = fuse(*args), fuse_twin(*args)
     assert got == want
     assert got[1].hex() == float(want[1]).hex()
+
+
+def test_book_refuses_ids_it_could_not_index():
+    book = RiskBook(100)
+    acct = lambda: (10**9, 0)   # noqa: E731
+    with pytest.raises(ValueError, match="symbol id"):
+        book.check("k", -1, True, 1, 1, 0, 100.0, 0, 0, 0, 1.0, False, "", False, False,
+                   False, acct, NS)
+    with pytest.raises(ValueError, match="lot"):
+        book.check("k", 0, True, 1, 0, 0, 100.0, 0, 0, 0, 1.0, False, "", False, False,
+                   False, acct, NS)
+    assert book.totals(-1) == (0, 0, 0, 0) and len(book) == 0
