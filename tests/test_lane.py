@@ -209,3 +209,37 @@ def test_compiled_fusion_equals_twin_bit_for_bit(signals, tfs, weights, pw, sw, 
     got, want = fuse(*args), fuse_twin(*args)
     assert got == want
     assert got[1].hex() == float(want[1]).hex()
+
+
+class _Ltp:
+    def get_ltp(self, symbol):
+        return 100.0
+
+
+class _Flat:
+    def position_quantity(self, symbol):
+        return 0
+
+    def get_totals(self):
+        return {"equity": 1e9}
+
+
+@pytest.mark.parametrize("book_class", [RiskBook, RiskBookTwin])
+def test_regression_a_rate_cap_set_at_runtime_counts_orders_already_sent(book_class):
+    """With no per-second cap (but a per-day one) the gate still has to remember
+    the last second's orders: a per-second cap set at runtime must count them, as
+    the gate did before its arithmetic was compiled (the book kept no times for a
+    window without a cap, so 3 orders in the same second passed a new cap of 2)."""
+    inst = InstrumentTable()
+    inst.add("SBIN")
+    now = [1_700_000_000 * NS]
+    gate = PreTradeGate(inst, _Ltp(), _Flat(), RiskLimits(max_orders_per_second=None), 10_000,
+                        lambda: now[0], book_class=book_class)
+    assert [gate.check(f"a{i}", "SBIN", "BUY", 1).rule for i in range(3)] == ["", "", ""]
+    gate.limits = RiskLimits(max_orders_per_second=2)
+    d = gate.check("b", "SBIN", "BUY", 1)
+    assert (d.rule, d.message) == ("rate", "max_orders_per_second 2 exceeded")
+    now[0] += NS                                   # a second later the window has room
+    assert gate.check("c", "SBIN", "BUY", 1).rule == ""
+    gate.limits = RiskLimits(max_orders_per_minute=4, max_orders_per_second=None)
+    assert gate.check("d", "SBIN", "BUY", 1).rule == "rate"      # a, a, a, c in this minute
