@@ -243,3 +243,20 @@ def test_regression_a_rate_cap_set_at_runtime_counts_orders_already_sent(book_cl
     assert gate.check("c", "SBIN", "BUY", 1).rule == ""
     gate.limits = RiskLimits(max_orders_per_minute=4, max_orders_per_second=None)
     assert gate.check("d", "SBIN", "BUY", 1).rule == "rate"      # a, a, a, c in this minute
+
+
+@pytest.mark.xfail(strict=True, reason="RiskBook.reserved is an unchecked int64 sum: with "
+                   "check_buying_power off and no max_order_value, orders whose margin "
+                   "passes 2**63 paise wrap it (which rule should refuse them is the lead's "
+                   "call: buying_power with the rule off, or a new one)")
+def test_reserved_margin_never_wraps_with_buying_power_off():
+    """Ten opening orders of 1e9 units at Rs 1e12 with the buying-power rule off:
+    the twin reserves 1e24 paise; the compiled book wrapped to ~2e18, so
+    ``buying_power()`` and a later ``check_buying_power=True`` read garbage."""
+    fast = RiskBook(10**10, check_buying_power=False)
+    twin = RiskBookTwin(10**10, check_buying_power=False)
+    for book in (fast, twin):
+        for i in range(10):
+            assert book.check(f"k{i}", i, True, 10**9, 1, 0, None, 10**14, 0, 1, 1.0, False,
+                              "", False, False, False, lambda: (0, 0), 1)[0] == 0
+    assert fast.reserved == twin.reserved
