@@ -260,3 +260,30 @@ def test_reserved_margin_never_wraps_with_buying_power_off():
             assert book.check(f"k{i}", i, True, 10**9, 1, 0, None, 10**14, 0, 1, 1.0, False,
                               "", False, False, False, lambda: (0, 0), 1)[0] == 0
     assert fast.reserved == twin.reserved
+
+
+def test_regression_a_negative_symbol_id_is_refused_not_read_out_of_bounds():
+    """``totals(-1)`` read (and ``check(..., sym=-1, ...)`` wrote) ``sums[-4..-1]``:
+    a segfault on a fresh book.  Run in a child so the old code cannot take the
+    test run down with it."""
+    import subprocess
+    import sys
+    code = """if True:
+        import pytest
+        from hftcore_ext.lane import RiskBook
+        from tests.twin_lane import RiskBookTwin
+        for cls in (RiskBook, RiskBookTwin):
+            b = cls(100)
+            assert b.totals(-1) == (0, 0, 0, 0)
+            with pytest.raises(ValueError, match="symbol id"):
+                b.check("k", -1, True, 5, 1, 0, 100.0, 0, 0, 0, 0.2, False, "", False,
+                        False, False, lambda: (10**9, 0), 1)
+            assert len(b) == 0 and b.reserved == 0
+        print("ok")
+    """
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert (r.returncode, r.stdout.strip()) == (0, "ok"), r.stderr[-2000:]
