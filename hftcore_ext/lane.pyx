@@ -241,7 +241,7 @@ cdef class RiskBook:
         cdef Work* y
         cdef long long q, e
         cdef list members
-        if 0 <= sym < self.n_sym:
+        if sym < self.n_sym:
             for i in range(4):
                 out[i] = self.sums[sym * 4 + i]
         else:
@@ -313,8 +313,6 @@ cdef class RiskBook:
         cdef bint is_exit
         cdef int i, why
         cdef Work* wk
-        if sym < 0:
-            raise ValueError(f"symbol id must be >= 0, got {sym}")
         if key in self.slot_of:
             return DUPLICATE, 0, False, 0, 0, 0
         if has_ltp:

@@ -111,8 +111,6 @@ class RiskBookTwin:
 
     def check(self, key, sym, buy, quantity, lot, pos, ltp, price_p, trig_p, order_type,
               margin_rate, cnc, group, exit_only, halted, entries_closed, account, now):
-        if sym < 0:
-            raise ValueError(f"symbol id must be >= 0, got {sym}")
         if key in self.orders:
             return DUPLICATE, 0, False, 0, 0, 0
         buys, sells, exit_buys, exit_sells = self.totals(sym, group)
