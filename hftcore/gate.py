@@ -218,9 +218,9 @@ class PreTradeGate:
         # ``book_class`` lets the tests and benchmarks run the plain-Python twin instead
         self._book = book_class(*self._book_limits())
 
-    def _book_limits(self) -> tuple:
-        lim = self._limits
-        return (self._max_position_size,
+    def _book_limits(self, lim: RiskLimits | None = None, size: int | None = None) -> tuple:
+        lim = self._limits if lim is None else lim
+        return (self._max_position_size if size is None else size,
                 (lim.max_orders_per_second, lim.max_orders_per_minute, lim.max_orders_per_day),
                 (lim.max_exit_orders_per_second, None, None), lim.price_band,
                 None if lim.max_order_value is None else to_paise(lim.max_order_value),
@@ -232,9 +232,9 @@ class PreTradeGate:
 
     @limits.setter
     def limits(self, limits: RiskLimits) -> None:
-        with self._lock:
+        with self._lock:                  # the book first: nothing changes if it refuses
+            self._book.configure(*self._book_limits(lim=limits))
             self._limits = limits
-            self._book.configure(*self._book_limits())
 
     @property
     def max_position_size(self) -> int:
@@ -243,8 +243,8 @@ class PreTradeGate:
     @max_position_size.setter
     def max_position_size(self, value: int) -> None:
         with self._lock:
+            self._book.configure(*self._book_limits(size=value))
             self._max_position_size = value
-            self._book.configure(*self._book_limits())
 
     # ------------------------------------------------------------ portfolio reads
 

@@ -250,6 +250,10 @@ def scan_csv(const unsigned char[::1] raw, Py_ssize_t body, roles, Py_ssize_t n_
     cdef int[::1] role = np.asarray(roles, dtype=np.intc)
     if body < 0 or body > size or ncols == 0:
         return None
+    for r in roles:                     # a role past the number columns would write past vals
+        if not -2 <= r < n_numbers:
+            raise ValueError(f"roles must be -2, -1 or a number column in [0, {n_numbers}), "
+                             f"got {r!r}")
     cdef const unsigned char* b = &raw[0] if size else NULL
     with nogil:
         for i in range(body, size):

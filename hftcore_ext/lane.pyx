@@ -59,6 +59,8 @@ cdef struct Work:
 cdef struct Window:
     long long* t           # ring of admitted timestamps, capacity cap
     Py_ssize_t cap, head, n
+    Py_ssize_t limit       # the cap on n; 0: none (the ring then grows: the times are
+                           # kept so that a cap set later counts the orders already sent)
 
 
 cdef inline void _win_expire(Window* w, long long now, long long span) noexcept nogil:
@@ -67,15 +69,20 @@ cdef inline void _win_expire(Window* w, long long now, long long span) noexcept 
         w.n -= 1
 
 
-cdef inline void _win_push(Window* w, long long now) noexcept nogil:
-    if w.cap:
-        w.t[(w.head + w.n) % w.cap] = now
-        w.n += 1
+cdef inline int _win_push(Window* w, long long now) except -1:
+    if w.n == w.cap:                       # only a window without a limit fills up
+        _win_resize(w, 0)
+    w.t[(w.head + w.n) % w.cap] = now
+    w.n += 1
+    return 0
 
 
-cdef void _win_resize(Window* w, Py_ssize_t cap) except *:
+cdef void _win_resize(Window* w, Py_ssize_t limit) except *:
+    """A new limit (0: none); the newest admitted timestamps that fit are kept."""
     cdef long long* t = NULL
-    cdef Py_ssize_t i, keep = min(w.n, cap)
+    cdef Py_ssize_t i, keep = min(w.n, limit) if limit else w.n
+    cdef Py_ssize_t cap = limit if limit else max(2 * w.n, 16)
+    w.limit = limit
     if cap:
         t = <long long*> PyMem_Realloc(NULL, cap * sizeof(long long))
         if t == NULL:
@@ -110,7 +117,7 @@ cdef class _Rates:
         PyMem_Free(self.sec.t)
         PyMem_Free(self.minute.t)
 
-    cdef int admit(self, long long now) noexcept:
+    cdef int admit(self, long long now) except -1:
         """0, or 1 / 2 / 3: the per-second / per-minute / per-day cap is full."""
         if not self.limited:
             return 0
@@ -119,9 +126,9 @@ cdef class _Rates:
         cdef long long day = (now + IST_OFFSET_NS) // DAY_NS
         if day != self.day:
             self.day, self.day_count = day, 0
-        if self.sec.cap and self.sec.n >= self.sec.cap:
+        if self.sec.limit and self.sec.n >= self.sec.limit:
             return 1
-        if self.minute.cap and self.minute.n >= self.minute.cap:
+        if self.minute.limit and self.minute.n >= self.minute.limit:
             return 2
         if self.per_day >= 0 and self.day_count >= self.per_day:
             return 3

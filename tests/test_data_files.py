@@ -871,3 +871,24 @@ def test_a_build_without_the_scanner_reads_the_same(tmp_path, monkeypatch):
     real = datafiles._read_with_arrow
     monkeypatch.setattr(datafiles, "_read_with_arrow", lambda *a: called.append(1) or real(*a))
     assert same(arrays(ReplayFeed(f, instruments=InstrumentTable())), want) and called == [1]
+
+
+def test_regression_scan_csv_refuses_a_role_past_its_number_columns():
+    """``scan_csv`` wrote the k-th number column at ``vals + k * rows`` unchecked: a
+    role >= ``n_numbers`` wrote past the array (heap corruption; run in a child so
+    the old code cannot take the test run down)."""
+    code = """if True:
+        import numpy as np, pytest
+        from hftcore_ext.csvscan import scan_csv
+        raw = np.frombuffer(b"ts,v\\n2024-01-01 09:15:00," + b"1" * 10 + b"\\n" * 1, np.uint8)
+        for roles in ([-1, 5], [-1, -3]):
+            with pytest.raises(ValueError, match="roles"):
+                scan_csv(raw.copy(), 5, roles, 1, 0, 2**62)
+        ts, vals = scan_csv(raw.copy(), 5, [-1, 0], 1, 0, 2**62)
+        assert vals.tolist() == [[1111111111.0]]
+        print("ok")
+    """
+    root = Path(__file__).resolve().parents[1]              # hftcore_ext as the run has it
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout.strip()) == (0, "ok"), r.stderr[-2000:]

@@ -710,3 +710,19 @@ def test_session_steps_while_another_thread_adds_symbols_to_the_bank():
     t.join()
     assert done.is_set() and session.engine.bank.n_symbols >= 402
     assert session.report.ticks == len(feed.data())
+
+
+def test_regression_a_refused_limits_change_leaves_the_old_limits_in_force():
+    """``risk = ...`` that the gate's book refuses (a max_order_value beyond
+    Rs 1e15) must change nothing: the gate used to store the new limits first, so
+    ``ex.risk`` showed a per-second cap of 1 the book never applied, and every
+    later ``risk`` or ``max_position_size`` change raised too."""
+    ex, *_ = wire(max_position_size=100, **NO_RATE)
+    with pytest.raises(ValueError):
+        ex.risk = RiskLimits(max_order_value=1e16, max_orders_per_second=1)
+    assert ex.risk == RiskLimits(**NO_RATE)
+    ex.max_position_size = 20                              # later changes still apply
+    r = ex.execute(buy("INFY", qty=30))
+    assert (r.status, r.filled_quantity) == ("FILLED", 20)
+    ex.risk = RiskLimits(max_orders_per_second=1)
+    assert [ex.execute(buy(qty=5)).status for _ in range(2)] == ["FILLED", "REJECTED"]

@@ -14,7 +14,7 @@ from collections import deque
 import numpy as np
 
 from hftcore_ext.lane import RULES, FeedIntake, RiskBook, first_touch, fuse
-from tests.twin_lane import FeedIntakeTwin, RiskBookTwin, fuse_twin
+from twin_lane import FeedIntakeTwin, RiskBookTwin, fuse_twin
 
 NS = 1_000_000_000
 
@@ -77,6 +77,57 @@ def test_compiled_book_equals_twin(lim, ops):
                 assert fast.totals(sym, skip) == twin.totals(sym, skip)
         for k in range(12):
             assert fast.working(f"k{k}") == twin.working(f"k{k}")
+
+
+class _Ltp:
+    def get_ltp(self, symbol):
+        return 100.0
+
+
+class _Flat:
+    def position_quantity(self, symbol):
+        return 0
+
+    def get_totals(self):
+        return {"equity": 1e9}
+
+
+@pytest.mark.parametrize("book_class", [RiskBook, RiskBookTwin])
+def test_regression_a_rate_cap_set_at_runtime_counts_orders_already_sent(book_class):
+    """With no per-second cap (but a per-day one) the gate still has to remember
+    the last second's orders: a per-second cap set at runtime must count them, as
+    the gate did before its arithmetic was compiled (the book kept no times for a
+    window without a cap, so 3 orders in the same second passed a new cap of 2)."""
+    inst = InstrumentTable()
+    inst.add("SBIN")
+    now = [1_700_000_000 * NS]
+    gate = PreTradeGate(inst, _Ltp(), _Flat(), RiskLimits(max_orders_per_second=None), 10_000,
+                        lambda: now[0], book_class=book_class)
+    assert [gate.check(f"a{i}", "SBIN", "BUY", 1).rule for i in range(3)] == ["", "", ""]
+    gate.limits = RiskLimits(max_orders_per_second=2)
+    d = gate.check("b", "SBIN", "BUY", 1)
+    assert (d.rule, d.message) == ("rate", "max_orders_per_second 2 exceeded")
+    now[0] += NS                                   # a second later the window has room
+    assert gate.check("c", "SBIN", "BUY", 1).rule == ""
+    gate.limits = RiskLimits(max_orders_per_minute=4, max_orders_per_second=None)
+    assert gate.check("d", "SBIN", "BUY", 1).rule == "rate"      # a, a, a, c in this minute
+
+
+@pytest.mark.xfail(strict=True, reason="RiskBook.reserved is an unchecked int64 sum: with "
+                   "check_buying_power off and no max_order_value, orders whose margin "
+                   "passes 2**63 paise wrap it (which rule should refuse them is the lead's "
+                   "call: buying_power with the rule off, or a new one)")
+def test_reserved_margin_never_wraps_with_buying_power_off():
+    """Ten opening orders of 1e9 units at Rs 1e12 with the buying-power rule off:
+    the twin reserves 1e24 paise; the compiled book wrapped to ~2e18, so
+    ``buying_power()`` and a later ``check_buying_power=True`` read garbage."""
+    fast = RiskBook(10**10, check_buying_power=False)
+    twin = RiskBookTwin(10**10, check_buying_power=False)
+    for book in (fast, twin):
+        for i in range(10):
+            assert book.check(f"k{i}", i, True, 10**9, 1, 0, None, 10**14, 0, 1, 1.0, False,
+                              "", False, False, False, lambda: (0, 0), 1)[0] == 0
+    assert fast.reserved == twin.reserved
 
 
 def test_bracket_exits_count_once_and_groups_are_forgotten():

@@ -51,10 +51,8 @@ class _Rates:
             return 2
         if per_day is not None and self.day_count >= per_day:
             return 3
-        if per_s:
-            self.sec.append(now)
-        if per_min:
-            self.minute.append(now)
+        self.sec.append(now)           # kept without a cap too: a cap set later counts them
+        self.minute.append(now)
         self.day_count += 1
         return 0
 
@@ -79,8 +77,8 @@ class RiskBookTwin:
         self.exit_rates.caps = tuple(exit_rates)
         for r, (per_s, per_min, _) in ((self.open_rates, open_rates),
                                        (self.exit_rates, exit_rates)):
-            r.sec = deque(list(r.sec)[-per_s:] if per_s else [])
-            r.minute = deque(list(r.minute)[-per_min:] if per_min else [])
+            r.sec = deque(list(r.sec)[-per_s:] if per_s else r.sec)
+            r.minute = deque(list(r.minute)[-per_min:] if per_min else r.minute)
         self.band = price_band
         self.max_order_value = max_order_value
         self.check_bp = check_buying_power
