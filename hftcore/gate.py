@@ -58,7 +58,7 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from hftcore_ext.ledger import MAX_QTY
+from hftcore_ext.ledger import MAX_PRICE_PAISE, MAX_QTY
 from hftcore_ext.lane import RULES, RiskBook
 
 from .instruments import Instrument, InstrumentTable, to_paise
@@ -169,6 +169,9 @@ def check_order_shape(inst: Instrument | None, symbol, side, quantity, order_typ
         if not inst.on_grid(p):
             return Shape("tick_grid", f"{name} {value} is not on the tick grid "
                                       f"({inst.tick_paise(max(p, 1)) / 100})")
+        if p > MAX_PRICE_PAISE:
+            return Shape("price", f"{name} {value} above the Rs {MAX_PRICE_PAISE // 100:,} "
+                                  f"a unit the ledger can book")
         out.append(p)
     price_p, trig_p = out
     if order_type == "SL" and ((side == "BUY" and price_p < trig_p)

@@ -29,11 +29,13 @@ from libc.string cimport memset
 
 cdef extern from *:
     bint _mul_ovf "__builtin_mul_overflow"(long long a, long long b, long long* out) nogil
+    bint _add_ovf "__builtin_add_overflow"(long long a, long long b, long long* out) nogil
 
 cdef long long NS = 1_000_000_000
 cdef long long IST_OFFSET_NS = 19_800 * NS
 cdef long long DAY_NS = 86_400 * NS
 cdef double MAX_PAISE = 1e17
+cdef long long I64_MAX = 0x7FFFFFFFFFFFFFFF
 
 #: Rule codes ``check`` returns (0 = accepted), in the order the gate checks them.
 RULES = ("", "duplicate", "exit", "trigger", "no_price", "price_band", "halted",
@@ -374,6 +376,12 @@ cdef class RiskBook:
                 free = equity - margin - self.reserved
                 if need > free:
                     return BUYING_POWER, 0, False, need, free, 0
+            # the book counts reserved margin in int64 paise: an order it cannot add is
+            # refused as buying_power even with that rule off (never a wrapped sum)
+            if _mul_ovf(quantity - exit_qty, mpu, &need):
+                need = 1 << 62
+            if need > I64_MAX - self.reserved:
+                return BUYING_POWER, 0, False, need, I64_MAX - self.reserved, 0
         rates = self.exit_rates if is_exit else self.open_rates
         why = rates.admit(now)
         if why:
@@ -445,15 +453,17 @@ cdef class RiskBook:
             self._drop(key, slot)
             return
         cdef Work* x = &self.w[<Py_ssize_t> slot]
-        cdef long long delta = remaining - x.qty, cut, from_open
+        cdef long long delta = remaining - x.qty, cut, from_open, add, total
         self._add(x, -1)
         if delta < 0:
             cut = -delta
             from_open = min(cut, x.qty - x.exit_qty)
             self.reserved -= from_open * x.mpu
             x.exit_qty -= cut - from_open
+        elif _mul_ovf(delta, x.mpu, &add) or _add_ovf(self.reserved, add, &total):
+            self.reserved = I64_MAX                # saturates: a modification cannot be refused
         else:
-            self.reserved += delta * x.mpu
+            self.reserved = total
         x.qty = remaining
         self._add(x, 1)
 

@@ -113,21 +113,22 @@ def test_regression_a_rate_cap_set_at_runtime_counts_orders_already_sent(book_cl
     assert gate.check("d", "SBIN", "BUY", 1).rule == "rate"      # a, a, a, c in this minute
 
 
-@pytest.mark.xfail(strict=True, reason="RiskBook.reserved is an unchecked int64 sum: with "
-                   "check_buying_power off and no max_order_value, orders whose margin "
-                   "passes 2**63 paise wrap it (which rule should refuse them is the lead's "
-                   "call: buying_power with the rule off, or a new one)")
 def test_reserved_margin_never_wraps_with_buying_power_off():
-    """Ten opening orders of 1e9 units at Rs 1e12 with the buying-power rule off:
-    the twin reserves 1e24 paise; the compiled book wrapped to ~2e18, so
-    ``buying_power()`` and a later ``check_buying_power=True`` read garbage."""
+    """Opening orders whose margin the book cannot add in int64 paise are refused as
+    buying_power even with that rule off (the compiled book used to wrap to ~2e18
+    where the twin reserved 1e24, so buying_power() read garbage)."""
     fast = RiskBook(10**10, check_buying_power=False)
     twin = RiskBookTwin(10**10, check_buying_power=False)
     for book in (fast, twin):
-        for i in range(10):
-            assert book.check(f"k{i}", i, True, 10**9, 1, 0, None, 10**14, 0, 1, 1.0, False,
-                              "", False, False, False, lambda: (0, 0), 1)[0] == 0
+        codes = [book.check(f"k{i}", i, True, 10**9, 1, 0, None, 10**9, 0, 1, 1.0, False,
+                            "", False, False, False, lambda: (0, 0), 1)[0] for i in range(12)]
+        assert [RULES[c] or "ok" for c in codes] == ["ok"] * 9 + ["buying_power"] * 3
+        assert book.reserved == 9 * 10**18
     assert fast.reserved == twin.reserved
+    # a modification cannot be refused: the sum saturates instead of wrapping
+    for book in (fast, twin):
+        book.resize("k0", 10**9 * 2)
+        assert book.reserved == 2**63 - 1
 
 
 def test_bracket_exits_count_once_and_groups_are_forgotten():
@@ -193,6 +194,8 @@ def test_the_gate_runs_on_either_book(book_class):
     gate.max_position_size = 300                      # a runtime change reaches the book
     assert gate.check("b", "INFY", "BUY", 50).rule == ""
     assert gate.check("big", "INFY", "BUY", 2 * 10**9).rule == "quantity"
+    # a price the ledger could never book is refused up front, not halted on at the fill
+    assert gate.check("dear", "INFY", "BUY", 1, "LIMIT", 20_000_000.0).rule == "price"
 
 
 events = st.lists(st.tuples(

@@ -164,6 +164,11 @@ class RiskBookTwin:
                 free = equity - margin - self.reserved
                 if need > free:
                     return BUYING_POWER, 0, False, need, free, 0
+            need = (quantity - exit_qty) * mpu
+            if need >= I64:
+                need = 1 << 62
+            if need > I64 - 1 - self.reserved:
+                return BUYING_POWER, 0, False, need, I64 - 1 - self.reserved, 0
         why = (self.exit_rates if is_exit else self.open_rates).admit(now)
         if why:
             return RATE, 0, False, why, int(is_exit), 0
@@ -202,7 +207,7 @@ class RiskBookTwin:
             self.reserved -= from_open * w[4]
             w[3] -= cut - from_open
         else:
-            self.reserved += delta * w[4]
+            self.reserved = min(self.reserved + delta * w[4], I64 - 1)
         w[2] = remaining
 
     def release(self, key):
