@@ -726,3 +726,13 @@ def test_regression_a_refused_limits_change_leaves_the_old_limits_in_force():
     assert (r.status, r.filled_quantity) == ("FILLED", 20)
     ex.risk = RiskLimits(max_orders_per_second=1)
     assert [ex.execute(buy(qty=5)).status for _ in range(2)] == ["FILLED", "REJECTED"]
+
+
+def test_max_position_size_set_at_runtime_is_checked_like_the_constructors():
+    ex = wire()[0]
+    for bad in (0, -5, 2.5, True, "100"):
+        with pytest.raises(ValueError, match="max_position_size"):
+            ex.max_position_size = bad
+    assert ex.max_position_size == 100            # a refused value changes nothing
+    ex.max_position_size = 300
+    assert ex.gate.max_position_size == 300

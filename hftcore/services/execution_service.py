@@ -162,6 +162,8 @@ class ExecutionService:
 
     @max_position_size.setter
     def max_position_size(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"max_position_size must be an int >= 1, got {value!r}")
         self.gate.max_position_size = value
 
     @property
