@@ -195,6 +195,7 @@ class StrategyEngineV3:
         """Let member strategies read the session (history, declared indicators,
         position) through their context; called by ``PaperSession``."""
         self._ctx = Context(session, trade=False)
+        self._where: dict[tuple[str, str], tuple[int, int]] = {}   # (symbol, tf) -> ids
 
     def evaluate(self, symbol: str, bundles: dict, ltp: float | None) -> list[Signal]:
         """Signals of every strategy on every timeframe in ``bundles``
@@ -206,9 +207,15 @@ class StrategyEngineV3:
                 continue
             sym = tfi = -1
             if ctx is not None:
-                s_ = ctx._session
-                sym = s_.instruments.id_of(symbol) if symbol in s_.instruments else -1
-                tfi = s_.timeframe_index(tf) if sym >= 0 else -1
+                where = self._where.get((symbol, tf))
+                if where is None:
+                    s_ = ctx._session
+                    sym = s_.instruments.id_of(symbol) if symbol in s_.instruments else -1
+                    tfi = s_.timeframe_index(tf) if sym >= 0 else -1
+                    if sym >= 0:                 # ids never change once given
+                        self._where[(symbol, tf)] = (sym, tfi)
+                else:
+                    sym, tfi = where
             for s in self.strategies:
                 try:
                     if ctx is not None and sym >= 0 and isinstance(s, Strategy):
