@@ -10,46 +10,20 @@ swapped in (the gate's book, the fusion, the dashboard's intake; nothing else di
 
 p50/p99 go to extra_info.
 """
-import numpy as np
 import pytest
+from test_bench_pipeline import Alternate, build_world, percentiles
 from twin_lane import FeedIntakeTwin, RiskBookTwin, fuse_twin
 
-from hftcore import (InstrumentTable, MarketDataEngine, PaperBroker, RiskLimits, Signal,
-                     StrategyEngineV3, SyntheticFeed, ZERO_CHARGES)
-from hftcore.services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
-                              PortfolioService, StrategyService)
 from hftcore_ext.lane import RiskBook
 
 LANES = ("compiled", "twin")
 
 
-class Alternate:
-    name = "alternate"
-    flip = 0
-
-    def evaluate(self, symbol, timeframe, bundle, ltp):
-        return Signal(self.name, symbol, timeframe, "BUY" if Alternate.flip % 2 else "SELL", 1.0,
-                      "alternate")
-
-
-def make_world(lane: str):
-    instruments = InstrumentTable.nse_default()
-    feed = SyntheticFeed(["RELIANCE"], instruments=instruments, seed=3)
-    mde = MarketDataEngine(instruments)
-    for b in feed.batches(300):
-        mde.ingest(b)
-    bus = EventBus()
-    mds = MarketDataService(mde, mde, cache_ttl_seconds=0)
-    engine = StrategyEngineV3([Alternate()])
-    strat = StrategyService(engine, mds, bus)
-    port = PortfolioService(1e9, bus)
-    bus.subscribe("order.filled", port.on_fill)
-    ex = ExecutionService(PaperBroker(mds, instruments, charges=ZERO_CHARGES), port, bus,
-                          max_position_size=10**6,
-                          risk=RiskLimits(max_order_value=None, max_orders_per_second=None,
-                                          max_orders_per_minute=None, max_orders_per_day=None))
-    gate = ex.gate
-    dash = DashboardFeed(bus)
+def make_world(lane: str) -> dict:
+    """The pipeline benchmark's world with buying power on, and for ``lane="twin"``
+    every compiled lane piece swapped for its twin."""
+    w = build_world(check_buying_power=True)
+    gate, engine, dash, bus = w["ex"].gate, w["engine"], w["dash"], w["bus"]
     if lane == "twin":                                   # the one thing that differs
         gate._book = RiskBookTwin(*gate._book_limits())
         engine.fuse = lambda signals, p, s: fuse_twin(
@@ -63,14 +37,8 @@ def make_world(lane: str):
         bus.subscribe("*", twin.on_event)
     else:
         assert isinstance(gate._book, RiskBook)
-    ts = int(feed.data().ts_ns[-1])
-    return dict(mds=mds, strat=strat, ex=ex, gate=gate, ts=[ts])
-
-
-def percentiles(benchmark):
-    data = np.array(benchmark.stats.stats.data) * 1e6
-    benchmark.extra_info["p50_us"] = float(np.percentile(data, 50))
-    benchmark.extra_info["p99_us"] = float(np.percentile(data, 99))
+    w["gate"] = gate
+    return w
 
 
 @pytest.mark.benchmark(group="pre-trade gate: check + release, 40 orders working")

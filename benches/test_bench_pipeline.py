@@ -21,8 +21,8 @@ class Alternate:
                       "alternate")
 
 
-@pytest.fixture(scope="module")
-def world():
+def build_world(check_buying_power: bool = False) -> dict:
+    """One symbol wired through the six services (also used by test_bench_lane.py)."""
     instruments = InstrumentTable.nse_default()
     feed = SyntheticFeed(["RELIANCE"], instruments=instruments, seed=3)
     mde = MarketDataEngine(instruments)
@@ -30,17 +30,23 @@ def world():
         mde.ingest(b)
     bus = EventBus()
     mds = MarketDataService(mde, mde, cache_ttl_seconds=0)
-    strat = StrategyService(StrategyEngineV3([Alternate()]), mds, bus)
+    engine = StrategyEngineV3([Alternate()])
+    strat = StrategyService(engine, mds, bus)
     port = PortfolioService(1e9, bus)
     bus.subscribe("order.filled", port.on_fill)
     ex = ExecutionService(PaperBroker(mds, instruments, charges=ZERO_CHARGES), port, bus,
                           max_position_size=10**6,
                           risk=RiskLimits(max_order_value=None, max_orders_per_second=None,
                                           max_orders_per_minute=None, max_orders_per_day=None,
-                                          check_buying_power=False))
+                                          check_buying_power=check_buying_power))
     dash = DashboardFeed(bus)
     ts = int(feed.data().ts_ns[-1])
-    return dict(mds=mds, strat=strat, ex=ex, dash=dash, ts=[ts])
+    return dict(mds=mds, strat=strat, ex=ex, dash=dash, ts=[ts], bus=bus, engine=engine)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_world()
 
 
 def percentiles(benchmark):
