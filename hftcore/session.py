@@ -377,6 +377,7 @@ class PaperSession:
             # the bars just ingested may share the cached LTPs' timestamp (one bar per
             # symbol at the same minute): drop the cache so no price lags behind its bar
             self.market_data.invalidate()
+            # a live broker's orders match at the exchange; a paper one's on these bars
             if i < j and self._paper_matching and broker.has_open_orders():
                 self._match_working(arrays[:2], ohlc, i, j)
             if j > i:                             # j == i: a held tick was released, no new one
@@ -406,10 +407,9 @@ class PaperSession:
         For each symbol with working orders the broker says what would make them
         act (the next bar, a high at or above one price, a low at or below
         another); a vectorised scan finds the first such bar, and only that bar
-        enters Python (the scan is compiled: ``hftcore_ext.lane.first_touch``)."""
+        enters Python (the scan is compiled: ``hftcore_ext.lane.first_touch``).
+        Called by ``step`` only for a paper broker with working orders and ``i < j``."""
         broker = self.broker
-        if i >= j or not self._paper_matching or not broker.has_open_orders():
-            return                               # a live broker's orders match at the exchange
         sym_arr, ts = head
         o, h, lo, c = ohlc
         scan_from: dict[str, int] = {}          # symbol -> first bar not yet matched
