@@ -6,8 +6,17 @@ tick.  ``to_dict()`` gives the JSON-ready payload published on the EventBus.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import logging
+import pickle
+import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 ACTIONS = ("BUY", "SELL", "HOLD")
 SIDES = ("BUY", "SELL")
@@ -127,3 +136,134 @@ class Fill:
                 "fees": self.fees_paise / 100, "fees_paise": self.fees_paise,
                 "charges": {k: v / 100 for k, v in self.charges.items()},
                 "ts": self.ts, "mode": mode}
+
+
+class FillLog:
+    """Every ``order.filled`` payload of a session, in order, in bounded memory.
+
+    It reads like a list (``len``, iteration, indexing, truth), but only the newest
+    ``chunk`` payloads are held in memory: each full chunk is pickled to an anonymous
+    temporary file in ``spill_dir`` (the system's temporary folder if None), which is
+    deleted when the log is closed or collected.  If a chunk cannot be written
+    (disk full), it stays in memory, is logged, and the write is tried again one
+    chunk later: nothing is lost.
+
+    Reading spilled fills unpickles them again.  ``with log.held():`` reads them
+    once for a block that makes several passes (the report).
+    """
+
+    def __init__(self, chunk: int = 16_384, spill_dir=None):
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
+        self.chunk = chunk
+        self.spill_dir = spill_dir
+        self._tail: list[dict] = []
+        self._starts: list[int] = []                # index of each spilled chunk's first fill
+        self._spans: list[tuple[int, int]] = []     # (offset, bytes) of each in the file
+        self._spilled = 0
+        self._spill_at = chunk
+        self._file: Any = None
+        self._lock = threading.RLock()
+        self._cached: tuple[int, list[dict]] = (-1, [])   # the chunk read last
+        self._held: list[dict] | None = None
+
+    def append(self, payload: dict) -> None:
+        with self._lock:
+            self._tail.append(payload)
+            self._held = None
+            if len(self._tail) >= self._spill_at:
+                self._spill()
+
+    def _spill(self) -> None:
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="hftcore-fills-",
+                                                    dir=self.spill_dir)
+            data = pickle.dumps(self._tail, protocol=pickle.HIGHEST_PROTOCOL)
+            offset = self._file.seek(0, 2)
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            self._spill_at = len(self._tail) + self.chunk
+            logger.error("fill log: could not write %d fills to disk (%s); kept in memory",
+                         len(self._tail), exc)
+            return
+        self._starts.append(self._spilled)
+        self._spans.append((offset, len(data)))
+        self._spilled += len(self._tail)
+        self._tail = []
+        self._spill_at = self.chunk
+
+    def _chunk(self, k: int) -> list[dict]:
+        with self._lock:
+            if self._cached[0] == k:
+                return self._cached[1]
+            offset, size = self._spans[k]
+            self._file.seek(offset)
+            rows = pickle.loads(self._file.read(size))
+            self._cached = (k, rows)
+            return rows
+
+    def __len__(self) -> int:
+        return self._spilled + len(self._tail)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self) -> Iterator[dict]:
+        with self._lock:
+            held = self._held
+            chunks, tail = len(self._spans), list(self._tail)
+        if held is not None:
+            yield from held
+            return
+        for k in range(chunks):
+            yield from self._chunk(k)
+        yield from tail
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return list(self)[i]
+        with self._lock:
+            n = len(self)
+            if i < 0:
+                i += n
+            if not 0 <= i < n:
+                raise IndexError("fill index out of range")
+            if i >= self._spilled:
+                return self._tail[i - self._spilled]
+            k = bisect.bisect_right(self._starts, i) - 1
+            return self._chunk(k)[i - self._starts[k]]
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[FillLog]:
+        """Hold every fill in memory for the block, so repeated passes read the disk once."""
+        with self._lock:
+            self._held = list(self)
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._held = None
+
+    def close(self) -> None:
+        """Delete the spill file; the log is empty afterwards."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+            self._file, self._tail, self._starts, self._spans = None, [], [], []
+            self._spilled, self._cached, self._held = 0, (-1, []), None
+
+    def __reduce__(self):
+        return _fill_log, (self.chunk, list(self))
+
+    def __repr__(self) -> str:
+        return f"FillLog({len(self)} fills, {self._spilled} on disk)"
+
+
+def _fill_log(chunk: int, fills: list[dict]) -> FillLog:
+    """A FillLog holding ``fills`` (unpickling: the spill file stays with its process)."""
+    log = FillLog(chunk)
+    for f in fills:
+        log.append(f)
+    return log

@@ -17,6 +17,7 @@ candles and checks every shared statistic against it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -860,6 +861,13 @@ def write_report(session, out_dir, title: str = "hftcore backtest",
     the metrics (with ``extra`` keys added, e.g. ``{"partial": True}``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    held = getattr(session.fills, "held", None)     # a FillLog: read the disk once
+    with held() if callable(held) else contextlib.nullcontext():
+        return _write_report(session, out, title, provenance, verbose, extra)
+
+
+def _write_report(session, out: Path, title: str, provenance: dict | None, verbose: bool,
+                  extra: dict | None) -> dict:
     series = equity_series(session)
     png_bytes = _start_png(series)           # drawn meanwhile (in a child Python if it can)
     rows = _symbol_rows(session)

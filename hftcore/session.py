@@ -49,6 +49,7 @@ from .engines.charges import ChargeSchedule
 from .engines.market_data import parse_timeframe, symbol_ids
 from .feeds import IST, NS, Bars
 from .instruments import InstrumentTable
+from .orders import FillLog
 from .strategy import StrategyRunner, Values, declared_specs, is_trading_strategy
 from .services import (DashboardFeed, EventBus, ExecutionService, MarketDataService,
                        PortfolioService, RiskLimits, StrategyService)
@@ -57,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 IST_OFFSET_NS = 19_800 * NS
 DAY_NS = 86_400 * NS
+MINUTE_NS = 60 * NS
 LATENCY_SAMPLES = 1 << 17          # decision latencies kept for the percentiles
 
 
@@ -214,9 +216,10 @@ class PaperSession:
         self.dashboard.attach(clock=lambda: self.now_ns)
         self.dashboard.update_portfolio({**self.portfolio.get_snapshot(),
                                          **self.portfolio.get_totals()})
-        self.fills: list[dict] = []                  # every order.filled payload, in order
+        self.fills = FillLog()            # every order.filled payload, in order; spills to disk
         self.bus.subscribe("order.filled", lambda e: self.fills.append(e["payload"]))
-        self.equity_curve: list[tuple[int, int]] = []  # (ts_ns, equity paise) per step
+        # (ts_ns, equity paise) after each step, the last of each minute of market time
+        self.equity_curve: list[tuple[int, int]] = []
         self.max_exposure = 0.0                          # rupees
         self._day: int | None = None                     # IST day of the last slice
         self._cutoff_done = False                        # squared off for today
@@ -397,7 +400,11 @@ class PaperSession:
             marks[symbol] = self.engine.get_ltp(symbol)
         self.portfolio.update_prices(marks)
         led = self.portfolio.ledger
-        self.equity_curve.append((self.now_ns, led.equity))
+        curve = self.equity_curve                 # a minute's last point: bounded when live
+        if curve and curve[-1][0] // MINUTE_NS == self.now_ns // MINUTE_NS:
+            curve[-1] = (self.now_ns, led.equity)
+        else:
+            curve.append((self.now_ns, led.equity))
         self.max_exposure = max(self.max_exposure, led.exposure / 100)
         self.execution.check_daily_loss()      # between decisions too, once per batch
 
@@ -513,7 +520,7 @@ class PaperSession:
         when = ts[last]
         if when[-1] < self.now_ns:                # the final square-off after the data
             when = np.r_[when, self.now_ns]
-        fills = self.fills
+        fills = list(self.fills)                 # one read of what the log spilled to disk
         if not fills:
             cash0 = self.portfolio.ledger.initial_cash
             return when, np.full(len(when), cash0, np.int64), np.zeros(len(when), np.int64)

@@ -84,6 +84,12 @@ def test_ticks_fast_path_equals_tick_by_tick():
     fast.run()
     slow = make()
     _one_at_a_time(slow)
+    # stepped tick by tick, as live: the recorded curve keeps each minute's last point
+    data = slow.feed.data()
+    minutes = np.unique(data.ts_ns // (60 * 10**9))
+    assert len(data) > 5 * len(minutes)
+    assert len(slow.equity_curve) == len(minutes)
+    assert slow.equity_curve[-1] == (slow.now_ns, slow.portfolio.ledger.equity)
     assert len(fast.fills) > 4
     assert _fills(fast) == _fills(slow)
     ts, eq, _ = fast.equity_series()
