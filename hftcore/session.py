@@ -33,6 +33,7 @@ all run on the simulated clock, so a replay is deterministic.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 import uuid
@@ -317,64 +318,62 @@ class PaperSession:
             return
         if self.runner is not None and not self.runner.started:
             self.runner.start()               # on_start, also when driven step by step
-        ts = batch.ts_ns
+        with self.engine._lock:               # room for every symbol this batch can hold
+            self.engine.sync_instruments()
         bank = self.engine.bank
         broker = self.broker
         # the kernels take int32 ids, int64 ns, float64 values (no copy when already so)
         f64 = lambda a: np.ascontiguousarray(a, np.float64)      # noqa: E731
         # ids that do not fit int32 become -1 (quarantined by the bank), never another symbol
-        head = (symbol_ids(batch.sym), np.ascontiguousarray(ts, np.int64))
-        bars = isinstance(batch, Bars)
-        arrays: tuple
-        tail: tuple
-        until: Any
-        if bars:
-            arrays = (*head, f64(batch.open), f64(batch.high), f64(batch.low), f64(batch.close),
-                      f64(batch.volume))
-            tail = (int(batch.span_s),)
-            until = bank.ingest_bars_until
-            ohlc = arrays[2:6]
+        head = (symbol_ids(batch.sym), np.ascontiguousarray(batch.ts_ns, np.int64))
+        ts = head[1]
+        if isinstance(batch, Bars):
+            ohlc = (f64(batch.open), f64(batch.high), f64(batch.low), f64(batch.close))
+            cursor = bank.cursor(*head, open=ohlc[0], high=ohlc[1], low=ohlc[2],
+                                 close=ohlc[3], volume=f64(batch.volume),
+                                 span_seconds=int(batch.span_s))
+            span_ns = int(batch.span_s) * NS
+            same_minute = True
         else:
-            arrays = (*head, f64(batch.price), f64(batch.volume))
-            tail = ()
-            until = bank.ingest_ticks_until
-            ohlc = (arrays[2],) * 4
-        span_ns = int(batch.span_s) * NS if bars else 0
+            ohlc = (f64(batch.price),) * 4
+            cursor = bank.cursor(*head, ohlc[0], f64(batch.volume))
+            span_ns = 0
+            same_minute = False
+        until, tf, cross = cursor.until, self._primary_idx, self.decide_on == "cross"
+        tsl = ts.tolist()                     # Python ints: read at every stop
+        lock, instruments = self.engine._lock, self.instruments
+        bounds = None                         # (day, cut-off done) the cached cut/end are for
+        cut = end = n
         i = 0
         while i < n:
-            t_i = int(ts[i])
+            t_i = tsl[i]
             day = (t_i + IST_OFFSET_NS) // DAY_NS
             if day != self._day:                           # a new IST trading day
                 if self._day is not None and self.square_off:
                     self.flatten("square-off at the day's end")   # what the cut-off missed
                 self._day, self._cutoff_done = day, False
                 self.execution.gate.open_entries()
-            end = n
             if self.square_off:
-                if not self._cutoff_done:
-                    cut = self._cutoff_for(day)
-                    if t_i >= cut:
-                        self.now_ns = max(self.now_ns, t_i)
-                        self._square_off_now("intraday square-off")
-                        continue
-                else:
-                    cut = (day + 1) * DAY_NS - IST_OFFSET_NS   # stop at the next day
-                end = int(np.searchsorted(ts, cut, side="left"))
-            part = arrays if end == n else tuple(a[:end] for a in arrays)
-            with self.engine._lock:           # the nogil ingest vs on_tick growing the bank
-                self.engine.sync_instruments()
-                bank = self.engine.bank
-                until = bank.ingest_bars_until if bars else bank.ingest_ticks_until
-                j, sym = until(*part, *tail, start=i, tf=self._primary_idx, stop=self.decide_on)
+                if bounds != (day, self._cutoff_done):
+                    bounds = (day, self._cutoff_done)
+                    # today's cut-off, or once squared off the next day's start
+                    cut = self._cutoff_for(day) if not self._cutoff_done \
+                        else (day + 1) * DAY_NS - IST_OFFSET_NS
+                    end = int(np.searchsorted(ts, cut, side="left"))
+                if not self._cutoff_done and t_i >= cut:
+                    self.now_ns = max(self.now_ns, t_i)
+                    self._square_off_now("intraday square-off")
+                    continue
+            with lock:                        # the nogil ingest vs on_tick growing the bank
+                j, sym = until(i, end, tf, cross)
                 due = [sym] if sym >= 0 else []
-                if bars and sym >= 0 and i < j < end and ts[j] == ts[j - 1]:
+                if same_minute and sym >= 0 and i < j < end and tsl[j] == tsl[j - 1]:
                     # the other symbols' bars of the same minute are complete candles too:
                     # take them in before deciding, so a decision sees every symbol at that
                     # close and an order waits for bars after it (whatever the symbol order)
-                    k = int(np.searchsorted(ts[:end], ts[j - 1], side="right"))
+                    k = bisect.bisect_right(tsl, tsl[j - 1], j, end)
                     while j < k:
-                        j, more = until(*(a[:k] for a in arrays), *tail, start=j,
-                                        tf=self._primary_idx, stop=self.decide_on)
+                        j, more = until(j, k, tf, cross)
                         if more >= 0:
                             due.append(more)
             # the bars just ingested may share the cached LTPs' timestamp (one bar per
@@ -382,16 +381,16 @@ class PaperSession:
             self.market_data.invalidate()
             # a live broker's orders match at the exchange; a paper one's on these bars
             if i < j and self._paper_matching and broker.has_open_orders():
-                self._match_working(arrays[:2], ohlc, i, j)
+                self._match_working(head, ohlc, i, j)
             if j > i:                             # j == i: a held tick was released, no new one
-                self.now_ns = int(ts[j - 1])
+                self.now_ns = tsl[j - 1]
                 # a candle closes at its end: what a strategy's clock reads, as it would live
                 self.decision_ns = self.now_ns + span_ns
             if self._halt_pending:
                 self._halt_pending = False
                 self._square_off_now("daily-loss halt")
             for k_sym in due:
-                self._decide(self.instruments.by_id(k_sym).symbol, k_sym)
+                self._decide(instruments.by_id(k_sym).symbol, k_sym)
             i = j
         self.report.ticks += n
         marks = {}

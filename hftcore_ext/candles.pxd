@@ -95,5 +95,5 @@ cdef class CandleBank:
     cdef tuple _run_until(self, const int[:] sym, const long long[:] ts_ns, const double[:] open,
                           const double[:] high, const double[:] low, const double[:] close,
                           const double[:] volume, long long span, Py_ssize_t start,
-                          Py_ssize_t tf, bint on_cross)
+                          Py_ssize_t tf, bint on_cross, Py_ssize_t end=*)
     cpdef int on_tick(self, Py_ssize_t sym, long long ts_ns, double price, double volume)

@@ -27,6 +27,10 @@ class CandleBank:
                           high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike,
                           volume: npt.ArrayLike, span_seconds: int, start: int = 0, tf: int = 0,
                           stop: str = "close") -> tuple[int, int]: ...
+    def cursor(self, sym: npt.ArrayLike, ts_ns: npt.ArrayLike, price: npt.ArrayLike | None = None,
+               volume: npt.ArrayLike | None = None, *, open: npt.ArrayLike | None = None,
+               high: npt.ArrayLike | None = None, low: npt.ArrayLike | None = None,
+               close: npt.ArrayLike | None = None, span_seconds: int = 0) -> Cursor: ...
     def flush(self, ts_ns: int) -> int: ...
     def set_clock(self, ts_ns: int) -> None: ...
     def reset_session(self, sym: int) -> None: ...
@@ -59,3 +63,10 @@ class CandleBank:
     max_volume: float
     future_tolerance: float | None
     nbytes: int
+
+
+class Cursor:
+    bank: CandleBank
+    n: int
+    def until(self, start: int, end: int = -1, tf: int = 0,
+              cross: bool = False) -> tuple[int, int]: ...    # (next, sym | -1)

@@ -573,7 +573,7 @@ cdef class CandleBank:
     cdef tuple _run_until(self, const int[:] sym, const long long[:] ts_ns, const double[:] open,
                           const double[:] high, const double[:] low, const double[:] close,
                           const double[:] volume, long long span, Py_ssize_t start,
-                          Py_ssize_t tf, bint on_cross):
+                          Py_ssize_t tf, bint on_cross, Py_ssize_t end=-1):
         cdef Py_ssize_t i, n = sym.shape[0]
         cdef int mask, bit = 1 << tf
         cdef Bank* b = &self.bank
@@ -582,6 +582,8 @@ cdef class CandleBank:
             raise IndexError(f"timeframe index {tf} out of range [0, {b.n_tf})")
         if not (ts_ns.shape[0] == close.shape[0] == volume.shape[0] == n):
             raise ValueError("input arrays must have the same length")
+        if 0 <= end < n:
+            n = end
         if start < 0:
             start = 0
         with nogil:
@@ -630,6 +632,32 @@ cdef class CandleBank:
             raise ValueError("all bar arrays must have the same length")
         return self._run_until(sym, ts_ns, open, high, low, close, volume,
                                _span_ns(span_seconds), start, tf, stop == "cross")
+
+    def cursor(self, sym, ts_ns, price=None, volume=None, *, open=None, high=None, low=None,
+               close=None, long long span_seconds=0):
+        """A :class:`Cursor` over one batch: ticks (``price``, ``volume``) or bars
+        (``open``/``high``/``low``/``close``, ``volume``, ``span_seconds``).  The
+        arrays are checked and bound once; ``cursor.until(...)`` then does what
+        ``ingest_*_until`` does without converting them again at every stop."""
+        cdef Cursor c = Cursor.__new__(Cursor)
+        c.bank = self
+        c.sym, c.ts = sym, ts_ns
+        if price is not None:
+            if open is not None or high is not None or low is not None or close is not None:
+                raise ValueError("give ticks (price) or bars (open, high, low, close), not both")
+            c.open = c.high = c.low = c.close = price
+            c.span = 0
+        else:
+            if open is None or high is None or low is None or close is None:
+                raise ValueError("bars need open, high, low and close")
+            c.open, c.high, c.low, c.close = open, high, low, close
+            c.span = _span_ns(span_seconds)
+        c.volume = volume
+        c.n = c.sym.shape[0]
+        if not (c.ts.shape[0] == c.open.shape[0] == c.high.shape[0] == c.low.shape[0]
+                == c.close.shape[0] == c.volume.shape[0] == c.n):
+            raise ValueError("all arrays must have the same length")
+        return c
 
     def trend(self, Py_ssize_t sym, Py_ssize_t tf):
         """Sign of EMA fast - slow at the last close (+1, -1; 0 before both warm up)."""
@@ -969,3 +997,30 @@ cdef class CandleBank:
         cdef Py_ssize_t cells = self.bank.n_sym * self.bank.n_tf
         return (cells * sizeof(Series) + self.bank.n_sym * sizeof(SymbolState)
                 + cells * 2 * self.bank.ring * sizeof(Candle) + cells * self.bank.decl_stride)
+
+
+cdef class Cursor:
+    """One batch of ticks or bars bound to a :class:`CandleBank` (``bank.cursor``).
+
+    ``until(start, end, tf, cross)`` ingests from ``start`` up to ``end`` (exclusive;
+    -1: the whole batch) exactly as ``ingest_ticks_until`` / ``ingest_bars_until`` do
+    and returns ``(next_index, symbol_id)``.  The session steps through a batch
+    decision by decision with it: at one stop per bar, converting seven arrays
+    at every call cost more than ingesting the bar."""
+    cdef readonly CandleBank bank
+    cdef const int[:] sym
+    cdef const long long[:] ts
+    cdef const double[:] open
+    cdef const double[:] high
+    cdef const double[:] low
+    cdef const double[:] close
+    cdef const double[:] volume
+    cdef long long span
+    cdef readonly Py_ssize_t n
+
+    def __init__(self):
+        raise TypeError("make a Cursor with CandleBank.cursor(...)")
+
+    def until(self, Py_ssize_t start, Py_ssize_t end=-1, Py_ssize_t tf=0, bint cross=False):
+        return self.bank._run_until(self.sym, self.ts, self.open, self.high, self.low,
+                                    self.close, self.volume, self.span, start, tf, cross, end)

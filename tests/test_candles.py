@@ -514,3 +514,50 @@ def test_a_held_tick_from_an_earlier_batch_stops_before_the_next_batch_starts():
     assert bank.ltp(0) == 11.0 and bank.ltp(1) == 20.0
     assert bank.ingest_ticks_until(*second, start=0, tf=0) == (1, 1)
     assert bank.ltp(1) == 21.0 and bank.dropped == 0
+
+
+@given(ticks_strategy, st.integers(0, 2), st.booleans(), st.integers(0, 40))
+def test_cursor_stops_where_ingest_until_stops(ticks, tf, cross, cut):
+    """The session's cursor binds a batch once and may stop early (``end``); it must
+    stop at the same places, with the same bank state, as ingest_*_until on the slice."""
+    n = len(ticks)
+    sym = (np.arange(n) % 2).astype(np.int32)
+    ts = np.array([t[0] for t in ticks], np.int64)
+    px, vol = np.array([t[1] for t in ticks], float), np.array([t[2] for t in ticks], float)
+    end = min(cut, n)
+    stop = "cross" if cross else "close"
+    ref_bank, want, i = CandleBank(2, ema_fast=2, ema_slow=3, future_tolerance=None), [], 0
+    while i < end:
+        i, k = ref_bank.ingest_ticks_until(sym[:end], ts[:end], px[:end], vol[:end], start=i,
+                                           tf=tf, stop=stop)
+        want.append((i, k))
+    bank, got, i = CandleBank(2, ema_fast=2, ema_slow=3, future_tolerance=None), [], 0
+    cur = bank.cursor(sym, ts, px, vol)
+    while i < end:
+        i, k = cur.until(i, end, tf, cross)
+        got.append((i, k))
+    assert got == want and cur.n == n
+    for s in (0, 1):
+        assert bank.closed_count(s, tf) == ref_bank.closed_count(s, tf)
+        assert bank.forming(s, tf) == ref_bank.forming(s, tf)
+
+
+def test_cursor_bars_and_bad_arrays():
+    close = np.array([100.0, 101.0, 102.0, 103.0])
+    sym, ts = np.zeros(4, np.int32), T0 + np.arange(4, dtype=np.int64) * 60 * ref.NS
+    a, b = CandleBank(1, (60,)), CandleBank(1, (60,))
+    cur = a.cursor(sym, ts, open=close, high=close + 1, low=close - 1, close=close,
+                   volume=np.ones(4), span_seconds=60)
+    assert [cur.until(i) for i in range(4)] == \
+        [b.ingest_bars_until(sym, ts, close, close + 1, close - 1, close, np.ones(4), 60,
+                             start=i) for i in range(4)]
+    ha, hb = a.history(0, 0), b.history(0, 0)
+    assert len(ha["close"]) == 4 and all(np.array_equal(ha[k], hb[k]) for k in ha)
+    with pytest.raises(ValueError, match="same length"):
+        a.cursor(sym, ts[:3], close, np.ones(4))
+    with pytest.raises(ValueError, match="not both"):
+        a.cursor(sym, ts, close, np.ones(4), open=close, high=close, low=close, close=close)
+    with pytest.raises(ValueError, match="need open"):
+        a.cursor(sym, ts, volume=np.ones(4), open=close, span_seconds=60)
+    with pytest.raises(TypeError):
+        type(cur)()
