@@ -152,7 +152,7 @@ class FillLog:
     once for a block that makes several passes (the report).
     """
 
-    def __init__(self, chunk: int = 16_384, spill_dir=None):
+    def __init__(self, chunk: int = 4096, spill_dir=None):
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
         self.chunk = chunk

@@ -46,7 +46,9 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from hftcore_ext.lane import ContextCore, Values
 
 from .indicators import IndicatorSpec
 from .orders import OrderIntent, OrderResult, Signal
@@ -65,21 +67,6 @@ class Bar(NamedTuple):
     low: float
     close: float
     volume: float
-
-
-class Values(dict):
-    """Indicator values by name (``ctx.ind["sma_50"]`` or ``ctx.ind.sma_50``);
-    None where not warmed up."""
-
-    def __missing__(self, name: str) -> Any:
-        raise KeyError(f"no indicator {name!r}; declared: {', '.join(self) or 'none'}")
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"no indicator {name!r}; declared: "
-                                 f"{', '.join(self) or 'none'}") from None
 
 
 class Strategy:
@@ -149,53 +136,18 @@ def is_trading_strategy(obj) -> bool:
 _ORDER_CALLS = ("buy()/sell()", "close_position()", "cancel()")
 
 
-class Context:
+class Context(ContextCore):
     """What ``on_bar`` sees and acts through.  One object per session, pointed
     at each (symbol, timeframe) in turn: read it inside ``on_bar``, do not keep it.
 
     ``session`` is the ``PaperSession``; None (a fusion engine used on its own)
     leaves the bundle values, ``ltp`` and ``signal``.  ``trade=False`` (inside
     ``StrategyEngineV3``'s fusion) reads everything but places no orders.
+
+    What is read at every bar -- where it points, ``ind``, ``prev``,
+    ``crossed_above`` / ``crossed_below`` -- is compiled
+    (``hftcore_ext.lane.ContextCore``); the rest is here.
     """
-
-    def __init__(self, session, timeframe: str | None = None, trade: bool = True):
-        self._session = session
-        self._trade = trade and session is not None
-        self.timeframe: str = timeframe or ""
-        self.symbol: str = ""
-        self.strategy_name: str = ""
-        self._sym = -1
-        self._tf = -1
-        self._ind: Values | None = None
-        self._bundle: dict | None = None
-        self._ltp: float | None = None
-        self._prev: dict = {}                 # (sym, tf) -> indicator values one bar ago
-        self._watched: set = set()            # (sym, tf) read through data(): remembered too
-        self.signals: list[Signal] = []
-        self.results: list[OrderResult] = []
-
-    # ------------------------------------------------------------ pointing
-
-    def _point(self, symbol: str, timeframe: str, sym: int, tf: int, bundle=None,
-               ltp=None) -> "Context":
-        self.symbol, self.timeframe, self._sym, self._tf = symbol, timeframe, sym, tf
-        self._ind = None
-        self._bundle = bundle
-        self._ltp = ltp
-        return self
-
-    def _remember(self) -> None:
-        """After every strategy's ``on_bar`` of a decision: the decision series' values
-        (and those of every series read through ``data()``) become ``prev``."""
-        if self._sym < 0:
-            return
-        self._prev[(self._sym, self._tf)] = self.ind
-        if self._watched:
-            bank = self._session.engine.bank
-            if bank.indicator_names:
-                for key in self._watched:
-                    if key != (self._sym, self._tf):
-                        self._prev[key] = Values(bank.indicators(*key))
 
     def data(self, symbol: str | None = None, timeframe: str | None = None) -> "Context":
         """A context on another symbol and/or timeframe (a pair's other leg, a 15m
@@ -284,19 +236,6 @@ class Context:
         return self.history()["volume"]
 
     @property
-    def ind(self) -> Values:
-        """The declared indicators as of the closed candle, by key or alias (inside
-        StrategyEngineV3 also the spec's bundle); None where not warmed up."""
-        if self._ind is None:
-            vals = Values(self._bundle or {})
-            if self._session is not None and self._sym >= 0:
-                s = self._session
-                if s.engine.bank.indicator_names:
-                    vals.update(s.engine.bank.indicators(self._sym, self._tf))
-            self._ind = vals
-        return self._ind
-
-    @property
     def bundle(self) -> dict:
         """The spec's bundle for this symbol and timeframe (ema20, ema50, rsi, atr,
         vwap, slope, trend_signal; ``MarketDataService.get_bundle``); {} if none."""
@@ -304,37 +243,6 @@ class Context:
             return self._bundle
         s = self._need_session("bundle")
         return s.market_data.get_bundle(self.symbol, self.timeframe) or {}
-
-    @property
-    def prev(self) -> Values:
-        """``ind`` as of the previous bar this strategy saw (empty at the first)."""
-        return self._prev.get((self._sym, self._tf)) or Values()
-
-    def crossed_above(self, a: str, b: str | float) -> bool:
-        """``a`` was below ``b`` one bar ago and is above it now (backtesting.py's
-        ``crossover``); ``b`` is a name or a number.  False until both are warm;
-        KeyError for a name that was never declared."""
-        return self._cross(a, b, 1)
-
-    def crossed_below(self, a: str, b: str | float) -> bool:
-        return self._cross(a, b, -1)
-
-    def _cross(self, a, b, way: int) -> bool:
-        before = self._prev.get((self._sym, self._tf))
-        if not before:
-            now = self.ind
-            for name in (a, b) if type(b) is str else (a,):
-                now[name]                        # a typo fails on the first bar too
-            return False
-        now = self._ind if self._ind is not None else self.ind
-        a1, a0 = now[a], before.get(a)          # a name never declared: KeyError, not False
-        if type(b) is str:
-            b1, b0 = now[b], before.get(b)
-        else:
-            b1 = b0 = float(b)
-        if a1 is None or a0 is None or b1 is None or b0 is None:
-            return False
-        return (a0 < b0 and a1 > b1) if way > 0 else (a0 > b0 and a1 < b1)
 
     # ------------------------------------------------------------ the books
 

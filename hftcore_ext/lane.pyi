@@ -1,5 +1,5 @@
 # Python types of hftcore_ext.lane.  Money is int paise; quantities are int units.
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 RULES: tuple[str, ...]
 DUPLICATE: int
@@ -64,3 +64,34 @@ def first_touch(sym: Any, high: Any, low: Any, a: int, b: int, sid: int, any_bar
 def fuse(signals: list[Any], primary_tf: str, secondary_tf: str, weights: dict[str, float],
          primary_weight: float, secondary_weight: float,
          min_confidence: float) -> tuple[str, float, str]: ...
+
+class Values(dict[str, Any]):
+    def __getattr__(self, name: str) -> Any: ...
+
+_C = TypeVar("_C", bound="ContextCore")
+
+class ContextCore:
+    _session: Any
+    _trade: bool
+    timeframe: str
+    symbol: str
+    strategy_name: str
+    _sym: int
+    _tf: int
+    _ind: Values | None
+    _bundle: dict[str, Any] | None
+    _ltp: float | None
+    _prev: dict[tuple[int, int], Values]
+    _watched: set[tuple[int, int]]
+    signals: list[Any]
+    results: list[Any]
+    def __init__(self, session: Any, timeframe: str | None = None, trade: bool = True) -> None: ...
+    def _point(self: _C, symbol: str, timeframe: str, sym: int, tf: int, bundle: Any = None,
+               ltp: float | None = None) -> _C: ...
+    @property
+    def ind(self) -> Values: ...
+    @property
+    def prev(self) -> Values: ...
+    def _remember(self) -> None: ...
+    def crossed_above(self, a: str, b: str | float) -> bool: ...
+    def crossed_below(self, a: str, b: str | float) -> bool: ...

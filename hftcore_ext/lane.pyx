@@ -620,3 +620,131 @@ def fuse(list signals, str primary_tf, str secondary_tf, dict weights, double pr
         return "HOLD", conf, f"{action} confidence {conf:.2f} below {min_confidence}"
     views = [f"{s.strategy}@{s.timeframe}:{s.action}" for s in signals if s.direction]
     return action, conf, f"{action} {conf:.2f} from " + ", ".join(views)
+
+
+class Values(dict):
+    """Indicator values by name (``ctx.ind["sma_50"]`` or ``ctx.ind.sma_50``);
+    None where not warmed up."""
+
+    def __missing__(self, name):
+        raise KeyError(f"no indicator {name!r}; declared: {', '.join(self) or 'none'}")
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no indicator {name!r}; declared: "
+                                 f"{', '.join(self) or 'none'}") from None
+
+
+cdef class ContextCore:
+    """What ``hftcore.strategy.Context`` reads at every bar, compiled: where it points
+    (symbol, timeframe and their ids), the declared indicators now (``ind``) and one
+    bar ago (``prev``), and the crossovers between them.  ``Context`` adds the rest
+    (history, the books, orders) in Python; a strategy sees one object."""
+
+    cdef public object _session
+    cdef public bint _trade
+    cdef public object timeframe
+    cdef public object symbol
+    cdef public object strategy_name
+    cdef public Py_ssize_t _sym
+    cdef public Py_ssize_t _tf
+    cdef public object _ind
+    cdef public object _bundle
+    cdef public object _ltp
+    cdef public dict _prev          # (sym, tf) -> indicator values one bar ago
+    cdef public set _watched        # (sym, tf) read through data(): remembered too
+    cdef public list signals
+    cdef public list results
+
+    def __init__(self, session, timeframe=None, trade=True):
+        self._session = session
+        self._trade = bool(trade) and session is not None
+        self.timeframe = timeframe or ""
+        self.symbol = ""
+        self.strategy_name = ""
+        self._sym = -1
+        self._tf = -1
+        self._ind = None
+        self._bundle = None
+        self._ltp = None
+        self._prev = {}
+        self._watched = set()
+        self.signals = []
+        self.results = []
+
+    def _point(self, symbol, timeframe, Py_ssize_t sym, Py_ssize_t tf, bundle=None, ltp=None):
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self._sym = sym
+        self._tf = tf
+        self._ind = None
+        self._bundle = bundle
+        self._ltp = ltp
+        return self
+
+    cdef object _values(self):
+        if self._ind is None:
+            vals = Values(self._bundle or {})
+            s = self._session
+            if s is not None and self._sym >= 0:
+                bank = s.engine.bank
+                if bank.indicator_names:
+                    vals.update(bank.indicators(self._sym, self._tf))
+            self._ind = vals
+        return self._ind
+
+    @property
+    def ind(self):
+        """The declared indicators as of the closed candle, by key or alias (inside
+        StrategyEngineV3 also the spec's bundle); None where not warmed up."""
+        return self._values()
+
+    @property
+    def prev(self):
+        """``ind`` as of the previous bar this strategy saw (empty at the first)."""
+        return self._prev.get((self._sym, self._tf)) or Values()
+
+    def _remember(self):
+        """After every strategy's ``on_bar`` of a decision: the decision series' values
+        (and those of every series read through ``data()``) become ``prev``."""
+        if self._sym < 0:
+            return
+        here = (self._sym, self._tf)
+        self._prev[here] = self._values()
+        if self._watched:
+            bank = self._session.engine.bank
+            if bank.indicator_names:
+                for key in self._watched:
+                    if key != here:
+                        self._prev[key] = Values(bank.indicators(*key))
+
+    def crossed_above(self, a, b):
+        """``a`` was below ``b`` one bar ago and is above it now (backtesting.py's
+        ``crossover``); ``b`` is a name or a number.  False until both are warm;
+        KeyError for a name that was never declared."""
+        return self._cross(a, b, 1)
+
+    def crossed_below(self, a, b):
+        """``a`` was above ``b`` one bar ago and is below it now (see ``crossed_above``)."""
+        return self._cross(a, b, -1)
+
+    cdef bint _cross(self, a, b, int way) except -1:
+        before = self._prev.get((self._sym, self._tf))
+        now = self._values()
+        if not before:
+            now[a]                          # a typo fails on the first bar too
+            if type(b) is str:
+                now[b]
+            return False
+        a1, a0 = now[a], before.get(a)      # a name never declared: KeyError, not False
+        if type(b) is str:
+            b1, b0 = now[b], before.get(b)
+        else:
+            b1 = b0 = float(b)
+        if a1 is None or a0 is None or b1 is None or b0 is None:
+            return False
+        if way > 0:
+            return a0 < b0 and a1 > b1
+        return a0 > b0 and a1 < b1

@@ -13,8 +13,8 @@ from collections import deque
 
 import numpy as np
 
-from hftcore_ext.lane import RULES, FeedIntake, RiskBook, first_touch, fuse
-from twin_lane import FeedIntakeTwin, RiskBookTwin, fuse_twin
+from hftcore_ext.lane import RULES, ContextCore, FeedIntake, RiskBook, Values, first_touch, fuse
+from twin_lane import ContextTwin, FeedIntakeTwin, RiskBookTwin, fuse_twin
 
 NS = 1_000_000_000
 
@@ -275,3 +275,53 @@ def test_book_refuses_ids_it_could_not_index():
         book.check("k", 0, True, 1, 0, 0, 100.0, 0, 0, 0, 1.0, False, "", False, False,
                    False, acct, NS)
     assert book.totals(-1) == (0, 0, 0, 0) and len(book) == 0
+
+
+class _Bank:
+    """The slice of CandleBank the context reads: declared indicator values per series."""
+
+    def __init__(self):
+        self.indicator_names, self.now = ("fast", "slow"), {}
+
+    def indicators(self, sym, tf):
+        return dict(self.now[(sym, tf)])
+
+
+class _Session:
+    def __init__(self, bank):
+        self.engine = type("E", (), {"bank": bank})()
+
+
+_value = st.one_of(st.none(), st.sampled_from([99.0, 100.0, 100.5, 101.0]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1), _value, _value,
+                          st.sampled_from(["fast", "slow", "nope"]),
+                          st.sampled_from(["fast", "slow", "nope", 100.0, 100]),
+                          st.booleans()), max_size=60))
+def test_compiled_context_reads_equal_twin(bars):
+    """ContextCore's ind / prev / crossed_* against the Python they replaced, on random
+    series of warm and cold values, numbers as the second operand and undeclared names."""
+    bank = _Bank()
+    ours, twin = ContextCore(_Session(bank)), ContextTwin(bank)
+    for sym, tf, fast, slow, a, b, with_bundle in bars:
+        bank.now[(sym, tf)] = {"fast": fast, "slow": slow}
+        bundle = {"ema20": fast} if with_bundle else None
+        ours._point("X", "1m", sym, tf, bundle=bundle)
+        twin._point(sym, tf, bundle=bundle)
+        for name in ("crossed_above", "crossed_below"):
+            got = want = None
+            try:
+                want = getattr(twin, name)(a, b)
+            except KeyError as exc:
+                want = repr(exc)
+            try:
+                got = getattr(ours, name)(a, b)
+            except KeyError as exc:
+                got = repr(exc)
+            assert got == want, (name, a, b)
+        assert ours.ind == twin.ind and type(ours.ind) is Values
+        assert ours.prev == twin.prev
+        ours._remember()
+        twin._remember()

@@ -291,3 +291,61 @@ def fuse_twin(signals, primary_tf, secondary_tf, weights, primary_weight, second
         return "HOLD", conf, f"{action} confidence {conf:.2f} below {min_confidence}"
     views = [f"{s.strategy}@{s.timeframe}:{s.action}" for s in signals if s.direction]
     return action, conf, f"{action} {conf:.2f} from " + ", ".join(views)
+
+
+class ValuesTwin(dict):
+    def __missing__(self, name):
+        raise KeyError(f"no indicator {name!r}; declared: {', '.join(self) or 'none'}")
+
+
+class ContextTwin:
+    """``hftcore.strategy.Context``'s per-bar reads as they were in Python: pointing,
+    ``ind`` from the bundle and the bank, ``prev``, ``crossed_above``/``crossed_below``."""
+
+    def __init__(self, bank):
+        self.bank, self._sym, self._tf = bank, -1, -1
+        self._ind, self._bundle, self._prev = None, None, {}
+
+    def _point(self, sym, tf, bundle=None):
+        self._sym, self._tf, self._ind, self._bundle = sym, tf, None, bundle
+        return self
+
+    @property
+    def ind(self):
+        if self._ind is None:
+            vals = ValuesTwin(self._bundle or {})
+            if self._sym >= 0 and self.bank.indicator_names:
+                vals.update(self.bank.indicators(self._sym, self._tf))
+            self._ind = vals
+        return self._ind
+
+    @property
+    def prev(self):
+        return self._prev.get((self._sym, self._tf)) or ValuesTwin()
+
+    def _remember(self):
+        if self._sym >= 0:
+            self._prev[(self._sym, self._tf)] = self.ind
+
+    def crossed_above(self, a, b):
+        return self._cross(a, b, 1)
+
+    def crossed_below(self, a, b):
+        return self._cross(a, b, -1)
+
+    def _cross(self, a, b, way):
+        before = self._prev.get((self._sym, self._tf))
+        if not before:
+            now = self.ind
+            for name in (a, b) if type(b) is str else (a,):
+                now[name]
+            return False
+        now = self.ind
+        a1, a0 = now[a], before.get(a)
+        if type(b) is str:
+            b1, b0 = now[b], before.get(b)
+        else:
+            b1 = b0 = float(b)
+        if a1 is None or a0 is None or b1 is None or b0 is None:
+            return False
+        return (a0 < b0 and a1 > b1) if way > 0 else (a0 > b0 and a1 < b1)
