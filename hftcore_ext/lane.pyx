@@ -748,3 +748,25 @@ cdef class ContextCore:
         if way > 0:
             return a0 < b0 and a1 > b1
         return a0 > b0 and a1 < b1
+
+    def vote(self, strategy, symbol, timeframe, Py_ssize_t sym, Py_ssize_t tf, bundle, ltp):
+        """One fusion member's ``on_bar`` on this bar, pointed at (symbol, timeframe)
+        with the decision's bundle and LTP: its last ``signal`` with the confidence
+        clipped to 0..1, or None if it did not vote.  What it raises propagates."""
+        self.signals.clear()
+        self.strategy_name = strategy.name
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self._sym = sym
+        self._tf = tf
+        self._ind = None
+        self._bundle = bundle
+        self._ltp = ltp
+        strategy.on_bar(self)
+        cdef Py_ssize_t n = len(self.signals)
+        if n == 0:
+            return None
+        sig = self.signals[n - 1]           # (wraparound is off: no [-1] here)
+        cdef double c = float(sig.confidence)
+        sig.confidence = 0.0 if c < 0 else 1.0 if c > 1 else c
+        return sig

@@ -335,3 +335,39 @@ def test_a_misspelt_indicator_name_fails_loudly_not_false_forever():
     _session(Probe(act, specs=(sma(5, as_="fast"), sma(20, as_="s20")))).run()
     assert len(errors) == 1875                   # from the first bar on, every bar
     assert "no indicator 'fsat'; declared: fast, s20" in errors[0]
+
+
+def test_fusion_members_votes_are_clipped_and_a_failing_member_is_skipped(caplog):
+    class Loud(Strategy):
+        name = "loud"
+        fused = True
+
+        def on_bar(self, ctx):
+            ctx.signal("HOLD", 0.0, "first thought")
+            sig = ctx.signal("BUY", 0.5, "second thought")
+            sig.confidence = 7.0                  # past the 0..1 the fusion accepts
+
+    class Broken(Strategy):
+        name = "broken"
+        fused = True
+
+        def on_bar(self, ctx):
+            ctx.signal("SELL", 1.0, "never counted")
+            raise RuntimeError("member bug")
+
+    class Quiet(Strategy):
+        name = "quiet"
+        fused = True
+
+        def on_bar(self, ctx):
+            pass
+
+    engine = StrategyEngineV3([Loud(), Broken(), Quiet()])
+    s = _session(engine, min_confidence=0.0)
+    s.run()
+    bundles = {"1m": s.market_data.get_bundle("INFY", "1m")}
+    sigs = engine.evaluate("INFY", bundles, s.market_data.get_ltp("INFY"))
+    # the last signal of each member that voted; Broken raised, Quiet said nothing
+    assert [(x.strategy, x.action, x.confidence, x.timeframe) for x in sigs] == \
+        [("loud", "BUY", 1.0, "1m")]
+    assert "strategy broken failed on INFY 1m" in caplog.text

@@ -219,18 +219,15 @@ class StrategyEngineV3:
             for s in self.strategies:
                 try:
                     if ctx is not None and sym >= 0 and isinstance(s, Strategy):
-                        ctx.signals.clear()
-                        ctx.strategy_name = s.name
-                        ctx._point(symbol, tf, sym, tfi, bundle=bundle, ltp=ltp)
-                        s.on_bar(ctx)
-                        sig = ctx.signals[-1] if ctx.signals else None
+                        sig = ctx.vote(s, symbol, tf, sym, tfi, bundle, ltp)   # clipped
                     else:
                         sig = s.evaluate(symbol, tf, bundle, ltp)
+                        if sig is not None:
+                            sig.confidence = _clip01(float(sig.confidence))
                 except Exception:
                     logger.exception("strategy %s failed on %s %s", s.name, symbol, tf)
                     continue
                 if sig is not None:
-                    sig.confidence = _clip01(float(sig.confidence))
                     out.append(sig)
             if ctx is not None and sym >= 0:     # once, after every member saw this bar
                 ctx._point(symbol, tf, sym, tfi, bundle=bundle, ltp=ltp)
