@@ -141,27 +141,30 @@ class Fill:
 class FillLog:
     """Every ``order.filled`` payload of a session, in order, in bounded memory.
 
-    It reads like a list (``len``, iteration, indexing, truth), but only the newest
-    ``chunk`` payloads are held in memory: each full chunk is pickled to an anonymous
-    temporary file in ``spill_dir`` (the system's temporary folder if None), which is
-    deleted when the log is closed or collected.  If a chunk cannot be written
-    (disk full), it stays in memory, is logged, and the write is tried again one
-    chunk later: nothing is lost.
+    It reads like a list (``len``, iteration, indexing, truth).  The newest ``keep``
+    payloads stay in memory; once ``chunk`` more have arrived, the oldest ``chunk``
+    are pickled to an anonymous temporary file in ``spill_dir`` (the system's
+    temporary folder if None), which is deleted when the log is closed or
+    collected.  So memory holds at most ``keep + chunk`` payloads (~1.3 KB each),
+    and a run with fewer fills than that never touches the disk.  If a chunk
+    cannot be written (disk full), it stays in memory, is logged, and the write
+    is tried again one chunk later: nothing is lost.
 
     Reading spilled fills unpickles them again.  ``with log.held():`` reads them
     once for a block that makes several passes (the report).
     """
 
-    def __init__(self, chunk: int = 4096, spill_dir=None):
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-            raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
-        self.chunk = chunk
+    def __init__(self, chunk: int = 8192, keep: int = 32_768, spill_dir=None):
+        for name, v, low in (("chunk", chunk, 1), ("keep", keep, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+        self.chunk, self.keep = chunk, keep
         self.spill_dir = spill_dir
         self._tail: list[dict] = []
         self._starts: list[int] = []                # index of each spilled chunk's first fill
         self._spans: list[tuple[int, int]] = []     # (offset, bytes) of each in the file
         self._spilled = 0
-        self._spill_at = chunk
+        self._spill_at = keep + chunk
         self._file: Any = None
         self._lock = threading.RLock()
         self._cached: tuple[int, list[dict]] = (-1, [])   # the chunk read last
@@ -175,24 +178,25 @@ class FillLog:
                 self._spill()
 
     def _spill(self) -> None:
+        out = len(self._tail) - self.keep          # the oldest, beyond what memory keeps
         try:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="hftcore-fills-",
                                                     dir=self.spill_dir)
-            data = pickle.dumps(self._tail, protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(self._tail[:out], protocol=pickle.HIGHEST_PROTOCOL)
             offset = self._file.seek(0, 2)
             self._file.write(data)
             self._file.flush()
         except OSError as exc:
             self._spill_at = len(self._tail) + self.chunk
             logger.error("fill log: could not write %d fills to disk (%s); kept in memory",
-                         len(self._tail), exc)
+                         out, exc)
             return
         self._starts.append(self._spilled)
         self._spans.append((offset, len(data)))
-        self._spilled += len(self._tail)
-        self._tail = []
-        self._spill_at = self.chunk
+        self._spilled += out
+        del self._tail[:out]
+        self._spill_at = self.keep + self.chunk
 
     def _chunk(self, k: int) -> list[dict]:
         with self._lock:
@@ -255,15 +259,15 @@ class FillLog:
             self._spilled, self._cached, self._held = 0, (-1, []), None
 
     def __reduce__(self):
-        return _fill_log, (self.chunk, list(self))
+        return _fill_log, (self.chunk, self.keep, list(self))
 
     def __repr__(self) -> str:
         return f"FillLog({len(self)} fills, {self._spilled} on disk)"
 
 
-def _fill_log(chunk: int, fills: list[dict]) -> FillLog:
+def _fill_log(chunk: int, keep: int, fills: list[dict]) -> FillLog:
     """A FillLog holding ``fills`` (unpickling: the spill file stays with its process)."""
-    log = FillLog(chunk)
+    log = FillLog(chunk, keep)
     for f in fills:
         log.append(f)
     return log

@@ -29,9 +29,10 @@ def _payload(i: int) -> dict:
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 60), chunk=st.integers(1, 9), probes=st.lists(st.integers(-70, 70)))
-def test_reads_like_the_list_of_what_was_appended(n, chunk, probes):
-    log, ref = FillLog(chunk=chunk), []
+@given(n=st.integers(0, 60), chunk=st.integers(1, 9), keep=st.integers(0, 7),
+       probes=st.lists(st.integers(-70, 70)))
+def test_reads_like_the_list_of_what_was_appended(n, chunk, keep, probes):
+    log, ref = FillLog(chunk=chunk, keep=keep), []
     for i in range(n):
         log.append(_payload(i))
         ref.append(_payload(i))
@@ -48,9 +49,9 @@ def test_reads_like_the_list_of_what_was_appended(n, chunk, probes):
 
 
 def test_only_the_newest_chunk_stays_in_memory():
-    """A list of the same payloads holds ~40 MB; the log holds one chunk of them."""
+    """A list of the same payloads holds ~40 MB; the log holds ``keep + chunk`` of them."""
     n, chunk = 40_000, 500
-    log = FillLog(chunk=chunk)
+    log = FillLog(chunk=chunk, keep=1000)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -64,7 +65,7 @@ def test_only_the_newest_chunk_stays_in_memory():
 
 
 def test_a_refused_spill_keeps_every_fill_in_memory(tmp_path, caplog):
-    log = FillLog(chunk=4, spill_dir=tmp_path / "missing")      # TemporaryFile raises
+    log = FillLog(chunk=4, keep=0, spill_dir=tmp_path / "missing")   # TemporaryFile raises
     with caplog.at_level(logging.ERROR, logger="hftcore.orders"):
         for i in range(10):
             log.append(_payload(i))
@@ -78,7 +79,7 @@ def test_a_refused_spill_keeps_every_fill_in_memory(tmp_path, caplog):
 
 
 def test_held_reads_once_and_sees_later_appends():
-    log = FillLog(chunk=2)
+    log = FillLog(chunk=2, keep=1)
     for i in range(5):
         log.append(_payload(i))
 
@@ -97,6 +98,9 @@ def test_bad_chunk_is_refused():
     for bad in (0, -1, 2.0, True, "3"):
         with pytest.raises(ValueError, match="chunk"):
             FillLog(chunk=bad)
+    for bad in (-1, 2.0, True, None):
+        with pytest.raises(ValueError, match="keep"):
+            FillLog(keep=bad)
 
 
 def _run(chunk: int | None, out: Path) -> PaperSession:
@@ -107,7 +111,7 @@ def _run(chunk: int | None, out: Path) -> PaperSession:
                      strategy_engine=EmaCross(fast=5, slow=20, quantity=50),
                      charges=ChargeSchedule())
     if chunk is not None:
-        s.fills = FillLog(chunk=chunk)
+        s.fills = FillLog(chunk=chunk, keep=2)
     s.run()
     write_report(s, out, provenance={})
     return s
