@@ -9,10 +9,12 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
+import operator
+import os
 import pickle
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,20 +140,23 @@ class Fill:
                 "ts": self.ts, "mode": mode}
 
 
-class FillLog:
+class FillLog(Sequence):
     """Every ``order.filled`` payload of a session, in order, in bounded memory.
 
-    It reads like a list (``len``, iteration, indexing, truth).  The newest ``keep``
-    payloads stay in memory; once ``chunk`` more have arrived, the oldest ``chunk``
-    are pickled to an anonymous temporary file in ``spill_dir`` (the system's
-    temporary folder if None), which is deleted when the log is closed or
-    collected.  So memory holds at most ``keep + chunk`` payloads (~1.3 KB each),
-    and a run with fewer fills than that never touches the disk.  If a chunk
-    cannot be written (disk full), it stays in memory, is logged, and the write
-    is tried again one chunk later: nothing is lost.
+    A read-only sequence (``len``, iteration, ``log[i]``, slices, ``in``, ``index``,
+    ``count``, ``==`` against any sequence).  The newest ``keep`` payloads stay in
+    memory; once ``chunk`` more have arrived, the oldest ``chunk`` are pickled to an
+    anonymous temporary file in ``spill_dir`` (the system's temporary folder if
+    None), which is deleted when the log is closed or collected.  So memory holds
+    at most ``keep + chunk`` payloads (~1.3 KB each), and a run with fewer fills
+    never touches the disk.  If a chunk cannot be written (disk full) or pickled,
+    it stays in memory, is logged, and the write is tried again one chunk later:
+    nothing is lost, and what was written stays readable.
 
-    Reading spilled fills unpickles them again.  ``with log.held():`` reads them
-    once for a block that makes several passes (the report).
+    A payload read back from the disk is a fresh copy: edit fills before they are
+    logged, not after.  Reading spilled fills unpickles them again;
+    ``with log.held():`` reads them once for a block that makes several passes
+    (the report).
     """
 
     def __init__(self, chunk: int = 8192, keep: int = 32_768, spill_dir=None):
@@ -164,11 +169,13 @@ class FillLog:
         self._starts: list[int] = []                # index of each spilled chunk's first fill
         self._spans: list[tuple[int, int]] = []     # (offset, bytes) of each in the file
         self._spilled = 0
+        self._size = 0                              # bytes of whole chunks in the file
         self._spill_at = keep + chunk
         self._file: Any = None
         self._lock = threading.RLock()
         self._cached: tuple[int, list[dict]] = (-1, [])   # the chunk read last
         self._held: list[dict] | None = None
+        self._holds = 0
 
     def append(self, payload: dict) -> None:
         with self._lock:
@@ -180,20 +187,25 @@ class FillLog:
     def _spill(self) -> None:
         out = len(self._tail) - self.keep          # the oldest, beyond what memory keeps
         try:
+            data = pickle.dumps(self._tail[:out], protocol=pickle.HIGHEST_PROTOCOL)
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="hftcore-fills-",
-                                                    dir=self.spill_dir)
-            data = pickle.dumps(self._tail[:out], protocol=pickle.HIGHEST_PROTOCOL)
-            offset = self._file.seek(0, 2)
-            self._file.write(data)
-            self._file.flush()
-        except OSError as exc:
+                                                    dir=self.spill_dir, buffering=0)
+            fd, done = self._file.fileno(), 0
+            try:
+                while done < len(data):            # unbuffered: a short write is retried
+                    done += os.pwrite(fd, data[done:], self._size + done)
+            except OSError:
+                os.ftruncate(fd, self._size)       # no partial chunk left behind
+                raise
+        except Exception as exc:                   # disk full, or a payload pickle refuses
             self._spill_at = len(self._tail) + self.chunk
             logger.error("fill log: could not write %d fills to disk (%s); kept in memory",
                          out, exc)
             return
         self._starts.append(self._spilled)
-        self._spans.append((offset, len(data)))
+        self._spans.append((self._size, len(data)))
+        self._size += len(data)
         self._spilled += out
         del self._tail[:out]
         self._spill_at = self.keep + self.chunk
@@ -203,10 +215,11 @@ class FillLog:
             if self._cached[0] == k:
                 return self._cached[1]
             offset, size = self._spans[k]
-            self._file.seek(offset)
-            rows = pickle.loads(self._file.read(size))
+            fd = self._file.fileno()
+        rows = pickle.loads(os.pread(fd, size, offset))   # without the lock: appends go on
+        with self._lock:
             self._cached = (k, rows)
-            return rows
+        return rows
 
     def __len__(self) -> int:
         return self._spilled + len(self._tail)
@@ -228,6 +241,7 @@ class FillLog:
     def __getitem__(self, i):
         if isinstance(i, slice):
             return list(self)[i]
+        i = operator.index(i)
         with self._lock:
             n = len(self)
             if i < 0:
@@ -237,18 +251,35 @@ class FillLog:
             if i >= self._spilled:
                 return self._tail[i - self._spilled]
             k = bisect.bisect_right(self._starts, i) - 1
-            return self._chunk(k)[i - self._starts[k]]
+            start = self._starts[k]
+        return self._chunk(k)[i - start]
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None     # type: ignore[assignment]   # mutable: appends change it
 
     @contextlib.contextmanager
     def held(self) -> Iterator[FillLog]:
-        """Hold every fill in memory for the block, so repeated passes read the disk once."""
+        """Hold every fill in memory for the block, so repeated passes read the disk once.
+        Blocks nest (the outermost one lets go); appends never wait for the read."""
         with self._lock:
-            self._held = list(self)
+            self._holds += 1
+            have = self._held is not None
         try:
+            if not have:
+                rows = list(self)                  # read outside the lock
+                with self._lock:
+                    if self._held is None and len(rows) == len(self):
+                        self._held = rows
             yield self
         finally:
             with self._lock:
-                self._held = None
+                self._holds -= 1
+                if self._holds == 0:
+                    self._held = None
 
     def close(self) -> None:
         """Delete the spill file; the log is empty afterwards."""
@@ -256,7 +287,7 @@ class FillLog:
             if self._file is not None:
                 self._file.close()
             self._file, self._tail, self._starts, self._spans = None, [], [], []
-            self._spilled, self._cached, self._held = 0, (-1, []), None
+            self._spilled, self._size, self._cached, self._held = 0, 0, (-1, []), None
 
     def __reduce__(self):
         return _fill_log, (self.chunk, self.keep, list(self))

@@ -1022,5 +1022,9 @@ cdef class Cursor:
         raise TypeError("make a Cursor with CandleBank.cursor(...)")
 
     def until(self, Py_ssize_t start, Py_ssize_t end=-1, Py_ssize_t tf=0, bint cross=False):
+        if self.bank is None:
+            raise TypeError("make a Cursor with CandleBank.cursor(...)")
+        if end < -1:
+            raise ValueError(f"end must be -1 (the whole batch) or an index >= 0, got {end}")
         return self.bank._run_until(self.sym, self.ts, self.open, self.high, self.low,
                                     self.close, self.volume, self.span, start, tf, cross, end)

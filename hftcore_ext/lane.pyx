@@ -657,8 +657,10 @@ cdef class ContextCore:
     cdef public set _watched        # (sym, tf) read through data(): remembered too
     cdef public list signals
     cdef public list results
+    cdef bint _own_ind             # a subclass overrides ind: prev and crossovers read it
 
     def __init__(self, session, timeframe=None, trade=True):
+        self._own_ind = type(self).ind is not ContextCore.ind
         self._session = session
         self._trade = bool(trade) and session is not None
         self.timeframe = timeframe or ""
@@ -712,7 +714,7 @@ cdef class ContextCore:
         if self._sym < 0:
             return
         here = (self._sym, self._tf)
-        self._prev[here] = self._values()
+        self._prev[here] = self.ind if self._own_ind else self._values()
         if self._watched:
             bank = self._session.engine.bank
             if bank.indicator_names:
@@ -732,7 +734,7 @@ cdef class ContextCore:
 
     cdef bint _cross(self, a, b, int way) except -1:
         before = self._prev.get((self._sym, self._tf))
-        now = self._values()
+        now = self.ind if self._own_ind else self._values()
         if not before:
             now[a]                          # a typo fails on the first bar too
             if type(b) is str:

@@ -561,3 +561,7 @@ def test_cursor_bars_and_bad_arrays():
         a.cursor(sym, ts, volume=np.ones(4), open=close, span_seconds=60)
     with pytest.raises(TypeError):
         type(cur)()
+    with pytest.raises(TypeError, match="CandleBank.cursor"):
+        type(cur).__new__(type(cur)).until(0)       # no bank bound: an error, not a crash
+    with pytest.raises(ValueError, match="end must be"):
+        cur.until(0, -3)

@@ -119,8 +119,8 @@ def _run(chunk: int | None, out: Path) -> PaperSession:
 
 def test_a_session_whose_fills_spill_writes_the_same_report(tmp_path):
     spilled, kept = _run(3, tmp_path / "spilled"), _run(None, tmp_path / "kept")
-    assert type(kept.fills) is FillLog and "0 on disk" in repr(kept.fills)
-    assert len(spilled.fills) > 20 and "0 on disk" not in repr(spilled.fills)
+    assert type(kept.fills) is FillLog and ", 0 on disk" in repr(kept.fills)
+    assert len(spilled.fills) > 20 and ", 0 on disk" not in repr(spilled.fills)
     assert list(spilled.fills) == list(kept.fills)
     for name in ("trades.csv", "fills.csv"):
         assert (tmp_path / "spilled" / name).read_bytes() == \
@@ -129,3 +129,69 @@ def test_a_session_whose_fills_spill_writes_the_same_report(tmp_path):
     timing = {k for k in a if k.startswith("latency_")}
     assert timing and {k: v for k, v in a.items() if k not in timing} == \
         {k: v for k, v in b.items() if k not in timing}
+
+
+def test_compares_and_searches_like_the_list_it_replaced():
+    log = FillLog(chunk=3, keep=2)
+    ref = [_payload(i) for i in range(11)]
+    for p in ref:
+        log.append(p)
+    assert log == ref and ref == log and log != ref[:-1] and log != "x"
+    assert log.index(_payload(4)) == 4 and log.count(_payload(9)) == 1
+    assert _payload(0) in log and {"no": 1} not in log
+    assert list(reversed(log)) == ref[::-1]
+    with pytest.raises(TypeError):
+        hash(log)
+
+
+def test_a_payload_that_cannot_be_pickled_stays_in_memory_and_later_chunks_still_spill(caplog):
+    import threading
+    log = FillLog(chunk=4, keep=4)
+    odd = {"i": 0, "lock": threading.Lock()}
+    log.append(odd)
+    with caplog.at_level(logging.ERROR, logger="hftcore.orders"):
+        for i in range(1, 40):
+            log.append({"i": i})                   # never raises
+    assert len(log) == 40 and log[0] is odd and [f["i"] for f in log] == list(range(40))
+    assert "cannot pickle" in caplog.text
+    assert caplog.text.count("could not write") < 12  # backs off a chunk at a time
+
+
+def test_spilled_fills_stay_readable_while_the_disk_is_full(tmp_path, caplog):
+    import resource
+    import signal
+    log = FillLog(chunk=10, keep=10, spill_dir=tmp_path)
+    for i in range(20):
+        log.append(_payload(i))                    # one chunk on disk
+    size = log._size
+    old_sig = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_lim = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, old_lim[1]))
+    try:
+        with caplog.at_level(logging.ERROR, logger="hftcore.orders"):
+            for i in range(20, 30):
+                log.append(_payload(i))            # this chunk cannot be written
+        assert "could not write" in caplog.text
+        assert list(log) == [_payload(i) for i in range(30)]   # still readable, all there
+        assert log[3] == _payload(3) and log[29] == _payload(29)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_lim)
+        signal.signal(signal.SIGXFSZ, old_sig)
+    for i in range(30, 45):
+        log.append(_payload(i))                    # space again: the backlog spills
+    assert list(log) == [_payload(i) for i in range(45)] and ", 0 on disk" not in repr(log)
+
+
+def test_an_inner_held_block_keeps_the_outer_hold():
+    log = FillLog(chunk=2, keep=1)
+    for i in range(7):
+        log.append(_payload(i))
+
+    def disk(k):
+        raise AssertionError("read the disk inside held()")
+    with log.held():
+        with log.held():
+            pass
+        log._chunk = disk                          # the outer hold still serves reads
+        assert list(log) == [_payload(i) for i in range(7)]
+        del log._chunk

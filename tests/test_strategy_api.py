@@ -371,3 +371,19 @@ def test_fusion_members_votes_are_clipped_and_a_failing_member_is_skipped(caplog
     assert [(x.strategy, x.action, x.confidence, x.timeframe) for x in sigs] == \
         [("loud", "BUY", 1.0, "1m")]
     assert "strategy broken failed on INFY 1m" in caplog.text
+
+
+def test_a_context_subclass_that_overrides_ind_is_what_prev_and_crossovers_read():
+    from hftcore.strategy import Context, Values
+
+    class Shifted(Context):
+        @property
+        def ind(self):
+            return Values({"a": self._bundle["a"] + 10.0, "b": 5.0})
+
+    ctx = Shifted(None)
+    ctx._point("X", "1m", 0, 0, bundle={"a": -10.0})
+    ctx._remember()
+    assert dict(ctx.prev) == {"a": 0.0, "b": 5.0}       # what the override said
+    ctx._point("X", "1m", 0, 0, bundle={"a": -3.0})
+    assert ctx.crossed_above("a", "b")                 # 0 -> 7 against 5
