@@ -352,23 +352,27 @@ class ExecutionService:
             self.gate.release(key)
             return self._reject(intent, "broker", order.message, order.order_id, sized,
                                 stage="broker", exit=d.exit)
+        oid = order.order_id
         with self._lock:
-            self._key_of[order.order_id] = key
-            self._order_of[key] = order.order_id
+            self._key_of[oid] = key
+            self._order_of[key] = oid
+            done = self._seen.get(oid)
             if bracket is not None:
                 # registered before the fills not yet applied are: each counts once, here
                 # (already applied while place_order ran) or in _after_fill (the rest)
-                done = self._seen.get(order.order_id, set())
-                applied = sum(f.quantity for f in order.fills if f.fill_id in done)
-                self._brackets[order.order_id] = bracket
+                applied = sum(f.quantity for f in order.fills if done and f.fill_id in done)
+                self._brackets[oid] = bracket
                 if applied:
                     self._entry_fill(bracket, applied)
-        # fills the broker made while place_order ran and did not send to listeners
-        for fill in list(order.fills):
+            # fills the broker made while place_order ran and did not send to listeners
+            # (those it did send were applied then: ``_apply_fill`` would skip them)
+            missed = [f for f in order.fills if done is None or f.fill_id not in done]
+        for fill in missed:
             self._apply_fill(order, fill)
         if not order.working:
-            with self._lock:
-                self._seen.pop(order.order_id, None)
+            # final before we returned (filled, or cancelled/rejected while being placed,
+            # whose _order_done ran before the maps were set): nothing looks it up again
+            self._forget(oid, key)
         failed = not order.working and order.status != "COMPLETE"
         status = "FILLED" if order.status == "COMPLETE" else "PLACED"
         if failed:       # cancelled or rejected by the exchange before we returned
@@ -419,33 +423,44 @@ class ExecutionService:
             logger.exception("handling %s of %s failed", kind, getattr(order, "order_id", "?"))
 
     def _apply_fill(self, order, fill) -> None:
+        oid = order.order_id
         with self._lock:
-            seen = self._seen.setdefault(order.order_id, set())
-            if fill.fill_id in seen:
+            seen = self._seen.get(oid)
+            if seen is None:
+                seen = self._seen[oid] = set()
+            elif fill.fill_id in seen:
                 return
             seen.add(fill.fill_id)
-            key: str = self._key_of.get(order.order_id) or getattr(order, "tag", "") or ""
-            if not order.working and key not in self._placing:
-                self._seen.pop(order.order_id, None)     # final: the portfolio's ids take over
-        payload = fill.to_payload(self.mode)
+            key: str = self._key_of.get(oid) or getattr(order, "tag", "") or ""
+            final = not order.working and key not in self._placing
+            if final:
+                self._seen.pop(oid, None)                # final: the portfolio's ids take over
         # the order's cumulative state as of this fill (usually its newest)
         fills = order.fills
-        if fills and fills[-1] is fill:
+        newest = bool(fills) and fills[-1] is fill
+        if newest:
             filled, value = order.filled, order.value_paise
         else:
             upto = next((i for i, f in enumerate(fills) if f is fill or f == fill), None)
             if upto is None:
                 filled, value = order.filled, order.value_paise
             else:
+                newest = upto == len(fills) - 1
                 filled = sum(f.quantity for f in fills[:upto + 1])
                 value = sum(f.quantity * f.price_paise for f in fills[:upto + 1])
-        payload.update(order_quantity=order.quantity, filled_quantity=filled,
-                       pending_quantity=max(order.quantity - filled, 0),
+        # the order is final and this is its last fill: once applied, its maps go
+        forget = final and newest
+        quantity = order.quantity
+        payload = fill.to_payload(self.mode)
+        payload.update(order_quantity=quantity, filled_quantity=filled,
+                       pending_quantity=quantity - filled if quantity > filled else 0,
                        avg_price=value / filled / 100 if filled else 0.0,
-                       order_status="COMPLETE" if filled >= order.quantity else "PARTIAL",
+                       order_status="COMPLETE" if filled >= quantity else "PARTIAL",
                        product=order.product)
         status = self._record(payload)
         if status == "duplicate":
+            if forget:
+                self._forget(oid, key)
             return                                       # applied before (a re-sent fill)
         if status != "applied":
             self.fill_failures += 1
@@ -456,7 +471,22 @@ class ExecutionService:
         self.gate.on_fill(key, fill.quantity, order.product)
         self._publish(ORDER_FILLED, payload)
         self._after_fill(order, fill)
+        if forget:
+            self._forget(oid, key)
         self._check_daily_loss()
+
+    def _forget(self, oid: str, key: str) -> None:
+        """The order ``oid`` is final and its fills are applied: drop what was kept to
+        route its events (and, for a bracket leg, to find its bracket), so these maps
+        do not grow by one entry per order forever.
+        A fill a live broker re-sends later still finds its key (``order.tag``) and is
+        recognised by the portfolio's fill ids."""
+        with self._lock:
+            self._seen.pop(oid, None)
+            self._key_of.pop(oid, None)
+            if self._order_of.get(key) == oid:
+                del self._order_of[key]
+                self._exit_of.pop(key, None)        # a bracket leg: its bracket has its fills
 
     def _record(self, payload) -> str:
         p = self.portfolio_service
