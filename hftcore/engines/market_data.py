@@ -246,6 +246,18 @@ class MarketDataEngine:
             v = self.bank.ltp(sym)
         return None if math.isnan(v) else v
 
+    def get_ltps(self, symbols) -> list:
+        """``[get_ltp(s) for s in symbols]`` under one lock."""
+        n = self.bank.n_symbols
+        ids = [self.instruments.id_of(s) for s in symbols]
+        out: list = []
+        with self._lock:
+            ltp = self.bank.ltp
+            for sym in ids:
+                v = ltp(sym) if 0 <= sym < n else math.nan
+                out.append(None if math.isnan(v) else v)
+        return out
+
     def last_ts(self, symbol) -> int | None:
         sym = self.instruments.id_of(symbol)
         if sym < 0 or sym >= self.bank.n_symbols:
