@@ -46,7 +46,7 @@ from typing import Any
 
 from ..gate import PreTradeGate, RiskLimits, check_order_shape
 from ..instruments import to_paise
-from ..orders import OrderIntent, OrderResult
+from ..orders import Fill, OrderIntent, OrderResult
 from .event_bus import (ORDER_CANCELLED, ORDER_FILLED, ORDER_MODIFIED, ORDER_PLACED,
                         ORDER_REJECTED, RISK_HALTED, RISK_SQUAREOFF_FAILED)
 
@@ -232,7 +232,7 @@ class ExecutionService:
         self._check_daily_loss()
 
     def _check_daily_loss(self) -> None:
-        limit = self.risk.max_daily_loss
+        limit = self.gate._limits.max_daily_loss        # self.risk, without two properties
         if limit is None or self.gate.halted:
             return
         pnl = self._net_pnl()
@@ -451,12 +451,26 @@ class ExecutionService:
         # the order is final and this is its last fill: once applied, its maps go
         forget = final and newest
         quantity = order.quantity
-        payload = fill.to_payload(self.mode)
-        payload.update(order_quantity=quantity, filled_quantity=filled,
-                       pending_quantity=quantity - filled if quantity > filled else 0,
-                       avg_price=value / filled / 100 if filled else 0.0,
-                       order_status="COMPLETE" if filled >= quantity else "PARTIAL",
-                       product=order.product)
+        if type(fill) is Fill:          # Fill.to_payload and the order's state, in one dict
+            price, fees = fill.price_paise, fill.fees_paise
+            payload = {"fill_id": fill.fill_id, "order_id": fill.order_id,
+                       "symbol": fill.symbol, "side": fill.side, "quantity": fill.quantity,
+                       "price": price / 100, "price_paise": price,
+                       "fees": fees / 100, "fees_paise": fees,
+                       "charges": {k: v / 100 for k, v in fill.charges.items()},
+                       "ts": fill.ts, "mode": self.mode,
+                       "order_quantity": quantity, "filled_quantity": filled,
+                       "pending_quantity": quantity - filled if quantity > filled else 0,
+                       "avg_price": value / filled / 100 if filled else 0.0,
+                       "order_status": "COMPLETE" if filled >= quantity else "PARTIAL",
+                       "product": order.product}
+        else:
+            payload = fill.to_payload(self.mode)
+            payload.update(order_quantity=quantity, filled_quantity=filled,
+                           pending_quantity=quantity - filled if quantity > filled else 0,
+                           avg_price=value / filled / 100 if filled else 0.0,
+                           order_status="COMPLETE" if filled >= quantity else "PARTIAL",
+                           product=order.product)
         status = self._record(payload)
         if status == "duplicate":
             if forget:
