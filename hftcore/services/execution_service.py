@@ -541,6 +541,8 @@ class ExecutionService:
         """(units of working bracket exits that buy, that sell) for ``symbol``: a stop and
         a target of one bracket count once, as the gate counts them."""
         buys = sells = 0
+        if not self._brackets:                  # the common case: no bracket at all
+            return buys, sells
         with self._lock:
             for b in list(self._brackets.values()):
                 if b.symbol != symbol or not (b.stop_key or b.target_key):

@@ -143,10 +143,12 @@ class MarketDataService:
                 raw = []
             if len(raw) != len(todo):
                 many = None
-        fresh: list[tuple[str, float]] = []
+        batch = callable(many)
+        inf = math.inf
+        fresh: list[tuple[str, tuple[float, float]]] = []
         for j, k in enumerate(todo):
             symbol = symbols[k]
-            if callable(many):
+            if batch:
                 price = raw[j]
             else:
                 try:
@@ -154,22 +156,23 @@ class MarketDataService:
                 except Exception as exc:
                     logger.warning("get_ltp(%s): feed error: %s", symbol, exc)
                     continue
-            if price is None:
-                continue
-            try:
-                price = float(price)
-            except (TypeError, ValueError):
-                logger.warning("get_ltp(%s): feed returned a non-number %r", symbol, price)
-                continue
-            if not (math.isfinite(price) and price > 0):
-                logger.warning("get_ltp(%s): feed returned an invalid price %r", symbol, price)
-                continue
+            if type(price) is not float or not 0.0 < price < inf:   # else: valid as it is
+                if price is None:
+                    continue
+                try:
+                    price = float(price)
+                except (TypeError, ValueError):
+                    logger.warning("get_ltp(%s): feed returned a non-number %r", symbol, price)
+                    continue
+                if not (math.isfinite(price) and price > 0):
+                    logger.warning("get_ltp(%s): feed returned an invalid price %r", symbol,
+                                   price)
+                    continue
             out[k] = price
-            fresh.append((symbol, price))
+            fresh.append((symbol, (price, now)))
         if ttl > 0 and fresh:
             with self._lock:
-                for symbol, price in fresh:
-                    self._cache[symbol] = (price, now)
+                cache.update(fresh)
         return out
 
     def invalidate(self, symbol=None) -> None:
