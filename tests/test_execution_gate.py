@@ -800,3 +800,21 @@ def test_bracket_legs_are_forgotten_once_they_end():
         broker.on_price("SBIN", exit_at)
     assert portfolio.position_quantity("SBIN") == 0 and ex._brackets == {}
     assert _routing_state(ex) == ({}, {}, {}) and ex._exit_of == {}
+
+
+def test_a_fill_delivered_after_the_orders_newest_still_finds_its_order():
+    """Forgetting a final order must not lose a fill that arrives late and out of order:
+    the key comes from the order's tag, the gate releases the order, the books take it."""
+    prices = Prices(SBIN=900.0)
+    double = LiveDouble(prices, max_fill_quantity=30)
+    ex, portfolio, bus, *_ = wire(double, mode="live", prices=prices, **NO_RATE)
+    ex.execute(buy(qty=60))
+    double.inner.on_price("SBIN", 900.0)
+    double.inner.on_price("SBIN", 900.0)
+    first, second = double._queue
+    double._queue[:] = [second, first]                  # the newest fill arrives first
+    double.deliver()
+    assert ex.gate.working_count() == 0 and portfolio.position_quantity("SBIN") == 60
+    assert [e["filled_quantity"] for e in events(bus, "order.filled")] == [60, 30]
+    assert _routing_state(ex) == ({}, {}, {})
+    assert ex.execute(buy(qty=40)).status == "PLACED"   # the limit counts 60 held, 0 working

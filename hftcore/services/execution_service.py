@@ -372,7 +372,7 @@ class ExecutionService:
         if not order.working:
             # final before we returned (filled, or cancelled/rejected while being placed,
             # whose _order_done ran before the maps were set): nothing looks it up again
-            self._forget(oid, key)
+            self._forget(order, key)
         failed = not order.working and order.status != "COMPLETE"
         status = "FILLED" if order.status == "COMPLETE" else "PLACED"
         if failed:       # cancelled or rejected by the exchange before we returned
@@ -474,7 +474,7 @@ class ExecutionService:
         status = self._record(payload)
         if status == "duplicate":
             if forget:
-                self._forget(oid, key)
+                self._forget(order, key)
             return                                       # applied before (a re-sent fill)
         if status != "applied":
             self.fill_failures += 1
@@ -486,21 +486,36 @@ class ExecutionService:
         self._publish(ORDER_FILLED, payload)
         self._after_fill(order, fill)
         if forget:
-            self._forget(oid, key)
+            self._forget(order, key)
         self._check_daily_loss()
 
-    def _forget(self, oid: str, key: str) -> None:
+    def _forget(self, order, key: str) -> None:
         """The order ``oid`` is final and its fills are applied: drop what was kept to
         route its events (and, for a bracket leg, to find its bracket), so these maps
         do not grow by one entry per order forever.
         A fill a live broker re-sends later still finds its key (``order.tag``) and is
         recognised by the portfolio's fill ids."""
+        oid = order.order_id
         with self._lock:
             self._seen.pop(oid, None)
-            self._key_of.pop(oid, None)
+            if key and getattr(order, "tag", "") == key:
+                # every later lookup (`_key_of.get(oid) or order.tag`) finds the same key
+                self._key_of.pop(oid, None)
             if self._order_of.get(key) == oid:
                 del self._order_of[key]
-                self._exit_of.pop(key, None)        # a bracket leg: its bracket has its fills
+            entry = self._exit_of.get(key)
+            if entry is not None and entry not in self._brackets:
+                del self._exit_of[key]              # a leg of a bracket already forgotten
+
+    def _drop_bracket(self, entry_id: str) -> None:
+        """Forget the bracket of ``entry_id`` and its legs' keys: every leg has ended by
+        now, and a fill of a leg whose bracket is gone is handled as no leg's anyway."""
+        with self._lock:
+            b = self._brackets.pop(entry_id, None)
+            if b is not None:
+                for key in b.legs:
+                    if self._exit_of.get(key) == entry_id:
+                        del self._exit_of[key]
 
     def _record(self, payload) -> str:
         p = self.portfolio_service
@@ -605,7 +620,7 @@ class ExecutionService:
         oid = order.order_id
         b = self._brackets.get(oid)
         if b is not None and b.entry_filled == 0:
-            self._brackets.pop(oid, None)       # the entry ended unfilled: no exits
+            self._drop_bracket(oid)             # the entry ended unfilled: no exits
         entry = self._exit_of.pop(key, None)
         b = self._brackets.get(entry) if entry is not None else None
         if b is None or entry is None:
@@ -615,7 +630,7 @@ class ExecutionService:
         if b.target_key == key:
             b.target_key = ""
         if not b.stop_key and not b.target_key and b.remaining == 0:
-            self._brackets.pop(entry, None)
+            self._drop_bracket(entry)
 
     def _sync_bracket(self, entry_id: str, b: _Bracket) -> None:
         """Keep the exits covering what the bracket still protects (``remaining``: its
@@ -665,7 +680,7 @@ class ExecutionService:
         with self._lock:                  # over: the entry ended, nothing left to protect
             if b.remaining == 0 and not b.stop_key and not b.target_key and \
                     (entry is None or (not entry.working and b.entry_filled >= entry.filled)):
-                self._brackets.pop(entry_id, None)
+                self._drop_bracket(entry_id)
 
     def _place_exit(self, entry_id: str, b: _Bracket, attr: str, otype: str, price, trigger,
                     key: str, want: int) -> None:
