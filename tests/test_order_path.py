@@ -2,6 +2,7 @@
 exactly what it did: batched LTP reads, the inlined snapshot and fill payload."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -211,3 +212,39 @@ def test_every_fill_is_still_recorded_with_zero_charges():
         ex.execute(OrderIntent("SBIN", side, 0.9, "t", quantity=10))
     assert p.get_totals()["fills"] == 4 and p.duplicates == 4
     assert len(bus.get_recent_events("portfolio.updated", limit=10)) == 4
+
+
+def _fill(fid="F1", symbol="SBIN", side="BUY", qty=10, price=90_000, fee=50):
+    return Fill(fid, "O1", symbol, side, qty, price, fee, 7, {"brokerage": fee})
+
+
+@pytest.mark.parametrize("fill", [
+    _fill(), _fill(symbol=" sbin "), _fill(side="SELL"), _fill(qty=0), _fill(qty=-5),
+    _fill(price=0), _fill(fee=-1), _fill(side="buy"), _fill(fid=""), _fill(symbol="  "),
+    _fill(qty=__import__("numpy").int64(10)), _fill(price=10**19), _fill(qty=True),
+])
+def test_a_broker_fill_is_recorded_as_its_payload_would_be(fill, tmp_path):
+    """ExecutionService records a broker's Fill without re-parsing its payload; the
+    outcome (status, counters, books, journal) is what record_fill(payload) gives."""
+    class Prices:
+        def get_ltp(self, s):
+            return 900.0
+
+    outcomes = []
+    for direct in (False, True):
+        p = PortfolioService(1e7, checkpoint_dir=tmp_path / str(direct), fsync=False)
+        ex = ExecutionService(PaperBroker(Prices()), p, price_source=Prices())
+        payload = {**fill.to_payload("paper"), "order_quantity": 10, "product": "MIS"}
+        got = []
+        for _ in range(2):                           # the second is a re-sent fill
+            got.append(ex._record(payload, fill) if direct else p.record_fill(payload))
+        p.close()
+        late, late_payload = dataclasses.replace(fill, fill_id="late"), {**payload,
+                                                                        "fill_id": "late"}
+        got.append(ex._record(late_payload, late) if direct else
+                   p.record_fill(late_payload))                       # closed: refused
+        t = p.get_totals()
+        outcomes.append((got, p.duplicates, p.invalid, p.failed, t["cash_paise"],
+                         t["fees_paise"], p.position_quantity("SBIN"),
+                         sorted(x.name[:5] for x in (tmp_path / str(direct)).iterdir())))
+    assert outcomes[0] == outcomes[1]

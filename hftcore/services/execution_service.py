@@ -49,6 +49,7 @@ from ..instruments import to_paise
 from ..orders import Fill, OrderIntent, OrderResult
 from .event_bus import (ORDER_CANCELLED, ORDER_FILLED, ORDER_MODIFIED, ORDER_PLACED,
                         ORDER_REJECTED, RISK_HALTED, RISK_SQUAREOFF_FAILED)
+from .portfolio_service import PortfolioService
 
 logger = logging.getLogger(__name__)
 
@@ -471,7 +472,7 @@ class ExecutionService:
                            avg_price=value / filled / 100 if filled else 0.0,
                            order_status="COMPLETE" if filled >= quantity else "PARTIAL",
                            product=order.product)
-        status = self._record(payload)
+        status = self._record(payload, fill)
         if status == "duplicate":
             if forget:
                 self._forget(order, key)
@@ -517,8 +518,20 @@ class ExecutionService:
                     if self._exit_of.get(key) == entry_id:
                         del self._exit_of[key]
 
-    def _record(self, payload) -> str:
+    def _record(self, payload, fill=None) -> str:
         p = self.portfolio_service
+        if type(fill) is Fill and \
+                getattr(type(p), "record_fill", None) is PortfolioService.record_fill:
+            # a broker's Fill of well-formed fields: what parsing its payload would give
+            fid, symbol, side = fill.fill_id, fill.symbol, fill.side
+            qty, price, fee = fill.quantity, fill.price_paise, fill.fees_paise
+            if type(fid) is str and fid and type(symbol) is str and type(qty) is int \
+                    and type(price) is int and type(fee) is int and qty > 0 and price > 0 \
+                    and fee >= 0 and (side == "BUY" or side == "SELL"):
+                symbol = symbol.strip().upper()
+                if symbol:
+                    return p._record_fields(fid, symbol, qty if side == "BUY" else -qty,
+                                            price, fee)
         record = getattr(p, "record_fill", None)
         if callable(record):
             return record(payload)

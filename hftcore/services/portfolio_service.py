@@ -350,6 +350,21 @@ class PortfolioService:
             self.invalid += 1
             logger.warning("on_fill: ignored malformed fill (%s)", exc)
             return INVALID
+        return self._record_parsed(fid, symbol, qty, price, fee)
+
+    def _record_fields(self, fid: str, symbol: str, qty: int, price: int, fee: int) -> str:
+        """``record_fill`` of a fill already known to be well formed (ExecutionService,
+        for a broker's ``Fill``): ``fid`` a non-empty str, ``symbol`` as ``_parse_fill``
+        returns it, ``qty`` signed, ``price`` > 0 and ``fee`` >= 0 int paise."""
+        if fid in self._fill_ids._ids:
+            with self._lock:
+                if fid in self._fill_ids:
+                    self.duplicates += 1
+                    logger.info("on_fill: duplicate fill %s ignored", fid)
+                    return DUPLICATE
+        return self._record_parsed(fid, symbol, qty, price, fee)
+
+    def _record_parsed(self, fid: str, symbol: str, qty: int, price: int, fee: int) -> str:
         with self._lock:
             if self._closed:
                 self.failed += 1
