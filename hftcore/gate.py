@@ -294,10 +294,15 @@ class PreTradeGate:
             return self._equity_paise(), self._position_margin()
         equity = self._equity_paise()                # marks every open position
         total = 0
+        rate_of = self._limits.margin_rate
+        rates: dict[str, float] = {}
         for symbol, product in list(self._held_product.items()):
             qty, mark = marks(symbol)
             if qty and mark > 0:
-                total += int(abs(qty) * mark * self.limits.margin_rate(product))
+                rate = rates.get(product)
+                if rate is None:
+                    rate = rates[product] = rate_of(product)
+                total += int(abs(qty) * mark * rate)
         return equity, total
 
     def _position_margin(self) -> int:

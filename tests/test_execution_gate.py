@@ -736,3 +736,85 @@ def test_max_position_size_set_at_runtime_is_checked_like_the_constructors():
     assert ex.max_position_size == 100            # a refused value changes nothing
     ex.max_position_size = 300
     assert ex.gate.max_position_size == 300
+
+
+# ---------------------------------------------------------------- bounded memory (issue 11)
+
+def _routing_state(ex):
+    return ex._key_of, ex._order_of, ex._seen
+
+
+def test_regression_filled_orders_are_forgotten_by_the_routing_maps():
+    """Every COMPLETE order left one entry in _key_of and _order_of for good (only
+    cancelled and rejected orders were popped): a long backtest grew them by one per order."""
+    ex, portfolio, bus, broker, prices = wire(**NO_RATE)
+    for i in range(200):
+        assert ex.execute(buy() if i % 2 == 0 else sell()).status == "FILLED"
+    assert _routing_state(ex) == ({}, {}, {})
+    assert len(events(bus, "order.filled")) == 200 and portfolio.position_quantity("SBIN") == 0
+
+
+def test_orders_filled_later_and_partly_filled_then_cancelled_are_forgotten_too():
+    prices = Prices(SBIN=900.0)
+    broker = PaperBroker(prices, charges=ZERO_CHARGES, fill_at="next_open", max_fill_quantity=40)
+    ex, portfolio, bus, *_ = wire(broker, prices=prices, **NO_RATE)
+    done = ex.execute(buy(qty=100))
+    for _ in range(3):                                  # 40 + 40 + 20 on the next bars
+        broker.on_price("SBIN", 900.0)
+    cut = ex.execute(sell(qty=50))
+    broker.on_price("SBIN", 900.0)                      # 40 of 50
+    assert broker.cancel_order(cut.order_id)
+    assert broker.get_order(done.order_id).status == "COMPLETE"
+    assert _routing_state(ex) == ({}, {}, {})
+    assert portfolio.position_quantity("SBIN") == 60 and ex.gate.working_count() == 0
+
+
+def test_live_fills_delivered_late_are_applied_once_and_then_forgotten():
+    """A live broker's fills arrive after place_order returned, possibly when the order
+    is already COMPLETE; one re-sent afterwards is still recognised (not applied twice)."""
+    prices = Prices(SBIN=900.0)
+    double = LiveDouble(prices, max_fill_quantity=30)
+    ex, portfolio, bus, *_ = wire(double, mode="live", prices=prices, **NO_RATE)
+    r = ex.execute(buy(qty=90))
+    assert ex._key_of                                   # working: still routed
+    for _ in range(2):
+        double.inner.on_price("SBIN", 900.0)
+    double.deliver()                                    # three fills, the order COMPLETE
+    assert _routing_state(ex) == ({}, {}, {})
+    order = double.inner.get_order(r.order_id)
+    for cb in double._listeners:                        # Kite re-sends the last fill
+        cb("fill", order, order.fills[-1])
+    assert portfolio.position_quantity("SBIN") == 90 and portfolio.duplicates >= 1
+    assert len(events(bus, "order.filled")) == 3 and ex.gate.working_count() == 0
+    assert _routing_state(ex) == ({}, {}, {})
+
+
+def test_bracket_legs_are_forgotten_once_they_end():
+    prices = Prices(SBIN=900.0)
+    ex, portfolio, bus, broker, _ = wire(prices=prices, **NO_RATE)
+    for i in range(6):
+        prices.p["SBIN"] = 900.0
+        ex.execute(buy(qty=10, stop_loss=890.0, target=920.0))
+        exit_at = 921.0 if i % 2 else 889.0             # one leg fills, the other is cancelled
+        prices.p["SBIN"] = exit_at
+        broker.on_price("SBIN", exit_at)
+    assert portfolio.position_quantity("SBIN") == 0 and ex._brackets == {}
+    assert _routing_state(ex) == ({}, {}, {}) and ex._exit_of == {}
+
+
+def test_a_fill_delivered_after_the_orders_newest_still_finds_its_order():
+    """Forgetting a final order must not lose a fill that arrives late and out of order:
+    the key comes from the order's tag, the gate releases the order, the books take it."""
+    prices = Prices(SBIN=900.0)
+    double = LiveDouble(prices, max_fill_quantity=30)
+    ex, portfolio, bus, *_ = wire(double, mode="live", prices=prices, **NO_RATE)
+    ex.execute(buy(qty=60))
+    double.inner.on_price("SBIN", 900.0)
+    double.inner.on_price("SBIN", 900.0)
+    first, second = double._queue
+    double._queue[:] = [second, first]                  # the newest fill arrives first
+    double.deliver()
+    assert ex.gate.working_count() == 0 and portfolio.position_quantity("SBIN") == 60
+    assert [e["filled_quantity"] for e in events(bus, "order.filled")] == [60, 30]
+    assert _routing_state(ex) == ({}, {}, {})
+    assert ex.execute(buy(qty=40)).status == "PLACED"   # the limit counts 60 held, 0 working

@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, runtime_checkable
 
+from ..gate import check_order_shape
 from ..instruments import InstrumentTable, to_paise
 from ..orders import Fill
 from .charges import COMPONENTS, ChargeSchedule
@@ -307,7 +308,6 @@ class PaperBroker:
                     product="MIS", trigger_price=None, tag=None) -> BrokerOrder:
         """Place an order; returns it with any immediate fills.  Never raises for
         bad arguments: the order comes back REJECTED with the reason."""
-        from ..gate import check_order_shape
         with self._lock:
             self._seq += 1
             oid = f"{self.id_prefix}{self._seq:09d}"
@@ -340,7 +340,6 @@ class PaperBroker:
     def modify_order(self, order_id, quantity=None, price=None, trigger_price=None) -> bool:
         """Change a working order's total quantity, limit price or trigger price
         (None keeps it).  False if the order isn't working or the change is invalid."""
-        from ..gate import check_order_shape
         with self._lock:
             order = self.book.orders.get(order_id)
             if order is None or not order.working:

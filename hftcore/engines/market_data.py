@@ -131,6 +131,7 @@ class MarketDataEngine:
         self._unknown = 0             # on_tick calls for a symbol not in the table
         self._tf_index = {s: self.bank.timeframe_index(s) for s in seconds}
         self._located: dict = {}      # (symbol, timeframe) -> (id, tf index); ids never change
+        self._ltp_ids: dict[str, int] = {}    # symbol -> id, for get_ltps
         # the bank's batch calls release the GIL: every access goes through this lock
         self._lock = threading.Lock()
 
@@ -245,6 +246,26 @@ class MarketDataEngine:
         with self._lock:
             v = self.bank.ltp(sym)
         return None if math.isnan(v) else v
+
+    def get_ltps(self, symbols) -> list:
+        """``[get_ltp(s) for s in symbols]`` under one lock."""
+        n = self.bank.n_symbols
+        known = self._ltp_ids
+        ids = []
+        for s in symbols:
+            sym = known.get(s) if type(s) is str else None
+            if sym is None:
+                sym = self.instruments.id_of(s)
+                if sym >= 0 and type(s) is str and len(known) < 100_000:
+                    known[s] = sym                     # ids never change
+            ids.append(sym)
+        out: list = []
+        with self._lock:
+            ltp = self.bank.ltp
+            for sym in ids:
+                v = ltp(sym) if 0 <= sym < n else math.nan
+                out.append(None if v != v else v)     # NaN: never traded
+        return out
 
     def last_ts(self, symbol) -> int | None:
         sym = self.instruments.id_of(symbol)

@@ -46,9 +46,10 @@ from typing import Any
 
 from ..gate import PreTradeGate, RiskLimits, check_order_shape
 from ..instruments import to_paise
-from ..orders import OrderIntent, OrderResult
+from ..orders import Fill, OrderIntent, OrderResult
 from .event_bus import (ORDER_CANCELLED, ORDER_FILLED, ORDER_MODIFIED, ORDER_PLACED,
                         ORDER_REJECTED, RISK_HALTED, RISK_SQUAREOFF_FAILED)
+from .portfolio_service import PortfolioService
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ class ExecutionService:
         self._check_daily_loss()
 
     def _check_daily_loss(self) -> None:
-        limit = self.risk.max_daily_loss
+        limit = self.gate._limits.max_daily_loss        # self.risk, without two properties
         if limit is None or self.gate.halted:
             return
         pnl = self._net_pnl()
@@ -352,23 +353,27 @@ class ExecutionService:
             self.gate.release(key)
             return self._reject(intent, "broker", order.message, order.order_id, sized,
                                 stage="broker", exit=d.exit)
+        oid = order.order_id
         with self._lock:
-            self._key_of[order.order_id] = key
-            self._order_of[key] = order.order_id
+            self._key_of[oid] = key
+            self._order_of[key] = oid
+            done = self._seen.get(oid)
             if bracket is not None:
                 # registered before the fills not yet applied are: each counts once, here
                 # (already applied while place_order ran) or in _after_fill (the rest)
-                done = self._seen.get(order.order_id, set())
-                applied = sum(f.quantity for f in order.fills if f.fill_id in done)
-                self._brackets[order.order_id] = bracket
+                applied = sum(f.quantity for f in order.fills if done and f.fill_id in done)
+                self._brackets[oid] = bracket
                 if applied:
                     self._entry_fill(bracket, applied)
-        # fills the broker made while place_order ran and did not send to listeners
-        for fill in list(order.fills):
+            # fills the broker made while place_order ran and did not send to listeners
+            # (those it did send were applied then: ``_apply_fill`` would skip them)
+            missed = [f for f in order.fills if done is None or f.fill_id not in done]
+        for fill in missed:
             self._apply_fill(order, fill)
         if not order.working:
-            with self._lock:
-                self._seen.pop(order.order_id, None)
+            # final before we returned (filled, or cancelled/rejected while being placed,
+            # whose _order_done ran before the maps were set): nothing looks it up again
+            self._forget(order, key)
         failed = not order.working and order.status != "COMPLETE"
         status = "FILLED" if order.status == "COMPLETE" else "PLACED"
         if failed:       # cancelled or rejected by the exchange before we returned
@@ -419,33 +424,58 @@ class ExecutionService:
             logger.exception("handling %s of %s failed", kind, getattr(order, "order_id", "?"))
 
     def _apply_fill(self, order, fill) -> None:
+        oid = order.order_id
         with self._lock:
-            seen = self._seen.setdefault(order.order_id, set())
-            if fill.fill_id in seen:
+            seen = self._seen.get(oid)
+            if seen is None:
+                seen = self._seen[oid] = set()
+            elif fill.fill_id in seen:
                 return
             seen.add(fill.fill_id)
-            key: str = self._key_of.get(order.order_id) or getattr(order, "tag", "") or ""
-            if not order.working and key not in self._placing:
-                self._seen.pop(order.order_id, None)     # final: the portfolio's ids take over
-        payload = fill.to_payload(self.mode)
+            key: str = self._key_of.get(oid) or getattr(order, "tag", "") or ""
+            final = not order.working and key not in self._placing
+            if final:
+                self._seen.pop(oid, None)                # final: the portfolio's ids take over
         # the order's cumulative state as of this fill (usually its newest)
         fills = order.fills
-        if fills and fills[-1] is fill:
+        newest = bool(fills) and fills[-1] is fill
+        if newest:
             filled, value = order.filled, order.value_paise
         else:
             upto = next((i for i, f in enumerate(fills) if f is fill or f == fill), None)
             if upto is None:
                 filled, value = order.filled, order.value_paise
             else:
+                newest = upto == len(fills) - 1
                 filled = sum(f.quantity for f in fills[:upto + 1])
                 value = sum(f.quantity * f.price_paise for f in fills[:upto + 1])
-        payload.update(order_quantity=order.quantity, filled_quantity=filled,
-                       pending_quantity=max(order.quantity - filled, 0),
-                       avg_price=value / filled / 100 if filled else 0.0,
-                       order_status="COMPLETE" if filled >= order.quantity else "PARTIAL",
-                       product=order.product)
-        status = self._record(payload)
+        # the order is final and this is its last fill: once applied, its maps go
+        forget = final and newest
+        quantity = order.quantity
+        if type(fill) is Fill:          # Fill.to_payload and the order's state, in one dict
+            price, fees = fill.price_paise, fill.fees_paise
+            payload = {"fill_id": fill.fill_id, "order_id": fill.order_id,
+                       "symbol": fill.symbol, "side": fill.side, "quantity": fill.quantity,
+                       "price": price / 100, "price_paise": price,
+                       "fees": fees / 100, "fees_paise": fees,
+                       "charges": {k: v / 100 for k, v in fill.charges.items()},
+                       "ts": fill.ts, "mode": self.mode,
+                       "order_quantity": quantity, "filled_quantity": filled,
+                       "pending_quantity": quantity - filled if quantity > filled else 0,
+                       "avg_price": value / filled / 100 if filled else 0.0,
+                       "order_status": "COMPLETE" if filled >= quantity else "PARTIAL",
+                       "product": order.product}
+        else:
+            payload = fill.to_payload(self.mode)
+            payload.update(order_quantity=quantity, filled_quantity=filled,
+                           pending_quantity=quantity - filled if quantity > filled else 0,
+                           avg_price=value / filled / 100 if filled else 0.0,
+                           order_status="COMPLETE" if filled >= quantity else "PARTIAL",
+                           product=order.product)
+        status = self._record(payload, fill)
         if status == "duplicate":
+            if forget:
+                self._forget(order, key)
             return                                       # applied before (a re-sent fill)
         if status != "applied":
             self.fill_failures += 1
@@ -456,10 +486,52 @@ class ExecutionService:
         self.gate.on_fill(key, fill.quantity, order.product)
         self._publish(ORDER_FILLED, payload)
         self._after_fill(order, fill)
+        if forget:
+            self._forget(order, key)
         self._check_daily_loss()
 
-    def _record(self, payload) -> str:
+    def _forget(self, order, key: str) -> None:
+        """The order ``oid`` is final and its fills are applied: drop what was kept to
+        route its events (and, for a bracket leg, to find its bracket), so these maps
+        do not grow by one entry per order forever.
+        A fill a live broker re-sends later still finds its key (``order.tag``) and is
+        recognised by the portfolio's fill ids."""
+        oid = order.order_id
+        with self._lock:
+            self._seen.pop(oid, None)
+            if key and getattr(order, "tag", "") == key:
+                # every later lookup (`_key_of.get(oid) or order.tag`) finds the same key
+                self._key_of.pop(oid, None)
+            if self._order_of.get(key) == oid:
+                del self._order_of[key]
+            entry = self._exit_of.get(key)
+            if entry is not None and entry not in self._brackets:
+                del self._exit_of[key]              # a leg of a bracket already forgotten
+
+    def _drop_bracket(self, entry_id: str) -> None:
+        """Forget the bracket of ``entry_id`` and its legs' keys: every leg has ended by
+        now, and a fill of a leg whose bracket is gone is handled as no leg's anyway."""
+        with self._lock:
+            b = self._brackets.pop(entry_id, None)
+            if b is not None:
+                for key in b.legs:
+                    if self._exit_of.get(key) == entry_id:
+                        del self._exit_of[key]
+
+    def _record(self, payload, fill=None) -> str:
         p = self.portfolio_service
+        if type(fill) is Fill and \
+                getattr(type(p), "record_fill", None) is PortfolioService.record_fill:
+            # a broker's Fill of well-formed fields: what parsing its payload would give
+            fid, symbol, side = fill.fill_id, fill.symbol, fill.side
+            qty, price, fee = fill.quantity, fill.price_paise, fill.fees_paise
+            if type(fid) is str and fid and type(symbol) is str and type(qty) is int \
+                    and type(price) is int and type(fee) is int and qty > 0 and price > 0 \
+                    and fee >= 0 and (side == "BUY" or side == "SELL"):
+                symbol = symbol.strip().upper()
+                if symbol:
+                    return p._record_fields(fid, symbol, qty if side == "BUY" else -qty,
+                                            price, fee)
         record = getattr(p, "record_fill", None)
         if callable(record):
             return record(payload)
@@ -497,6 +569,8 @@ class ExecutionService:
         """(units of working bracket exits that buy, that sell) for ``symbol``: a stop and
         a target of one bracket count once, as the gate counts them."""
         buys = sells = 0
+        if not self._brackets:                  # the common case: no bracket at all
+            return buys, sells
         with self._lock:
             for b in list(self._brackets.values()):
                 if b.symbol != symbol or not (b.stop_key or b.target_key):
@@ -559,7 +633,7 @@ class ExecutionService:
         oid = order.order_id
         b = self._brackets.get(oid)
         if b is not None and b.entry_filled == 0:
-            self._brackets.pop(oid, None)       # the entry ended unfilled: no exits
+            self._drop_bracket(oid)             # the entry ended unfilled: no exits
         entry = self._exit_of.pop(key, None)
         b = self._brackets.get(entry) if entry is not None else None
         if b is None or entry is None:
@@ -569,7 +643,7 @@ class ExecutionService:
         if b.target_key == key:
             b.target_key = ""
         if not b.stop_key and not b.target_key and b.remaining == 0:
-            self._brackets.pop(entry, None)
+            self._drop_bracket(entry)
 
     def _sync_bracket(self, entry_id: str, b: _Bracket) -> None:
         """Keep the exits covering what the bracket still protects (``remaining``: its
@@ -619,7 +693,7 @@ class ExecutionService:
         with self._lock:                  # over: the entry ended, nothing left to protect
             if b.remaining == 0 and not b.stop_key and not b.target_key and \
                     (entry is None or (not entry.working and b.entry_filled >= entry.filled)):
-                self._brackets.pop(entry_id, None)
+                self._drop_bracket(entry_id)
 
     def _place_exit(self, entry_id: str, b: _Bracket, attr: str, otype: str, price, trigger,
                     key: str, want: int) -> None:

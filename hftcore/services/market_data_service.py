@@ -77,14 +77,17 @@ class MarketDataService:
         if not isinstance(symbol, str) or not symbol:
             logger.warning("get_ltp: symbol must be a non-empty str, got %r", symbol)
             return None
-        now = self.clock() if self.cache_ttl_seconds > 0 else 0.0
-        if self.cache_ttl_seconds > 0:
+        ttl = self.cache_ttl_seconds
+        if ttl > 0:
+            now = self.clock()
             with self._lock:
                 hit = self._cache.get(symbol)
-                if hit is not None and now - hit[1] < self.cache_ttl_seconds:
+                if hit is not None and now - hit[1] < ttl:
                     self.cache_hits += 1
                     return hit[0]
                 self.cache_misses += 1
+        else:
+            now = 0.0
         try:
             price = self.broker_feed.get_ltp(symbol)
         except Exception as exc:
@@ -100,10 +103,77 @@ class MarketDataService:
         if not (math.isfinite(price) and price > 0):
             logger.warning("get_ltp(%s): feed returned an invalid price %r", symbol, price)
             return None
-        if self.cache_ttl_seconds > 0:
+        if ttl > 0:
             with self._lock:
                 self._cache[symbol] = (price, now)
         return price
+
+    def get_ltps(self, symbols) -> list:
+        """``[get_ltp(s) for s in symbols]`` (distinct symbols) in one call: one clock
+        read and one lock for the cached prices, the feed's ``get_ltps`` (if it has
+        one) for the rest.  Same values, warnings, cache and counters as the calls
+        one by one; the portfolio marks its open positions with it."""
+        ttl = self.cache_ttl_seconds
+        out: list = [None] * len(symbols)
+        todo: list[int] = []
+        now = self.clock() if ttl > 0 else 0.0
+        cache = self._cache
+        with self._lock:
+            for k, symbol in enumerate(symbols):
+                if not isinstance(symbol, str) or not symbol:
+                    logger.warning("get_ltp: symbol must be a non-empty str, got %r", symbol)
+                    continue
+                if ttl > 0:
+                    hit = cache.get(symbol)
+                    if hit is not None and now - hit[1] < ttl:
+                        self.cache_hits += 1
+                        out[k] = hit[0]
+                        continue
+                    self.cache_misses += 1
+                todo.append(k)
+        if not todo:
+            return out
+        feed = self.broker_feed
+        many = getattr(feed, "get_ltps", None)
+        raw: list = []
+        if callable(many):
+            try:
+                raw = list(many([symbols[k] for k in todo]))
+            except Exception:                  # the feed's own get_ltp says which one failed
+                raw = []
+            if len(raw) != len(todo):
+                many = None
+        batch = callable(many)
+        inf = math.inf
+        fresh: list[tuple[str, tuple[float, float]]] = []
+        for j, k in enumerate(todo):
+            symbol = symbols[k]
+            if batch:
+                price = raw[j]
+            else:
+                try:
+                    price = feed.get_ltp(symbol)
+                except Exception as exc:
+                    logger.warning("get_ltp(%s): feed error: %s", symbol, exc)
+                    continue
+            if type(price) is not float or not 0.0 < price < inf:   # else: valid as it is
+                if price is None:
+                    continue
+                try:
+                    price = float(price)
+                except (TypeError, ValueError):
+                    logger.warning("get_ltp(%s): feed returned a non-number %r", symbol, price)
+                    continue
+                if not (math.isfinite(price) and price > 0):
+                    logger.warning("get_ltp(%s): feed returned an invalid price %r", symbol,
+                                   price)
+                    continue
+            out[k] = price
+            fresh.append((symbol, (price, now)))
+        if ttl > 0 and fresh:
+            with self._lock:
+                cache.update(fresh)
+        return out
 
     def invalidate(self, symbol=None) -> None:
         """Drop the cached LTP of ``symbol`` (all symbols if None)."""

@@ -77,7 +77,7 @@ import numpy as np
 
 from hftcore_ext.ledger import Ledger
 
-from ..instruments import to_paise
+from ..instruments import MAX_PAISE, to_paise
 from .event_bus import PORTFOLIO_UPDATED
 
 try:
@@ -317,8 +317,10 @@ class PortfolioService:
 
     def _apply(self, fid: str, symbol: str, qty: int, price: int, fee: int) -> bool:
         """Apply to the ledger; False (nothing changed but its ``rejected`` count) if refused."""
+        i = self._ids.get(symbol)
         try:
-            ok = self._ledger.apply_fill(self._sym_id(symbol), qty, price, fee) == 0
+            ok = self._ledger.apply_fill(self._sym_id(symbol) if i is None else i,
+                                         qty, price, fee) == 0
         except OverflowError:                 # beyond int64: refused like any out-of-range fill
             ok = False
         if ok:
@@ -335,7 +337,8 @@ class PortfolioService:
         ERROR/WARNING, memory and disk unchanged).
         """
         seen = _seen_fill_id(fill)
-        if seen and seen in self._fill_ids:        # the bus re-delivering what ExecutionService
+        ids = self._fill_ids._ids
+        if seen and seen in ids:                   # the bus re-delivering what ExecutionService
             with self._lock:                       # already recorded: no need to parse it again
                 if seen in self._fill_ids:
                     self.duplicates += 1
@@ -347,6 +350,21 @@ class PortfolioService:
             self.invalid += 1
             logger.warning("on_fill: ignored malformed fill (%s)", exc)
             return INVALID
+        return self._record_parsed(fid, symbol, qty, price, fee)
+
+    def _record_fields(self, fid: str, symbol: str, qty: int, price: int, fee: int) -> str:
+        """``record_fill`` of a fill already known to be well formed (ExecutionService,
+        for a broker's ``Fill``): ``fid`` a non-empty str, ``symbol`` as ``_parse_fill``
+        returns it, ``qty`` signed, ``price`` > 0 and ``fee`` >= 0 int paise."""
+        if fid in self._fill_ids._ids:
+            with self._lock:
+                if fid in self._fill_ids:
+                    self.duplicates += 1
+                    logger.info("on_fill: duplicate fill %s ignored", fid)
+                    return DUPLICATE
+        return self._record_parsed(fid, symbol, qty, price, fee)
+
+    def _record_parsed(self, fid: str, symbol: str, qty: int, price: int, fee: int) -> str:
         with self._lock:
             if self._closed:
                 self.failed += 1
@@ -437,27 +455,47 @@ class PortfolioService:
         src = self.price_source
         if src is None:
             return 0
-        marked = 0
         led = self._ledger
-        for i in led.open_ids():
-            sym = self._symbols[i]
+        symbols = self._symbols
+        ids = led.open_ids()
+        ltps = None
+        many = getattr(src, "get_ltps", None)     # one call for all (MarketDataService)
+        if ids and callable(many):
             try:
-                ltp = src.get_ltp(sym)
-            except Exception:                 # a price source must not break a read
-                logger.warning("mark_to_market: get_ltp(%s) failed", sym, exc_info=True)
-                continue
+                ltps = list(many([symbols[i] for i in ids]))
+            except Exception:                 # read them one by one: that says which failed
+                ltps = None
+            if ltps is not None and len(ltps) != len(ids):
+                ltps = None
+        marks = []
+        for k, i in enumerate(ids):
+            sym = symbols[i]
+            if ltps is not None:
+                ltp = ltps[k]
+            else:
+                try:
+                    ltp = src.get_ltp(sym)
+                except Exception:             # a price source must not break a read
+                    logger.warning("mark_to_market: get_ltp(%s) failed", sym, exc_info=True)
+                    continue
             if ltp is None:
                 continue
-            try:
-                p = to_paise(ltp)
-            except ValueError:
-                logger.warning("mark_to_market(%s): bad price %r", sym, ltp)
-                continue
+            paise = ltp * 100 if type(ltp) is float else 0.0
+            if 0 < paise <= MAX_PAISE:        # to_paise's arithmetic, without its checks
+                p = int(round(paise))
+            else:
+                try:
+                    p = to_paise(ltp)
+                except ValueError:
+                    logger.warning("mark_to_market(%s): bad price %r", sym, ltp)
+                    continue
             if p > 0:
-                with self._lock:
+                marks.append((i, p))
+        if marks:
+            with self._lock:                  # every price read first, then one lock
+                for i, p in marks:
                     led.set_mark(i, p)
-                marked += 1
-        return marked
+        return len(marks)
 
     # ------------------------------------------------------------ read
 
@@ -508,7 +546,16 @@ class PortfolioService:
         # as marked now: the fill and update_prices paths have just marked what changed
         with self._lock:
             led = self._ledger
-            positions = [self._position_dict(i) for i in led.open_ids()]
+            position, symbols = led.position, self._symbols
+            positions = []
+            for i in led.open_ids():                  # _position_dict, inlined (once per fill)
+                qty, cost, realized, fees, mark, _fills, _traded = position(i)
+                positions.append({
+                    "symbol": symbols[i], "quantity": qty,
+                    "avg_price": round(cost / qty / 100, 4) if qty else 0.0,
+                    "last_price": mark / 100, "market_value": qty * mark / 100,
+                    "unrealized_pnl": (qty * mark - cost) / 100, "realized_pnl": realized / 100,
+                    "fees": fees / 100})
             return {"positions": positions, "cash": led.cash / 100, "equity": led.equity / 100,
                     "realized_pnl": led.realized / 100, "unrealized_pnl": led.unrealized / 100,
                     "exposure": led.exposure / 100, "position_count": led.open_positions}
