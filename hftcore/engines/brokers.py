@@ -134,7 +134,7 @@ class OrderBook:
     the order they happened.
     """
 
-    KEEP_DONE = 100_000          # finished orders kept for get_order(); bounded for long runs
+    KEEP_DONE = 10_000           # finished orders kept for get_order(); bounded for long runs
 
     def __init__(self, charges: ChargeSchedule | None = None, clock=time.time_ns):
         self.charges = charges if charges is not None else ChargeSchedule()
