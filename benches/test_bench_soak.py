@@ -92,4 +92,4 @@ def test_soak_session_memory(benchmark):
                                 fills_on_disk=repr(session.fills))
     assert fills > 100 * len(rss), f"{fills} fills in {len(rss)} days: too few to soak"
     if len(rss) >= 200:        # the short CI pass is too short to fill the bounded stores
-        assert per_day < 0.02, f"memory grew {per_day:.3f} MiB a day after warm-up: {rss}"
+        assert per_day < 0.03, f"memory grew {per_day:.3f} MiB a day after warm-up: {rss}"
