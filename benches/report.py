@@ -182,6 +182,16 @@ def target_rows(benches) -> list[str]:
             f"{mrows.get('hftcore_load_csv_cached', 0):.1f}; "
             + ", ".join(x for x in peers if x) + " M rows/s",
             "≥ 5 M rows/s from CSV, more from Parquet", csv_r >= 5 and pq_r > csv_r)
+    soak = benches.get("test_soak_session_memory")
+    if soak:
+        ex = soak["extra_info"]
+        flat = ex["rss_growth_per_day_after_warmup_mib"]
+        add(f"a long backtest's resident memory: {ex['days']} simulated days, "
+            f"{ex['fills']:,} fills (~{ex['fills_per_day']:.0f} a day)",
+            f"{ex['rss_start_mib']:.0f} → {ex['rss_end_mib']:.0f} MiB; "
+            f"{flat * 1024:.0f} KiB a day over the second half; {ex['fills_on_disk']}",
+            "flat once the bounded stores are full (< 30 KiB a day)",
+            flat < 0.03 if ex["days"] >= 200 else None)
     return rows
 
 

@@ -1,7 +1,7 @@
 """Backtest results: trades, statistics and a report folder (CSV, PNG, JSON, HTML).
 
 Round-trip trades are rebuilt from the fills with the same compiled ledger the
-portfolio uses (one ``Ledger`` per symbol), so a trade's PnL is exactly the
+portfolio uses (``hftcore_ext.ledger.round_trips``), so a trade's PnL is exactly the
 realized PnL the portfolio booked for it.  Files are written with fixed
 formatting, so the same data and seed give byte-identical CSVs.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hftcore_ext.ledger import Ledger
+from hftcore_ext.ledger import round_trips
 
 from .console import inr
 from .feeds import IST, NS
@@ -158,54 +158,24 @@ def trades_from_fills(fills: list[dict]) -> list[dict]:
 
     Each trade has the CSV columns (``TRADE_FIELDS``) plus ``entry_ns``/``exit_ns`` and
     ``return_pct``: net PnL over the entry value (backtesting.py's ``Trade.pl_pct``
-    for a single entry fill, as a fraction)."""
-    # per symbol: [ledger, open trade or None, position qty, realized, fees]; a trade is
-    # [symbol, side, entry ts, max |qty|, entry value, entry qty, exit value, exit qty,
-    #  realized, fees, exit ts] (paise)
-    books: dict[str, list] = {}
-    closed = []
-    for f in fills:
-        sym = f["symbol"]
-        b = books.get(sym)
-        if b is None:
-            b = books[sym] = [Ledger(1, 0), None, 0, 0, 0]
-        qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
-        px = f["price_paise"]
-        led, t, before_qty, before_realized, before_fees = b
-        led.apply_fill(0, qty, px, f["fees_paise"])
-        # one position per ledger: its realized and fees are the book's
-        after_qty, _, realized, fees = led.position(0)[:4]
-        b[2], b[3], b[4] = after_qty, realized, fees
-        if t is None and before_qty == 0:
-            a = abs(qty)
-            t = b[1] = [sym, "LONG" if qty > 0 else "SHORT", f["ts"], a, a * px, a, 0, 0, 0, 0, 0]
-        t[8] += realized - before_realized
-        t[9] += fees - before_fees
-        if before_qty == 0:
-            pass
-        elif (before_qty > 0) != (qty > 0):                             # closing
-            n = min(abs(qty), abs(before_qty))
-            t[6] += n * px
-            t[7] += n
-        else:                                                           # adding
-            t[4] += abs(qty) * px
-            t[5] += abs(qty)
-            t[3] = max(t[3], abs(after_qty))
-        if after_qty == 0 or (before_qty != 0 and (after_qty > 0) != (before_qty > 0)):
-            t[10] = f["ts"]
-            closed.append(t)
-            b[1] = None
-            if after_qty != 0:                   # flipped: the rest opens a new trade
-                a = abs(after_qty)
-                b[1] = [sym, "LONG" if after_qty > 0 else "SHORT", f["ts"], a, a * px, a,
-                        0, 0, 0, 0, 0]
-    times = _ts_many([t[2] for t in closed] + [t[10] for t in closed])
+    for a single entry fill, as a fraction).  The walk over the fills is compiled
+    (``hftcore_ext.ledger.round_trips``, the ledger's own arithmetic)."""
+    ids: dict[str, int] = {}
+    cols = np.array([(ids.setdefault(f["symbol"], len(ids)),
+                      f["quantity"] if f["side"] == "BUY" else -f["quantity"],
+                      f["price_paise"], f["fees_paise"], f["ts"]) for f in fills],
+                    dtype=np.int64).reshape(-1, 5)
+    rows = round_trips(cols[:, 0].astype(np.int32), np.ascontiguousarray(cols[:, 1]),
+                       np.ascontiguousarray(cols[:, 2]), np.ascontiguousarray(cols[:, 3]),
+                       np.ascontiguousarray(cols[:, 4])).tolist()
+    names = list(ids)
+    times = _ts_many([r[2] for r in rows] + [r[10] for r in rows])
     out = []
     for (sym, side, entry_ts, quantity, entry_value, entry_qty, exit_value, exit_qty, pnl,
-         fees, exit_ts), entry_time, exit_time in zip(closed, times, times[len(closed):]):
+         fees, exit_ts), entry_time, exit_time in zip(rows, times, times[len(rows):]):
         net = pnl - fees
-        out.append({"symbol": sym, "side": side, "entry_time": entry_time,
-                    "exit_time": exit_time, "quantity": quantity,
+        out.append({"symbol": names[sym], "side": "LONG" if side > 0 else "SHORT",
+                    "entry_time": entry_time, "exit_time": exit_time, "quantity": quantity,
                     "entry_price": round(entry_value / entry_qty / 100, 4),
                     "exit_price": round(exit_value / max(exit_qty, 1) / 100, 4),
                     "pnl": pnl / 100, "fees": fees / 100,

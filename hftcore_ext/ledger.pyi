@@ -31,3 +31,6 @@ class Ledger:
     open_positions: int
     fills: int
     rejected: int
+
+def round_trips(sym: np.ndarray, qty: np.ndarray, price: np.ndarray, fee: np.ndarray,
+                ts: np.ndarray) -> np.ndarray: ...   # int64 (trades, 11), closing order

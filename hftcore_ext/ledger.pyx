@@ -384,3 +384,82 @@ cdef class Ledger:
     @property
     def rejected(self):
         return self.book.rejected
+
+
+def round_trips(const int[:] sym, const long long[:] qty, const long long[:] price,
+                const long long[:] fee, const long long[:] ts):
+    """Round-trip trades of a sequence of fills, per symbol, through this ledger's
+    arithmetic: a trade opens when a position leaves zero and closes when it
+    returns to zero (a flip closes one trade and opens the next with the rest).
+
+    ``qty`` signed units, ``price`` and ``fee`` paise, ``ts`` ns.  Returns an int64
+    array, one row per closed trade in the order they closed, with the columns
+    ``symbol id, side (+1 long / -1 short), entry ts, largest |position|, entry
+    value, entry units, exit value, exit units, realized, fees, exit ts`` (paise).
+    ``hftcore.report.trades_from_fills`` turns them into the trades table."""
+    cdef Py_ssize_t i, n = sym.shape[0], nsym = 0, t, t2, nt = 0, nc = 0
+    cdef long long q, px, a, bq, br, bf, aq, k, v
+    if not (qty.shape[0] == price.shape[0] == fee.shape[0] == ts.shape[0] == n):
+        raise ValueError("sym, qty, price, fee and ts must have the same length")
+    for i in range(n):
+        if sym[i] < 0:
+            raise ValueError(f"symbol id {sym[i]} < 0 at fill {i}")
+        if sym[i] >= nsym:
+            nsym = sym[i] + 1
+    cdef Ledger led = Ledger(nsym, 0)
+    cdef Book* b = &led.book
+    cdef Position* p
+    cdef long long[:, ::1] T = np.zeros((max(n, 1), 11), np.int64)
+    cdef long long[::1] closed = np.empty(max(n, 1), np.int64)
+    cdef long long[::1] open_t = np.full(max(nsym, 1), -1, np.int64)
+    for i in range(n):
+        q, px = qty[i], price[i]
+        p = &b.pos[sym[i]]
+        bq, br, bf = p.qty, p.realized, p.fees
+        book_fill(b, sym[i], q, px, fee[i])          # a refused fill changes nothing
+        p = &b.pos[sym[i]]
+        aq = p.qty
+        t = open_t[sym[i]]
+        if t < 0 and bq == 0:
+            a = q if q >= 0 else -q
+            t = nt
+            nt += 1
+            _open_trade(T, t, sym[i], 1 if q > 0 else -1, ts[i], a, px)
+            open_t[sym[i]] = t
+        if t < 0:
+            raise ValueError(f"fill {i}: a position without an open trade")
+        T[t, 8] += p.realized - br
+        T[t, 9] += p.fees - bf
+        if bq != 0:
+            if (bq > 0) != (q > 0):                              # closing
+                k = min(q if q >= 0 else -q, bq if bq >= 0 else -bq)
+                if hf_mul(k, px, &v) or hf_add(T[t, 6], v, &T[t, 6]):
+                    raise OverflowError(f"fill {i}: exit value beyond 64 bits")
+                T[t, 7] += k
+            else:                                                # adding
+                a = q if q >= 0 else -q
+                if hf_mul(a, px, &v) or hf_add(T[t, 4], v, &T[t, 4]):
+                    raise OverflowError(f"fill {i}: entry value beyond 64 bits")
+                T[t, 5] += a
+                T[t, 3] = max(T[t, 3], aq if aq >= 0 else -aq)
+        if aq == 0 or (bq != 0 and (aq > 0) != (bq > 0)):
+            T[t, 10] = ts[i]
+            closed[nc] = t
+            nc += 1
+            open_t[sym[i]] = -1
+            if aq != 0:                              # flipped: the rest opens a new trade
+                t2 = nt
+                nt += 1
+                _open_trade(T, t2, sym[i], 1 if aq > 0 else -1, ts[i],
+                            aq if aq >= 0 else -aq, px)
+                open_t[sym[i]] = t2
+    return np.asarray(T)[np.asarray(closed)[:nc]]
+
+
+cdef int _open_trade(long long[:, ::1] T, Py_ssize_t t, long long s, long long side,
+                     long long ts, long long a, long long px) except -1:
+    cdef long long v
+    if hf_mul(a, px, &v):
+        raise OverflowError("entry value beyond 64 bits")
+    T[t, 0], T[t, 1], T[t, 2], T[t, 3], T[t, 4], T[t, 5] = s, side, ts, a, v, a
+    return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from hftcore import __version__
 from hftcore.cli import main
@@ -276,3 +277,31 @@ def test_png_child_only_with_an_idle_core(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert not report._spare_core()                                     # one core: no child
+
+
+_fill = st.tuples(st.sampled_from(["INFY", "SBIN", "TCS"]), st.sampled_from(["BUY", "SELL"]),
+                  st.integers(1, 300), st.integers(1, 500_000), st.integers(0, 5_000))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_fill, max_size=80))
+def test_compiled_round_trips_equal_the_python_walk(rows):
+    """trades_from_fills walks the fills in compiled code; the Python walk it replaced
+    (tests/twin_lane.py) must give the same trades on random fills: flips, partial
+    closes, adds, several symbols, fees."""
+    from hftcore.report import _ts_many
+    from twin_lane import trades_from_fills_twin
+    fills = [{"symbol": s, "side": side, "quantity": q, "price_paise": px, "fees_paise": fee,
+              "ts": 1_700_000_000 * 10**9 + k * 60 * 10**9}
+             for k, (s, side, q, px, fee) in enumerate(rows)]
+    assert trades_from_fills(fills) == trades_from_fills_twin(fills, _ts_many)
+
+
+def test_round_trips_refuses_what_it_cannot_walk():
+    from hftcore_ext.ledger import round_trips
+    one = np.ones(1, np.int64)
+    with pytest.raises(ValueError, match="same length"):
+        round_trips(np.zeros(1, np.int32), one, one, one, np.ones(2, np.int64))
+    with pytest.raises(ValueError, match="< 0"):
+        round_trips(np.full(1, -1, np.int32), one, one, one, one)
+    assert round_trips(np.zeros(0, np.int32), *(np.zeros(0, np.int64),) * 4).shape == (0, 11)

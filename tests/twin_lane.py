@@ -12,6 +12,8 @@ import math
 from collections import deque
 from collections.abc import Mapping
 
+from hftcore_ext.ledger import Ledger
+
 NS = 1_000_000_000
 IST_OFFSET_NS = 19_800 * NS
 DAY_NS = 86_400 * NS
@@ -349,3 +351,65 @@ class ContextTwin:
         if a1 is None or a0 is None or b1 is None or b0 is None:
             return False
         return (a0 < b0 and a1 > b1) if way > 0 else (a0 > b0 and a1 < b1)
+
+
+def trades_from_fills_twin(fills, _ts_many):
+    """Round trips per symbol: a trade opens when a position leaves zero and closes
+    when it returns to zero (a flip closes one trade and opens the next).
+
+    Each trade has the CSV columns (``TRADE_FIELDS``) plus ``entry_ns``/``exit_ns`` and
+    ``return_pct``: net PnL over the entry value (backtesting.py's ``Trade.pl_pct``
+    for a single entry fill, as a fraction)."""
+    # per symbol: [ledger, open trade or None, position qty, realized, fees]; a trade is
+    # [symbol, side, entry ts, max |qty|, entry value, entry qty, exit value, exit qty,
+    #  realized, fees, exit ts] (paise)
+    books: dict[str, list] = {}
+    closed = []
+    for f in fills:
+        sym = f["symbol"]
+        b = books.get(sym)
+        if b is None:
+            b = books[sym] = [Ledger(1, 0), None, 0, 0, 0]
+        qty = f["quantity"] if f["side"] == "BUY" else -f["quantity"]
+        px = f["price_paise"]
+        led, t, before_qty, before_realized, before_fees = b
+        led.apply_fill(0, qty, px, f["fees_paise"])
+        # one position per ledger: its realized and fees are the book's
+        after_qty, _, realized, fees = led.position(0)[:4]
+        b[2], b[3], b[4] = after_qty, realized, fees
+        if t is None and before_qty == 0:
+            a = abs(qty)
+            t = b[1] = [sym, "LONG" if qty > 0 else "SHORT", f["ts"], a, a * px, a, 0, 0, 0, 0, 0]
+        t[8] += realized - before_realized
+        t[9] += fees - before_fees
+        if before_qty == 0:
+            pass
+        elif (before_qty > 0) != (qty > 0):                             # closing
+            n = min(abs(qty), abs(before_qty))
+            t[6] += n * px
+            t[7] += n
+        else:                                                           # adding
+            t[4] += abs(qty) * px
+            t[5] += abs(qty)
+            t[3] = max(t[3], abs(after_qty))
+        if after_qty == 0 or (before_qty != 0 and (after_qty > 0) != (before_qty > 0)):
+            t[10] = f["ts"]
+            closed.append(t)
+            b[1] = None
+            if after_qty != 0:                   # flipped: the rest opens a new trade
+                a = abs(after_qty)
+                b[1] = [sym, "LONG" if after_qty > 0 else "SHORT", f["ts"], a, a * px, a,
+                        0, 0, 0, 0, 0]
+    times = _ts_many([t[2] for t in closed] + [t[10] for t in closed])
+    out = []
+    for (sym, side, entry_ts, quantity, entry_value, entry_qty, exit_value, exit_qty, pnl,
+         fees, exit_ts), entry_time, exit_time in zip(closed, times, times[len(closed):]):
+        net = pnl - fees
+        out.append({"symbol": sym, "side": side, "entry_time": entry_time,
+                    "exit_time": exit_time, "quantity": quantity,
+                    "entry_price": round(entry_value / entry_qty / 100, 4),
+                    "exit_price": round(exit_value / max(exit_qty, 1) / 100, 4),
+                    "pnl": pnl / 100, "fees": fees / 100,
+                    "net_pnl": net / 100, "entry_ns": entry_ts, "exit_ns": exit_ts,
+                    "return_pct": net / entry_value if entry_value else 0.0})
+    return out
