@@ -1138,7 +1138,11 @@ def _mark_columns(session, index: np.ndarray, step: int) -> dict:
     stop_of: dict = {}
     stop = np.zeros(len(fills), bool)
     for i, f in enumerate(fills):
-        oid = f["order_id"]
+        kind = f.get("order_type")         # on every fill ExecutionService publishes
+        if kind is not None:
+            stop[i] = kind in ("SL", "SL-M")
+            continue
+        oid = f["order_id"]                # a fill from elsewhere: ask the broker
         s = stop_of.get(oid)
         if s is None:
             order = get_order(oid) if get_order is not None else None

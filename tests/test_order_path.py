@@ -31,10 +31,10 @@ class MovingFeed:
 
 
 class BatchFeed(MovingFeed):
-    """The same feed with a ``get_ltps`` (as MarketDataEngine has); it raises if one
+    """The same feed with a ``get_ltp_list`` (as MarketDataEngine has); it raises if one
     symbol's read does (the service then reads them one by one to say which)."""
 
-    def get_ltps(self, symbols):
+    def get_ltp_list(self, symbols):
         return [self.get_ltp(s) for s in symbols]
 
 
@@ -51,7 +51,7 @@ def _move(one, many, symbol, price):
 
 @pytest.mark.parametrize("feed_cls", [MovingFeed, BatchFeed])
 @pytest.mark.parametrize("ttl", [1.0, 0.0])
-def test_get_ltps_reads_what_get_ltp_one_by_one_reads(feed_cls, ttl, caplog):
+def test_get_ltp_list_reads_what_get_ltp_one_by_one_reads(feed_cls, ttl, caplog):
     now, one, many = _pair(feed_cls, ttl, SBIN=900.0, RELIANCE=1500.0, INFY=float("nan"),
                            TCS=None)
     asked = SYMS + ["WIPRO", ""]
@@ -62,7 +62,7 @@ def test_get_ltps_reads_what_get_ltp_one_by_one_reads(feed_cls, ttl, caplog):
             a = [one.get_ltp(s) for s in asked]
             warned_one = sorted(r.getMessage() for r in caplog.records)
             caplog.clear()
-            b = many.get_ltps(asked)
+            b = many.get_ltp_list(asked)
             warned_many = sorted(r.getMessage() for r in caplog.records)
         assert a == b and warned_one == warned_many
         assert (one.cache_hits, one.cache_misses) == (many.cache_hits, many.cache_misses)
@@ -84,13 +84,13 @@ def test_get_ltps_reads_what_get_ltp_one_by_one_reads(feed_cls, ttl, caplog):
     assert same()[2:4] == [None, None]
 
 
-def test_engine_get_ltps_is_get_ltp_for_each():
+def test_engine_get_ltp_list_is_get_ltp_for_each():
     inst = InstrumentTable.nse_default()
     eng = MarketDataEngine(inst, ("1m",))
     eng.on_tick("SBIN", 1_700_000_000 * 10**9, 900.5, 1)
     eng.on_tick("TCS", 1_700_000_000 * 10**9, 3000.25, 1)
     asked = ["SBIN", "TCS", "INFY", "NOSUCH", "sbin"]
-    assert eng.get_ltps(asked) == [eng.get_ltp(s) for s in asked] == \
+    assert eng.get_ltp_list(asked) == [eng.get_ltp(s) for s in asked] == \
         [900.5, 3000.25, None, None, 900.5]
 
 
@@ -125,7 +125,7 @@ def test_marking_sees_every_price_that_moved_and_none_that_did_not():
 
 def test_marking_falls_back_to_one_read_per_symbol_when_the_batch_fails(caplog):
     class Source(MovingFeed):
-        def get_ltps(self, symbols):
+        def get_ltp_list(self, symbols):
             raise RuntimeError("batch read failed")
 
     src = Source(SBIN=901.0, RELIANCE=RuntimeError("no price"), INFY=1601.0, TCS=3001.0)
@@ -136,7 +136,7 @@ def test_marking_falls_back_to_one_read_per_symbol_when_the_batch_fails(caplog):
     assert any("get_ltp(RELIANCE) failed" in r.getMessage() for r in caplog.records)
 
 
-def test_a_price_source_without_get_ltps_marks_as_before():
+def test_a_price_source_without_get_ltp_list_marks_as_before():
     src = MovingFeed(SBIN=901.0, RELIANCE=None, INFY=math.inf, TCS=3001.0)
     p = _books(src)
     assert p.mark_to_market() == 2
@@ -191,7 +191,7 @@ def test_order_filled_carries_the_fill_payload_then_the_order_state():
             want.append({**f.to_payload("paper"), "order_quantity": 50,
                          "filled_quantity": filled, "pending_quantity": 50 - filled,
                          "avg_price": 900.0, "order_status": "PARTIAL" if k == 0 else "COMPLETE",
-                         "product": "MIS"})
+                         "product": "MIS", "order_type": "MARKET"})
         assert [list(x.items()) for x in got] == [list(x.items()) for x in want]
         payloads.append(got)
     assert payloads[0] == payloads[1]

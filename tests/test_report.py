@@ -94,14 +94,16 @@ def test_chart_marks_entries_exits_and_stop_fills(session):
     first = marks[0]
     assert first["kind"] in ("entry long", "entry short") and index[first["x"]] == \
         session.fills[[f["symbol"] for f in session.fills].index("INFY")]["ts"]
-    # a fill of a stop order (SL / SL-M) is drawn as a stop
-    order = session.broker.get_order(exits[0]["order_id"])
-    saved = order.order_type
-    order.order_type = "SL-M"
+    # a fill of a stop order (SL / SL-M) is drawn as a stop: the fill names its order's type
+    mine = [f for f in session.fills if f["order_id"] == exits[0]["order_id"]]
+    assert mine and all(f["order_type"] == "MARKET" for f in mine)
+    for f in mine:
+        f["order_type"] = "SL-M"
     try:
         again = _fill_marks(session, "INFY", index, 1)
     finally:
-        order.order_type = saved
+        for f in mine:
+            f["order_type"] = "MARKET"
     changed = [(a["kind"], b["kind"]) for a, b in zip(marks, again) if a != b]
     assert changed and all(k == ("exit", "stop") for k in changed)
 

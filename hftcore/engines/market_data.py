@@ -131,7 +131,7 @@ class MarketDataEngine:
         self._unknown = 0             # on_tick calls for a symbol not in the table
         self._tf_index = {s: self.bank.timeframe_index(s) for s in seconds}
         self._located: dict = {}      # (symbol, timeframe) -> (id, tf index); ids never change
-        self._ltp_ids: dict[str, int] = {}    # symbol -> id, for get_ltps
+        self._ltp_ids: dict[str, int] = {}    # symbol -> id, for get_ltp_list
         # the bank's batch calls release the GIL: every access goes through this lock
         self._lock = threading.Lock()
 
@@ -247,7 +247,7 @@ class MarketDataEngine:
             v = self.bank.ltp(sym)
         return None if math.isnan(v) else v
 
-    def get_ltps(self, symbols) -> list:
+    def get_ltp_list(self, symbols) -> list:
         """``[get_ltp(s) for s in symbols]`` under one lock."""
         n = self.bank.n_symbols
         known = self._ltp_ids

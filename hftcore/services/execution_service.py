@@ -443,8 +443,9 @@ class ExecutionService:
             filled, value = order.filled, order.value_paise
         else:
             upto = next((i for i, f in enumerate(fills) if f is fill or f == fill), None)
-            if upto is None:
+            if upto is None:            # a live broker's later fill: the order's state now
                 filled, value = order.filled, order.value_paise
+                newest = True
             else:
                 newest = upto == len(fills) - 1
                 filled = sum(f.quantity for f in fills[:upto + 1])
@@ -464,14 +465,14 @@ class ExecutionService:
                        "pending_quantity": quantity - filled if quantity > filled else 0,
                        "avg_price": value / filled / 100 if filled else 0.0,
                        "order_status": "COMPLETE" if filled >= quantity else "PARTIAL",
-                       "product": order.product}
+                       "product": order.product, "order_type": order.order_type}
         else:
             payload = fill.to_payload(self.mode)
             payload.update(order_quantity=quantity, filled_quantity=filled,
                            pending_quantity=quantity - filled if quantity > filled else 0,
                            avg_price=value / filled / 100 if filled else 0.0,
                            order_status="COMPLETE" if filled >= quantity else "PARTIAL",
-                           product=order.product)
+                           product=order.product, order_type=order.order_type)
         status = self._record(payload, fill)
         if status == "duplicate":
             if forget:
@@ -521,7 +522,8 @@ class ExecutionService:
     def _record(self, payload, fill=None) -> str:
         p = self.portfolio_service
         if type(fill) is Fill and \
-                getattr(type(p), "record_fill", None) is PortfolioService.record_fill:
+                getattr(type(p), "record_fill", None) is PortfolioService.record_fill and \
+                "record_fill" not in getattr(p, "__dict__", ()):        # no hook on the object
             # a broker's Fill of well-formed fields: what parsing its payload would give
             fid, symbol, side = fill.fill_id, fill.symbol, fill.side
             qty, price, fee = fill.quantity, fill.price_paise, fill.fees_paise

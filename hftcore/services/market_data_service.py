@@ -108,9 +108,9 @@ class MarketDataService:
                 self._cache[symbol] = (price, now)
         return price
 
-    def get_ltps(self, symbols) -> list:
+    def get_ltp_list(self, symbols) -> list:
         """``[get_ltp(s) for s in symbols]`` (distinct symbols) in one call: one clock
-        read and one lock for the cached prices, the feed's ``get_ltps`` (if it has
+        read and one lock for the cached prices, the feed's ``get_ltp_list`` (if it has
         one) for the rest.  Same values, warnings, cache and counters as the calls
         one by one; the portfolio marks its open positions with it."""
         ttl = self.cache_ttl_seconds
@@ -134,7 +134,7 @@ class MarketDataService:
         if not todo:
             return out
         feed = self.broker_feed
-        many = getattr(feed, "get_ltps", None)
+        many = getattr(feed, "get_ltp_list", None)
         raw: list = []
         if callable(many):
             try:

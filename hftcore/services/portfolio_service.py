@@ -459,7 +459,7 @@ class PortfolioService:
         symbols = self._symbols
         ids = led.open_ids()
         ltps = None
-        many = getattr(src, "get_ltps", None)     # one call for all (MarketDataService)
+        many = getattr(src, "get_ltp_list", None)     # one call for all (MarketDataService)
         if ids and callable(many):
             try:
                 ltps = list(many([symbols[i] for i in ids]))
