@@ -677,6 +677,10 @@ cdef class ContextCore:
         self.results = []
 
     def _point(self, symbol, timeframe, Py_ssize_t sym, Py_ssize_t tf, bundle=None, ltp=None):
+        self._aim(symbol, timeframe, sym, tf, bundle, ltp)
+        return self
+
+    cdef inline void _aim(self, symbol, timeframe, Py_ssize_t sym, Py_ssize_t tf, bundle, ltp):
         self.symbol = symbol
         self.timeframe = timeframe
         self._sym = sym
@@ -684,7 +688,6 @@ cdef class ContextCore:
         self._ind = None
         self._bundle = bundle
         self._ltp = ltp
-        return self
 
     cdef object _values(self):
         if self._ind is None:
@@ -757,13 +760,7 @@ cdef class ContextCore:
         clipped to 0..1, or None if it did not vote.  What it raises propagates."""
         self.signals.clear()
         self.strategy_name = strategy.name
-        self.symbol = symbol
-        self.timeframe = timeframe
-        self._sym = sym
-        self._tf = tf
-        self._ind = None
-        self._bundle = bundle
-        self._ltp = ltp
+        self._aim(symbol, timeframe, sym, tf, bundle, ltp)
         strategy.on_bar(self)
         cdef Py_ssize_t n = len(self.signals)
         if n == 0:

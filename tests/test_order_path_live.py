@@ -5,7 +5,6 @@ after the paper broker forgot the order (from an outside review of the order pat
 
 from __future__ import annotations
 
-import time
 import types
 
 import kiteconnect
@@ -23,15 +22,7 @@ from hftcore.kite.server import KiteServer
 from hftcore.orders import OrderIntent
 from hftcore.report import MARK_KINDS, _mark_columns
 from hftcore.services import EventBus, ExecutionService, MarketDataService, PortfolioService
-
-
-def _wait(pred, timeout=3.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return False
+from test_kite_broker import _wait
 
 
 @pytest.fixture
