@@ -277,17 +277,6 @@ class Context(ContextCore):
 
     # ------------------------------------------------------------ acting
 
-    def signal(self, action: str, confidence: float = 1.0, reason: str = "") -> Signal:
-        """A vote: BUY, SELL or HOLD with confidence 0..1 (fused by StrategyEngineV3;
-        published as ``signals.raw`` when the strategy runs alone)."""
-        if action not in ("BUY", "SELL", "HOLD"):
-            raise ValueError(f"signal action must be BUY, SELL or HOLD, got {action!r}")
-        conf = float(confidence)
-        sig = Signal(self.strategy_name, self.symbol, self.timeframe, action,
-                     0.0 if conf < 0 else 1.0 if conf > 1 else conf, reason)
-        self.signals.append(sig)
-        return sig
-
     def buy(self, quantity: int | None = None, **kw) -> OrderResult:
         """Buy ``quantity`` units -- or ``value=`` rupees' worth, or ``risk=`` % of
         equity lost if ``stop_loss`` is hit.  Keywords: ``order_type`` (MARKET,

@@ -637,6 +637,9 @@ class Values(dict):
                                  f"{', '.join(self) or 'none'}") from None
 
 
+cdef object _Signal = None          # hftcore.orders.Signal (ContextCore.signal builds them)
+
+
 cdef class ContextCore:
     """What ``hftcore.strategy.Context`` reads at every bar, compiled: where it points
     (symbol, timeframe and their ids), the declared indicators now (``ind``) and one
@@ -753,6 +756,21 @@ cdef class ContextCore:
         if way > 0:
             return a0 < b0 and a1 > b1
         return a0 > b0 and a1 < b1
+
+    def signal(self, action, confidence=1.0, reason=""):
+        """A vote: BUY, SELL or HOLD with confidence 0..1 (fused by StrategyEngineV3;
+        published as ``signals.raw`` when the strategy runs alone)."""
+        global _Signal
+        if action != "BUY" and action != "SELL" and action != "HOLD":
+            raise ValueError(f"signal action must be BUY, SELL or HOLD, got {action!r}")
+        cdef double conf = float(confidence)
+        if _Signal is None:                 # hftcore's record type, imported once it exists
+            from hftcore.orders import Signal
+            _Signal = Signal
+        sig = _Signal(self.strategy_name, self.symbol, self.timeframe, action,
+                      0.0 if conf < 0 else 1.0 if conf > 1 else conf, reason)
+        self.signals.append(sig)
+        return sig
 
     def vote(self, strategy, symbol, timeframe, Py_ssize_t sym, Py_ssize_t tf, bundle, ltp):
         """One fusion member's ``on_bar`` on this bar, pointed at (symbol, timeframe)

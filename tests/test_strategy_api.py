@@ -387,3 +387,20 @@ def test_a_context_subclass_that_overrides_ind_is_what_prev_and_crossovers_read(
     assert dict(ctx.prev) == {"a": 0.0, "b": 5.0}       # what the override said
     ctx._point("X", "1m", 0, 0, bundle={"a": -3.0})
     assert ctx.crossed_above("a", "b")                 # 0 -> 7 against 5
+
+
+def test_signal_checks_its_action_clips_its_confidence_and_keeps_the_vote():
+    from hftcore import Signal
+    from hftcore.strategy import Context
+    ctx = Context(None)._point("INFY", "5m", 0, 0)
+    ctx.strategy_name = "mine"
+    with pytest.raises(ValueError, match="BUY, SELL or HOLD, got 'buy'"):
+        ctx.signal("buy")
+    with pytest.raises(ValueError):
+        ctx.signal("BUY", "lots")
+    assert ctx.signals == []                       # a refused vote leaves nothing behind
+    a, b = ctx.signal("BUY", 7), ctx.signal("SELL", -1.5, "why")
+    assert ctx.signals == [a, b] and type(a) is Signal
+    assert (a.strategy, a.symbol, a.timeframe, a.action, a.confidence, a.reason) == \
+        ("mine", "INFY", "5m", "BUY", 1.0, "")
+    assert (b.action, b.confidence, b.reason) == ("SELL", 0.0, "why")
