@@ -182,24 +182,29 @@ def test_equity_chart_points_keep_a_one_bar_spike():
     assert equity_chart_points(eq[:5], 1).tolist() == [0, 1, 2, 3, 4]
 
 
-def test_report_csvs_have_every_trade_and_fill_as_the_row_by_row_writer_wrote_them(
-        session, tmp_path):
+def _row_by_row(rows, fields) -> str:
+    """The CSV the report's writer replaced: one ``csv.writer`` row of ``csv_cell`` values
+    per record."""
     import csv
 
-    from hftcore.report import TRADE_FIELDS, _write_csv, csv_cell, write_report
+    from hftcore.report import csv_cell
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([csv_cell(k) for k in fields])
+    for r in rows:
+        w.writerow([csv_cell(r[k]) for k in fields])
+    return buf.getvalue()
 
-    def row_by_row(rows, fields):                   # the writer the report used before
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow([csv_cell(k) for k in fields])
-        for r in rows:
-            w.writerow([csv_cell(r[k]) for k in fields])
-        return buf.getvalue()
+
+def test_report_csvs_have_every_trade_and_fill_as_the_row_by_row_writer_wrote_them(
+        session, tmp_path):
+
+    from hftcore.report import TRADE_FIELDS, _write_csv, write_report
 
     write_report(session, tmp_path)
     trades = trades_from_fills(session.fills)
     assert (tmp_path / "trades.csv").read_text(encoding="utf-8") == \
-        row_by_row(trades, TRADE_FIELDS)
+        _row_by_row(trades, TRADE_FIELDS)
     lines = (tmp_path / "trades.csv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 + len(trades) == 11
     fills = (tmp_path / "fills.csv").read_text(encoding="utf-8").splitlines()
@@ -212,7 +217,7 @@ def test_report_csvs_have_every_trade_and_fill_as_the_row_by_row_writer_wrote_th
            {"a": "plain", "b": np.float64(-2.25), "c": True, "d": "-5", "e": 7.0},
            {"a": 42, "b": 0.1, "c": -4, "d": "line\nbreak", "e": "@x"}]
     _write_csv(tmp_path / "odd.csv", odd, list("abcde"))
-    assert (tmp_path / "odd.csv").read_text(encoding="utf-8") == row_by_row(odd, list("abcde"))
+    assert (tmp_path / "odd.csv").read_text(encoding="utf-8") == _row_by_row(odd, list("abcde"))
 
 
 def test_equity_png_drawn_in_a_child_python_is_the_same_png(session, tmp_path, monkeypatch):
@@ -238,17 +243,8 @@ def test_equity_png_drawn_in_a_child_python_is_the_same_png(session, tmp_path, m
 def test_bulk_csv_writer_matches_csv_writer_cell_for_cell(tmp_path):
     """Every column kind the bulk writer formats itself, and every one it leaves to
     ``csv.writer``: the same bytes as one ``writerow`` of ``csv_cell`` values per row."""
-    import csv
 
-    from hftcore.report import _write_csv, csv_cell
-
-    def row_by_row(rows, fields):
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow([csv_cell(k) for k in fields])
-        for r in rows:
-            w.writerow([csv_cell(r[k]) for k in fields])
-        return buf.getvalue()
+    from hftcore.report import _write_csv
 
     cases = {
         "floats first, ints, formula text": [{"p": -1.5, "q": -3, "s": "=SUM(A1)"},
@@ -264,7 +260,7 @@ def test_bulk_csv_writer_matches_csv_writer_cell_for_cell(tmp_path):
         fields = list(rows[0]) if rows else ["p", "q"]
         f = tmp_path / f"{len(name)}.csv"
         _write_csv(f, rows, fields)
-        assert f.read_text(encoding="utf-8") == row_by_row(rows, fields), name
+        assert f.read_text(encoding="utf-8") == _row_by_row(rows, fields), name
 
 
 def test_png_child_only_with_an_idle_core(monkeypatch):
