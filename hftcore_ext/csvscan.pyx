@@ -140,6 +140,19 @@ cdef inline Py_ssize_t ts_at(const unsigned char* buf, Py_ssize_t i, Py_ssize_t 
     return i
 
 
+cdef inline const unsigned char* digit_run(const unsigned char* p, const unsigned char* end,
+                                           uint64_t* acc) noexcept nogil:
+    """Accumulate the decimal digits at ``p`` into ``acc``; the first non-digit."""
+    cdef unsigned int c
+    while p < end:
+        c = <unsigned int>p[0] - 48
+        if c > 9:
+            break
+        acc[0] = acc[0] * 10 + c
+        p += 1
+    return p
+
+
 cdef inline Py_ssize_t num_at(const unsigned char* buf, Py_ssize_t i, Py_ssize_t size,
                               double* out) noexcept nogil:
     """Read ``-?D+(.D+)?`` at ``buf[i]``: the position just after it, or -1."""
@@ -147,7 +160,6 @@ cdef inline Py_ssize_t num_at(const unsigned char* buf, Py_ssize_t i, Py_ssize_t
     cdef const unsigned char* end = buf + size
     cdef const unsigned char* first
     cdef uint64_t m = 0, f = 0
-    cdef unsigned int c
     cdef Py_ssize_t digits, after = 0
     cdef bint neg = False
     cdef double v
@@ -155,24 +167,14 @@ cdef inline Py_ssize_t num_at(const unsigned char* buf, Py_ssize_t i, Py_ssize_t
         neg = True
         p += 1
     first = p
-    while p < end:
-        c = <unsigned int>p[0] - 48
-        if c > 9:
-            break
-        m = m * 10 + c
-        p += 1
+    p = digit_run(p, end, &m)
     digits = p - first
     if digits == 0 or digits > 18:
         return -1
     if p < end and p[0] == 46:                                  # .
         p += 1
         first = p
-        while p < end:
-            c = <unsigned int>p[0] - 48
-            if c > 9:
-                break
-            f = f * 10 + c
-            p += 1
+        p = digit_run(p, end, &f)
         after = p - first
         if after == 0 or digits + after > 18:
             return -1
