@@ -167,7 +167,7 @@ def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=
     from pathlib import Path
 
     from .feeds import Bars
-    from .report import metrics, provenance, write_report
+    from .report import metrics, prepare_png, provenance, write_report
     from .session import PaperSession
     cfg = cfg if cfg is not None else _config(args)
     if feed is None:
@@ -193,6 +193,8 @@ def run_backtest(args, cfg: Config | None = None, feed=None, out=None, progress=
     session = PaperSession(feed, **kwargs)
     if warm is not None:
         session.warm_up(warm)
+    if out is not None:                  # matplotlib loads on the idle core while it runs
+        prepare_png(len(feed.data()))
     session.run(progress=progress, stop=stop)
     partial = {"partial": True} if stop is not None and stop() else {}
     if out is None:

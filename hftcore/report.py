@@ -735,21 +735,57 @@ PNG_CHILD_MIN_POINTS = 50_000
 PNG_CHILD_TIMEOUT_S = 120
 
 
-def _png_in_child(points: tuple) -> Callable[[], bytes | None]:
-    """Start ``report_png.py`` on ``points`` in a child Python (this interpreter, this
-    ``sys.path``); returns a function that waits for its PNG bytes (None if the child
-    could not draw it: the caller then draws in this process)."""
+def _spawn_png_child():
+    """A child Python (this interpreter, this ``sys.path``) running ``report_png.py``: it
+    imports matplotlib at once, then waits for points on stdin.  None if it can't start."""
     import subprocess
-    import threading
     script = Path(__file__).with_name("report_png.py")
     code = ("import sys, runpy; sys.path[:] = " + repr([p for p in sys.path if p]) +
             "; sys.argv = [" + repr(str(script)) + "]; runpy.run_path(sys.argv[0], "
             "run_name='__main__')")
     try:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as e:
         log.debug("report: no child Python for equity.png (%s)", e)
+        return None
+
+
+_warm_png: list = []            # the child prepare_png started, until a report takes it
+
+
+def prepare_png(rows: int) -> bool:
+    """Start equity.png's child Python now, for a run of ``rows`` bars or ticks about to
+    be played: matplotlib's import (~0.4 s) then happens on an idle core during the run
+    instead of while the report is written.  The next ``write_report`` in this process
+    draws with it; unused, it ends when this process does.  True if a child started."""
+    if _warm_png or not _png_child_pays(rows):
+        return False
+    proc = _spawn_png_child()
+    if proc is None:
+        return False
+    _warm_png.append(proc)
+    if len(_warm_png) == 1 and not getattr(prepare_png, "_atexit", False):
+        import atexit
+        atexit.register(_drop_warm_png)
+        prepare_png._atexit = True  # type: ignore[attr-defined]
+    return True
+
+
+def _drop_warm_png() -> None:
+    while _warm_png:
+        proc = _warm_png.pop()
+        proc.kill()
+        proc.communicate()
+
+
+def _png_in_child(points: tuple, proc=None) -> Callable[[], bytes | None]:
+    """Draw ``points`` in a child Python (``proc``, already started, or a new one);
+    returns a function that waits for its PNG bytes (None if the child could not draw
+    it: the caller then draws in this process)."""
+    import threading
+    proc = proc if proc is not None else _spawn_png_child()
+    if proc is None:
         return lambda: None
     done: list = []
     feeder = threading.Thread(target=lambda: done.append(proc.communicate(
@@ -801,7 +837,12 @@ def _start_png(series: tuple) -> Callable[[], bytes]:
     """equity.png of ``series``: started now, its bytes when the returned function is
     called (drawn in a child Python if matplotlib would have to be imported here)."""
     points = _png_points(*series)
-    child = _png_in_child(points) if _png_child_pays(len(series[0])) else None
+    warm = _warm_png.pop() if _warm_png else None       # prepare_png's, matplotlib loaded
+    if warm is not None and warm.poll() is not None:    # it died meanwhile
+        warm.communicate()
+        warm = None
+    child = _png_in_child(points, warm) if warm is not None or \
+        _png_child_pays(len(series[0])) else None
     done: list[bytes] = []
 
     def result() -> bytes:

@@ -5,6 +5,9 @@ a script in a child Python (points in, PNG out) and pay matplotlib's import and 
 there, alongside the CSVs, statistics and report.html it writes meanwhile::
 
     python report_png.py < points.npz > equity.png    # arrays when, curve, dd
+
+It imports matplotlib before it reads its input, so a child started before the run
+(``hftcore.report.prepare_png``) has it loaded by the time the points arrive.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def pack_points(when: np.ndarray, curve: np.ndarray, dd: np.ndarray) -> bytes:
 
 
 def main() -> int:
+    import matplotlib.figure  # noqa: F401  (first: a child started early loads it while it waits)
     data = sys.stdin.buffer.read()
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         png = render_png(z["when"], z["curve"], z["dd"])
