@@ -12,6 +12,7 @@ books never wrap.  ``check()`` verifies the accounting identity in 128 bits.
 """
 
 from cpython.mem cimport PyMem_Realloc, PyMem_Free
+from libc.math cimport rint
 from libc.string cimport memset
 
 import numpy as np
@@ -262,6 +263,67 @@ cdef class Ledger:
         cdef Position* p = &self.book.pos[sym]
         return (p.qty, p.cost, p.realized, p.fees, p.mark, p.fills, p.traded)
 
+    def mark_rupees(self, ids, ltps, long long max_paise):
+        """Mark ``ids[k]`` at ``ltps[k]`` rupees for every ``ltps[k]`` that is a float
+        with ``0 < ltps[k] * 100 <= max_paise``, at ``round(ltps[k] * 100)`` paise
+        (``set_mark``'s rules; one that rounds to 0 is skipped).  Returns ``(marked, rest)``: how many were marked and
+        the ``k`` of every other price that is not None (an int, a numpy number, a
+        float out of range), for the caller to convert with its own checks."""
+        cdef Py_ssize_t k, n = len(ids)
+        cdef double paise
+        cdef long long marked = 0, q
+        cdef Book* b = &self.book
+        rest = []
+        if len(ltps) != n:
+            raise ValueError("ids and ltps must have the same length")
+        for k in range(n):
+            ltp = ltps[k]
+            if ltp is None:
+                continue
+            if type(ltp) is float:
+                paise = (<double> ltp) * 100
+                if 0 < paise <= max_paise:
+                    q = <long long> rint(paise)
+                    if q > 0:                       # 0 < paise < 0.5 rounds to nothing
+                        book_mark(b, ids[k], q)
+                        marked += 1
+                    continue
+            rest.append(k)
+        return marked, rest
+
+    def snapshot(self, symbols):
+        """``PortfolioService``'s snapshot of this book: ``{"positions": [...], "cash",
+        "equity", "realized_pnl", "unrealized_pnl", "exposure", "position_count"}``,
+        money in rupee floats equal to the Python ``paise / 100`` (open positions only,
+        ``symbols[i]`` naming id ``i``; ``avg_price`` rounded to 4 places)."""
+        cdef Book* b = &self.book
+        cdef Py_ssize_t i
+        cdef Position* p
+        cdef long long mv, un
+        positions = []
+        for i in range(b.n):
+            p = &b.pos[i]
+            if p.qty == 0:
+                continue
+            if hf_mul(p.qty, p.mark, &mv):
+                value = _rupees_of(<object> p.qty * <object> p.mark)
+                unreal = _rupees_of(<object> p.qty * <object> p.mark - <object> p.cost)
+            else:
+                value = _rupees(mv)
+                unreal = _rupees_of(<object> mv - <object> p.cost) if hf_sub(mv, p.cost, &un) \
+                    else _rupees(un)
+            positions.append({
+                "symbol": symbols[i], "quantity": p.qty,
+                "avg_price": round(_quotient(p.cost, p.qty) / 100, 4),
+                "last_price": _rupees(p.mark), "market_value": value,
+                "unrealized_pnl": unreal, "realized_pnl": _rupees(p.realized),
+                "fees": _rupees(p.fees)})
+        return {"positions": positions, "cash": _rupees(b.cash),
+                "equity": _rupees_of(<object> b.cash + <object> b.market_value),
+                "realized_pnl": _rupees(b.realized),
+                "unrealized_pnl": _rupees_of(<object> b.market_value - <object> b.cost),
+                "exposure": _rupees(b.exposure), "position_count": b.open_count}
+
     def check(self):
         """True if cash + market value == initial + realized + unrealized - fees exactly
         and every total equals the sum over positions.  Sums and the identity are
@@ -384,6 +446,30 @@ cdef class Ledger:
     @property
     def rejected(self):
         return self.book.rejected
+
+
+cdef long long _EXACT = 1LL << 53      # ints up to this are exact as doubles
+
+
+cdef inline object _rupees(long long v):
+    """``v / 100`` as Python computes it: for |v| <= 2**53 a double division."""
+    if -_EXACT <= v <= _EXACT:
+        return (<double> v) / 100.0
+    return (<object> v) / 100
+
+
+cdef inline object _rupees_of(object v):
+    """``_rupees`` of a Python int that may not fit 64 bits."""
+    if -_EXACT <= v <= _EXACT:
+        return (<double> <long long> v) / 100.0
+    return v / 100
+
+
+cdef inline object _quotient(long long a, long long b):
+    """``a / b`` (b != 0) as Python computes it (a Python float)."""
+    if -_EXACT <= a <= _EXACT and -_EXACT <= b <= _EXACT:
+        return (<double> a) / (<double> b)
+    return (<object> a) / (<object> b)
 
 
 def round_trips(const int[:] sym, const long long[:] qty, const long long[:] price,

@@ -413,3 +413,40 @@ def trades_from_fills_twin(fills, _ts_many):
                     "net_pnl": net / 100, "entry_ns": entry_ts, "exit_ns": exit_ts,
                     "return_pct": net / entry_value if entry_value else 0.0})
     return out
+
+
+def snapshot_twin(led: Ledger, symbols) -> dict:
+    """``PortfolioService._snapshot`` as it was in Python (now ``Ledger.snapshot``)."""
+    positions = []
+    for i in led.open_ids():
+        qty, cost, realized, fees, mark, _fills, _traded = led.position(i)
+        positions.append({
+            "symbol": symbols[i], "quantity": qty,
+            "avg_price": round(cost / qty / 100, 4) if qty else 0.0,
+            "last_price": mark / 100, "market_value": qty * mark / 100,
+            "unrealized_pnl": (qty * mark - cost) / 100, "realized_pnl": realized / 100,
+            "fees": fees / 100})
+    return {"positions": positions, "cash": led.cash / 100, "equity": led.equity / 100,
+            "realized_pnl": led.realized / 100, "unrealized_pnl": led.unrealized / 100,
+            "exposure": led.exposure / 100, "position_count": led.open_positions}
+
+
+def mark_rupees_twin(led: Ledger, ids, ltps, to_paise) -> int:
+    """``PortfolioService.mark_to_market``'s conversion and marking as it was in Python
+    (now ``Ledger.mark_rupees`` plus ``to_paise`` for what it leaves)."""
+    marked = 0
+    for i, ltp in zip(ids, ltps):
+        if ltp is None:
+            continue
+        paise = ltp * 100 if type(ltp) is float else 0.0
+        if 0 < paise <= MAX_PAISE:
+            p = int(round(paise))
+        else:
+            try:
+                p = to_paise(ltp)
+            except ValueError:
+                continue
+        if p > 0:
+            led.set_mark(i, p)
+            marked += 1
+    return marked

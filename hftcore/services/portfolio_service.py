@@ -458,44 +458,41 @@ class PortfolioService:
         led = self._ledger
         symbols = self._symbols
         ids = led.open_ids()
+        if not ids:
+            return 0
         ltps = None
         many = getattr(src, "get_ltp_list", None)     # one call for all (MarketDataService)
-        if ids and callable(many):
+        if callable(many):
             try:
                 ltps = list(many([symbols[i] for i in ids]))
             except Exception:                 # read them one by one: that says which failed
                 ltps = None
             if ltps is not None and len(ltps) != len(ids):
                 ltps = None
-        marks = []
-        for k, i in enumerate(ids):
-            sym = symbols[i]
-            if ltps is not None:
-                ltp = ltps[k]
-            else:
+        if ltps is None:                      # one by one: a failing read is named
+            ltps = []
+            for i in ids:
                 try:
-                    ltp = src.get_ltp(sym)
+                    ltps.append(src.get_ltp(symbols[i]))
                 except Exception:             # a price source must not break a read
-                    logger.warning("mark_to_market: get_ltp(%s) failed", sym, exc_info=True)
-                    continue
-            if ltp is None:
-                continue
-            paise = ltp * 100 if type(ltp) is float else 0.0
-            if 0 < paise <= MAX_PAISE:        # to_paise's arithmetic, without its checks
-                p = int(round(paise))
-            else:
+                    logger.warning("mark_to_market: get_ltp(%s) failed", symbols[i],
+                                   exc_info=True)
+                    ltps.append(None)
+        bad = []
+        with self._lock:                      # every price read first, then one lock
+            done, rest = led.mark_rupees(ids, ltps, MAX_PAISE)
+            for k in rest:                    # not a float in range: to_paise's checks
                 try:
-                    p = to_paise(ltp)
+                    p = to_paise(ltps[k])
                 except ValueError:
-                    logger.warning("mark_to_market(%s): bad price %r", sym, ltp)
+                    bad.append(k)
                     continue
-            if p > 0:
-                marks.append((i, p))
-        if marks:
-            with self._lock:                  # every price read first, then one lock
-                for i, p in marks:
-                    led.set_mark(i, p)
-        return len(marks)
+                if p > 0:
+                    led.set_mark(ids[k], p)
+                    done += 1
+        for k in bad:
+            logger.warning("mark_to_market(%s): bad price %r", symbols[ids[k]], ltps[k])
+        return done
 
     # ------------------------------------------------------------ read
 
@@ -545,20 +542,7 @@ class PortfolioService:
     def _snapshot(self) -> dict:
         # as marked now: the fill and update_prices paths have just marked what changed
         with self._lock:
-            led = self._ledger
-            position, symbols = led.position, self._symbols
-            positions = []
-            for i in led.open_ids():                  # _position_dict, inlined (once per fill)
-                qty, cost, realized, fees, mark, _fills, _traded = position(i)
-                positions.append({
-                    "symbol": symbols[i], "quantity": qty,
-                    "avg_price": round(cost / qty / 100, 4) if qty else 0.0,
-                    "last_price": mark / 100, "market_value": qty * mark / 100,
-                    "unrealized_pnl": (qty * mark - cost) / 100, "realized_pnl": realized / 100,
-                    "fees": fees / 100})
-            return {"positions": positions, "cash": led.cash / 100, "equity": led.equity / 100,
-                    "realized_pnl": led.realized / 100, "unrealized_pnl": led.unrealized / 100,
-                    "exposure": led.exposure / 100, "position_count": led.open_positions}
+            return self._ledger.snapshot(self._symbols)
 
     def net_pnl(self) -> float:
         """realized + unrealized - fees, in rupees."""
