@@ -51,15 +51,10 @@ EVENT_KEYS = ("type", "payload", "timestamp", "ts_ns", "seq")
 
 
 @cython.freelist(1024)
-@cython.final
 cdef class Event:
     """One published event; a read-only mapping with the keys
-    ``type, payload, timestamp`` (float seconds), ``ts_ns`` (int) and ``seq``."""
-
-    cdef readonly str type
-    cdef readonly object payload
-    cdef readonly long long ts_ns
-    cdef readonly long long seq
+    ``type, payload, timestamp`` (float seconds), ``ts_ns`` (int) and ``seq``.
+    Its fields are declared in ``bus.pxd``."""
 
     @property
     def timestamp(self):

@@ -26,6 +26,7 @@ Not thread-safe by itself: the gate calls it under its lock.
 from cpython.mem cimport PyMem_Realloc, PyMem_Free
 from libc.math cimport ceil, fabs, rint
 from libc.string cimport memset
+from hftcore_ext.bus cimport Event
 
 cdef extern from *:
     bint _mul_ovf "__builtin_mul_overflow"(long long a, long long b, long long* out) nogil
@@ -507,7 +508,7 @@ cdef class FeedIntake:
     cdef public long long market_ns, version
     cdef public object last_event_ts
     cdef public object portfolio_raw
-    cdef object lock, now_ns, other, fold
+    cdef object lock, now_ns, other, fold, _acquire, _release
 
     def __cinit__(self, signals, orders):
         self.signals, self.orders = signals, orders
@@ -520,24 +521,33 @@ cdef class FeedIntake:
 
     def bind(self, lock, now_ns, other, fold):
         self.lock, self.now_ns, self.other, self.fold = lock, now_ns, other, fold
+        self._acquire, self._release = lock.acquire, lock.release
 
     def on_event(self, event):
         """Take one bus event (the lock is taken here)."""
+        cdef Event ev
+        if type(event) is Event:                 # the bus's own: its fields, read in C
+            ev = <Event> event
+            etype, payload, ts = ev.type, ev.payload, ev.ts_ns * 1e-9
+        else:
+            try:
+                etype = event["type"]
+                payload = event["payload"]
+            except (TypeError, KeyError, IndexError):
+                _dash_log.warning("DashboardFeed: ignored malformed event %r", event)
+                return
+            if type(etype) is not str:
+                _dash_log.warning("DashboardFeed: ignored event with type %r", etype)
+                return
+            ts = event.get("timestamp") if hasattr(event, "get") else None
+        self._acquire()
         try:
-            etype = event["type"]
-            payload = event["payload"]
-        except (TypeError, KeyError, IndexError):
-            _dash_log.warning("DashboardFeed: ignored malformed event %r", event)
-            return
-        if type(etype) is not str:
-            _dash_log.warning("DashboardFeed: ignored event with type %r", etype)
-            return
-        ts = event.get("timestamp") if hasattr(event, "get") else None
-        with self.lock:
             if self._take(etype, payload, ts):
                 self.other(etype, payload, ts)
             if len(self.pending) >= 1024:
                 self.fold()
+        finally:
+            self._release()
 
     def take(self, str etype, payload, ts):
         """Take one event's parts (lock held by the caller); True if its type is

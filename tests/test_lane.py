@@ -13,6 +13,7 @@ from collections import deque
 
 import numpy as np
 
+from hftcore_ext.bus import _event_from
 from hftcore_ext.lane import RULES, ContextCore, FeedIntake, RiskBook, Values, first_touch, fuse
 from twin_lane import ContextTwin, FeedIntakeTwin, RiskBookTwin, fuse_twin
 
@@ -204,7 +205,8 @@ events = st.lists(st.tuples(
     st.one_of(st.none(), st.integers(-5, 2**64), st.just(1_700_000_000 * NS + 7),
               st.floats(0, 2e18), st.just("x")),                 # payload ts
     st.booleans(),                                              # payload is a dict
-    st.one_of(st.none(), st.floats(0, 2e9))), max_size=40)      # event timestamp
+    st.one_of(st.none(), st.floats(0, 2e9)),                    # event timestamp
+    st.booleans()), max_size=40)                                # the bus's own Event
 
 
 @settings(max_examples=200, deadline=None)
@@ -216,9 +218,11 @@ def test_compiled_feed_intake_equals_twin(evs, clock):
     others: dict[str, list] = {"fast": [], "twin": []}
     fast.bind(threading.Lock(), now, lambda *a: others["fast"].append(a), lambda: None)
     twin.bind(threading.Lock(), now, lambda *a: others["twin"].append(a), lambda: None)
-    for etype, pts, as_map, ts in evs:
+    for etype, pts, as_map, ts, bus_event in evs:
         payload = {"ts": pts, "symbol": "INFY"} if as_map else [pts]
         event = {"type": etype, "payload": payload, "timestamp": ts}
+        if bus_event:                     # read field by field in C, the twin reads it as a map
+            event = _event_from(etype, payload, int((ts or 0) * 1e9), 1)
         fast.on_event(event)
         twin.on_event(event)
         assert others["fast"] == others["twin"]
