@@ -240,6 +240,35 @@ def test_equity_png_drawn_in_a_child_python_is_the_same_png(session, tmp_path, m
     assert (tmp_path / "b" / "equity.png").read_bytes() == child
 
 
+def test_png_child_started_before_the_run_draws_the_report(session, tmp_path, monkeypatch):
+    """``prepare_png`` starts the child before a long run; the next report draws with it
+    (the same bytes), a short run starts none, and an unused child is ended at exit."""
+    import hftcore.report as report
+    points = report._png_points(*equity_series(session))
+    want = report.render_png(*points)
+    # as in a fresh process (matplotlib not imported here yet) with an idle core
+    pays = lambda n: n >= report.PNG_CHILD_MIN_POINTS  # noqa: E731
+    monkeypatch.setattr(report, "_png_child_pays", pays)
+    assert not report.prepare_png(report.PNG_CHILD_MIN_POINTS - 1)         # short: no child
+    assert report._warm_png == []
+    assert report.prepare_png(report.PNG_CHILD_MIN_POINTS)
+    assert not report.prepare_png(10**9)                                    # one at a time
+    (warm,) = report._warm_png
+    spawned = []
+    monkeypatch.setattr(report, "_spawn_png_child",
+                        lambda: spawned.append(1))                   # no second child
+    report.write_report(session, tmp_path / "a")
+    assert report._warm_png == [] and spawned == []       # the short run drew with it
+    assert warm.returncode == 0
+    assert (tmp_path / "a" / "equity.png").read_bytes() == want
+    monkeypatch.undo()
+    monkeypatch.setattr(report, "_png_child_pays", pays)
+    assert report.prepare_png(10**6)
+    (unused,) = report._warm_png
+    report._drop_warm_png()                                   # what atexit does
+    assert report._warm_png == [] and unused.returncode is not None
+
+
 def test_bulk_csv_writer_matches_csv_writer_cell_for_cell(tmp_path):
     """Every column kind the bulk writer formats itself, and every one it leaves to
     ``csv.writer``: the same bytes as one ``writerow`` of ``csv_cell`` values per row."""
