@@ -5,7 +5,7 @@ that is also a dataclass: ``dataclasses.fields``/``asdict`` work on it).
 ``OrderBookCore`` is the base of ``hftcore.engines.brokers.OrderBook``: the
 order records and the fill bookkeeping (``fill``: cumulative quantity, value,
 fees and charges, status).  ``PaperCore`` is the base of ``PaperBroker``:
-``place_order``, the bar matching (``_match``) and ``watch``.  The Python
+``place_order``, the bar matching (``on_bar``, ``_match``) and ``watch``.  The Python
 subclasses keep everything that is not per order (construction checks,
 listeners, modify and cancel).
 
@@ -308,6 +308,37 @@ cdef class PaperCore:
             else:
                 hi = min(hi, <double>(o.price_paise / 100))
         return nxt, hi, lo
+
+    def on_bar(self, symbol, open, high, low, close, ts=None):
+        """A new bar (or tick) for ``symbol``: match working orders against it."""
+        cdef list fills = [], got
+        if _Fill is None:
+            _load()
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            return []
+        try:
+            o, h, lo, c = _paise(open), _paise(high), _paise(low), _paise(close)
+        except ValueError:
+            return []
+        if not (0 < lo <= min(o, c) and max(o, c) <= h):
+            return []
+        # one fill at a time, its listeners told before the next order is matched: the
+        # OMS cancels a bracket's other leg at once, so a wide bar cannot fill both the
+        # stop and the target (which would reverse the position)
+        sym = inst.symbol
+        done = set()
+        while True:
+            with self._lock:
+                if not self._open.get(sym):
+                    break
+                got = self._match_c(sym, o, h, lo, c, ts, None, done, True)
+            self.book.flush()
+            if not got:
+                break
+            fills += got
+            done.add(got[0].order_id)
+        return fills
 
     def _slip(self, inst, side, px):
         return self._slip_c(inst, side, px)

@@ -419,3 +419,24 @@ def test_overflow_is_impossible_paise_stay_python_ints():
     assert o.value_paise == 2**63 + 10**22 and o.avg_price == pytest.approx(
         (2**63 + 10**22) / 10**12 / 100)
     assert math.isfinite(o.avg_price)
+
+
+@pytest.mark.parametrize("bar_in,fills", [
+    (("SBIN", 900.0, 905.0, 899.0, 902.0), True), (("sbin", 900, 905, 899, 902), True),
+    (("SBIN", "900", 905.0, 899.0, 902.0), True), (("NOPE", 900, 905, 899, 902), False),
+    (("SBIN", float("nan"), 905.0, 899.0, 902.0), False),
+    (("SBIN", "x", 905.0, 899.0, 902.0), False),
+    (("SBIN", 900.0, 899.0, 899.0, 902.0), False),                # high below the close
+    (("SBIN", 900.0, 905.0, 0.0, 902.0), False), (("SBIN", 900.0, 1e20, 899.0, 902.0), False),
+    (("SBIN", True, 905.0, 899.0, 902.0), False)])
+def test_on_bar_refuses_and_accepts_what_the_twin_did(bar_in, fills):
+    got = []
+    for cls, order_cls in ((PaperBroker, BrokerOrder), (TwinPaperBroker, TwinOrder)):
+        b = cls(Prices(), charges=ZERO_CHARGES, clock=lambda: 3)
+        o = order_cls("B1", SYM, "BUY", 10, "LIMIT", 90_000)
+        b.book.add(o)
+        b._open[SYM] = [o]
+        made = b.on_bar(*bar_in, ts=9)
+        got.append(([fill_key(f) for f in made], order_key(o),
+                    [x.order_id for x in b._open.get(SYM, [])]))
+    assert got[0] == got[1] and bool(got[0][0]) is fills

@@ -26,7 +26,7 @@ from typing import Callable, Protocol, runtime_checkable
 from hftcore_ext import paper as _paper
 
 from ..gate import check_order_shape
-from ..instruments import InstrumentTable, to_paise
+from ..instruments import InstrumentTable
 from ..orders import Fill
 from .charges import ChargeSchedule
 
@@ -277,33 +277,9 @@ class PaperBroker(_paper.PaperCore):
         """A new LTP for ``symbol``: match working orders; listeners get the fills."""
         return self.on_bar(symbol, price, price, price, price, ts)
 
-    def on_bar(self, symbol, open, high, low, close, ts=None) -> list[Fill]:
-        """A new bar (or tick) for ``symbol``: match working orders against it."""
-        inst = self.instruments.get(symbol)
-        if inst is None:
-            return []
-        try:
-            o, h, lo, c = to_paise(open), to_paise(high), to_paise(low), to_paise(close)
-        except ValueError:
-            return []
-        if not (0 < lo <= min(o, c) and max(o, c) <= h):
-            return []
-        # one fill at a time, its listeners told before the next order is matched: the
-        # OMS cancels a bracket's other leg at once, so a wide bar cannot fill both the
-        # stop and the target (which would reverse the position)
-        fills: list[Fill] = []
-        done: set[str] = set()
-        while True:
-            with self._lock:
-                if not self._open.get(inst.symbol):
-                    break
-                got = self._match(inst.symbol, o, h, lo, c, ts, skip=done, first=True)
-            self.book.flush()
-            if not got:
-                break
-            fills += got
-            done.add(got[0].order_id)
-        return fills
+    # on_bar(symbol, open, high, low, close, ts=None) -> list[Fill] is compiled
+    # (PaperCore.on_bar): a new bar (or tick) for ``symbol`` matches its working orders,
+    # one fill at a time, the listeners told before the next order is matched.
 
     # _match(symbol, o, h, lo, c, ts, only=None, skip=(), first=False) -> list[Fill] and
     # _slip are compiled (PaperCore): the matching rules above, against paise prices.
