@@ -13,6 +13,12 @@ whether an order is allowed: that is the pre-trade gate's job
 The paper broker only refuses what the exchange itself would refuse (unknown
 symbol, quantity off the lot size, price off the tick grid), using the gate's
 own shape check, so the two can never disagree.
+
+What runs once per order is compiled (``hftcore_ext.paper``): the order record
+``BrokerOrder``, ``OrderBook``'s ``add``/``fill``/``flush`` and ``PaperBroker``'s
+``place_order``, ``on_bar`` (the matching) and ``watch``; the classes here are
+their Python subclasses and keep the rest.  ``tests/twin_paper.py`` holds the
+plain-Python code they replaced, which the compiled core must equal.
 """
 
 from __future__ import annotations
