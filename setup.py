@@ -28,7 +28,7 @@ if int(Cython.__version__.split(".")[0]) < 3:
     sys.exit(f"hftcore needs Cython>=3,<4 to build, found {Cython.__version__}")
 
 DEBUG = os.environ.get("HFTCORE_DEBUG", "") not in ("", "0")
-MODULES = ["bus", "indicators", "candles", "ledger", "ticker", "lane", "csvscan"]
+MODULES = ["bus", "indicators", "candles", "ledger", "ticker", "lane", "csvscan", "paper"]
 if os.environ.get("HFTCORE_MODULES"):
     wanted = [m.strip() for m in os.environ["HFTCORE_MODULES"].split(",") if m.strip()]
     unknown = sorted(set(wanted) - set(MODULES))

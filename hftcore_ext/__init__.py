@@ -3,13 +3,14 @@
 Modules: ``bus`` (event log + dispatch), ``indicators`` (EMA, RSI, ATR, VWAP,
 Slope, Bundle), ``candles`` (CandleBank), ``ledger`` (Ledger, integer paise),
 ``ticker`` (Kite ticker binary frames -> numpy columns), ``lane`` (the event lane's
-gate book, fusion, bar scan and dashboard intake), ``csvscan`` (one-pass CSV scanner;
+gate book, fusion, bar scan and dashboard intake), ``paper`` (the paper broker's
+order records, fill bookkeeping and matching), ``csvscan`` (one-pass CSV scanner;
 optional: without it loading goes through pyarrow).
 There is no pure-Python fallback for the others: if they fail to import, the build failed.
 """
 from importlib.machinery import PathFinder as _PathFinder
 
-_MODULES = ("bus", "indicators", "candles", "ledger", "ticker", "lane")
+_MODULES = ("bus", "indicators", "candles", "ledger", "ticker", "lane", "paper")
 
 
 def _check_built() -> None:

@@ -13,6 +13,12 @@ whether an order is allowed: that is the pre-trade gate's job
 The paper broker only refuses what the exchange itself would refuse (unknown
 symbol, quantity off the lot size, price off the tick grid), using the gate's
 own shape check, so the two can never disagree.
+
+What runs once per order is compiled (``hftcore_ext.paper``): the order record
+``BrokerOrder``, ``OrderBook``'s ``add``/``fill``/``flush`` and ``PaperBroker``'s
+``place_order``, ``on_bar`` (the matching) and ``watch``; the classes here are
+their Python subclasses and keep the rest.  ``tests/twin_paper.py`` holds the
+plain-Python code they replaced, which the compiled core must equal.
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Callable, Protocol, runtime_checkable
 
+from hftcore_ext import paper as _paper
+
 from ..gate import check_order_shape
-from ..instruments import InstrumentTable, to_paise
+from ..instruments import InstrumentTable
 from ..orders import Fill
-from .charges import COMPONENTS, ChargeSchedule
+from .charges import ChargeSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -41,48 +48,13 @@ EVENT_KINDS = ("fill", "cancelled", "rejected", "modified", "halted")
 Listener = Callable[[str, "BrokerOrder", "Fill | None"], None]
 
 
-@dataclass(slots=True, eq=False)
-class BrokerOrder:
-    """One order as the broker sees it; money in integer paise."""
-    order_id: str
-    symbol: str
-    side: str
-    quantity: int
-    order_type: str = "MARKET"
-    price_paise: int = 0                 # limit price (LIMIT, SL); 0 otherwise
-    product: str = "MIS"
-    status: str = "OPEN"                 # OPEN, TRIGGER PENDING, COMPLETE, CANCELLED, REJECTED
-    filled: int = 0
-    value_paise: int = 0                 # sum of fill qty * price
-    fees_paise: int = 0
-    message: str = ""
-    fills: list = field(default_factory=list)
-    trigger_paise: int = 0               # SL / SL-M trigger; 0 otherwise
-    tag: str = ""                        # the client's id for the order (idempotency)
-    ts: int = 0                          # ns, when it was placed
-    charges: dict = field(default_factory=dict)   # paise by component, all fills so far
-
-    @property
-    def avg_price(self) -> float:
-        """Average fill price in rupees (0.0 if nothing filled)."""
-        return self.value_paise / self.filled / 100 if self.filled else 0.0
-
-    @property
-    def pending(self) -> int:
-        """Units still to fill while the order is working (0 once final)."""
-        return self.quantity - self.filled if self.status in WORKING else 0
-
-    @property
-    def working(self) -> bool:
-        return self.status in WORKING
-
-    @property
-    def price(self) -> float | None:
-        return self.price_paise / 100 if self.price_paise else None
-
-    @property
-    def trigger_price(self) -> float | None:
-        return self.trigger_paise / 100 if self.trigger_paise else None
+#: One order as the broker sees it; money in integer paise.  Compiled
+#: (``hftcore_ext.paper``): the fields, defaults and properties of the dataclass it
+#: replaced (order_id, symbol, side, quantity, order_type="MARKET", price_paise=0,
+#: product="MIS", status="OPEN", filled=0, value_paise=0, fees_paise=0, message="",
+#: fills=[], trigger_paise=0, tag="", ts=0, charges={}; avg_price, pending, working,
+#: price, trigger_price), and ``dataclasses.fields``/``asdict`` still work on it.
+BrokerOrder = _paper.BrokerOrder
 
 
 @runtime_checkable
@@ -123,7 +95,7 @@ class Broker(Protocol):
     def add_listener(self, callback: Listener) -> None: ...
 
 
-class OrderBook:
+class OrderBook(_paper.OrderBookCore):
     """Order records and fill bookkeeping shared by every broker.
 
     ``fill()`` is the one place a broker turns an execution into a ``Fill``:
@@ -149,38 +121,8 @@ class OrderBook:
     def add_listener(self, callback: Listener) -> None:
         self._listeners.append(callback)
 
-    def add(self, order: BrokerOrder) -> None:
-        self.orders[order.order_id] = order
-        self._done.append(order.order_id)
-        while len(self._done) > self.KEEP_DONE:      # forget the oldest finished orders
-            oid = self._done.popleft()
-            old = self.orders.get(oid)
-            if old is not None and old.working:
-                self._done.append(oid)                # still working: look again later
-                break
-            self.orders.pop(oid, None)
-
-    def fill(self, order: BrokerOrder, quantity: int, price_paise: int, ts: int | None = None,
-             fill_id: str | None = None) -> Fill:
-        """Record an execution of ``quantity`` at ``price_paise`` on ``order``."""
-        ch = self.charges.charges_for_fill(order.side, order.value_paise, quantity * price_paise,
-                                           order.charges, order.product)
-        fee = ch.pop("total")
-        fid = fill_id or f"{order.order_id}-{len(order.fills) + 1}"
-        fill = Fill(fid, order.order_id, order.symbol, order.side, quantity, price_paise, fee,
-                    int(self.clock()) if ts is None else int(ts), ch)
-        order.fills.append(fill)
-        order.filled += quantity
-        order.value_paise += quantity * price_paise
-        order.fees_paise += fee
-        for k in COMPONENTS:
-            order.charges[k] = order.charges.get(k, 0) + ch[k]
-        if order.filled >= order.quantity:
-            order.status = "COMPLETE"
-        elif order.status == "TRIGGER PENDING":
-            order.status = "OPEN"
-        self._pending.append(("fill", order, fill))
-        return fill
+    # add(order), fill(order, quantity, price_paise, ts=None, fill_id=None) -> Fill and
+    # flush() are compiled (hftcore_ext.paper.OrderBookCore): they run once per order.
 
     def finish(self, order: BrokerOrder, status: str, message: str = "") -> None:
         """Move a working order to CANCELLED or REJECTED (after acceptance)."""
@@ -192,30 +134,8 @@ class OrderBook:
     def event(self, kind: str, order: BrokerOrder) -> None:
         self._pending.append((kind, order, None))
 
-    def flush(self) -> None:
-        """Deliver queued events to the listeners (call without holding the broker's lock).
 
-        One deliverer at a time keeps events in order; a listener that acts on the
-        broker (a bracket cancelling its other leg) queues its events, and the
-        delivery loop already running hands them out next."""
-        if self._flushing == threading.get_ident():
-            return
-        with self._flush_lock:
-            self._flushing = threading.get_ident()
-            try:
-                while self._pending:
-                    kind, order, fill = self._pending.popleft()
-                    for cb in list(self._listeners):
-                        try:
-                            cb(kind, order, fill)
-                        except Exception:
-                            logger.exception("order listener %r failed on %s of %s", cb, kind,
-                                             order.order_id)
-            finally:
-                self._flushing = None
-
-
-class PaperBroker:
+class PaperBroker(_paper.PaperCore):
     """Simulated NSE execution against a live or replayed price source.
 
     Parameters
@@ -278,7 +198,7 @@ class PaperBroker:
         self.clock = clock
         self.id_prefix = id_prefix
         self.fill_at = fill_at
-        self.book = OrderBook(charges, clock)
+        self.book: OrderBook = OrderBook(charges, clock)
         self._lock = threading.RLock()
         self._seq = 0
         self._open: dict[str, list[BrokerOrder]] = {}
@@ -304,38 +224,10 @@ class PaperBroker:
 
     # ------------------------------------------------------------ orders
 
-    def place_order(self, symbol, side, quantity, order_type="MARKET", price=None,
-                    product="MIS", trigger_price=None, tag=None) -> BrokerOrder:
-        """Place an order; returns it with any immediate fills.  Never raises for
-        bad arguments: the order comes back REJECTED with the reason."""
-        with self._lock:
-            self._seq += 1
-            oid = f"{self.id_prefix}{self._seq:09d}"
-            order = BrokerOrder(oid, str(symbol), str(side), 0, str(order_type).upper(),
-                                product=str(product).upper(), tag=str(tag or ""),
-                                ts=int(self.clock()))
-            self.book.add(order)
-            inst = self.instruments.get(symbol)
-            shape = check_order_shape(inst, symbol, side, quantity, order.order_type, price,
-                                      trigger_price, order.product)
-            if shape.rule:
-                order.status, order.message = "REJECTED", shape.message
-                return order
-            assert inst is not None                 # the shape check refuses unknown symbols
-            order.symbol, order.quantity = inst.symbol, quantity
-            order.price_paise, order.trigger_paise = shape.price_paise, shape.trigger_paise
-            ltp = self.price_source.get_ltp(inst.symbol)
-            if ltp is None and (order.order_type == "MARKET" or self.fill_at == "close"):
-                order.status, order.message = "REJECTED", f"no price for {inst.symbol}"
-                return order
-            if order.order_type in ("SL", "SL-M"):
-                order.status = "TRIGGER PENDING"
-            self._open.setdefault(inst.symbol, []).append(order)
-            if self.fill_at == "close":          # this order only: the others saw this price
-                p = to_paise(ltp)
-                self._match(inst.symbol, p, p, p, p, None, only=order)
-        self.book.flush()
-        return order
+    # place_order(symbol, side, quantity, order_type="MARKET", price=None, product="MIS",
+    # trigger_price=None, tag=None) -> BrokerOrder is compiled (hftcore_ext.paper.PaperCore):
+    # it never raises for bad arguments (the order comes back REJECTED with the reason);
+    # with fill_at="close" a MARKET order fills at once, at the current price.
 
     def modify_order(self, order_id, quantity=None, price=None, trigger_price=None) -> bool:
         """Change a working order's total quantity, limit price or trigger price
@@ -384,115 +276,19 @@ class PaperBroker:
 
     # ------------------------------------------------------------ matching
 
-    def watch(self, symbol: str) -> tuple[bool, float, float]:
-        """What price would make ``symbol``'s working orders act:
-        ``(next_bar, high_at, low_at)``: act on the very next bar, or when a bar's
-        high reaches ``high_at`` or its low reaches ``low_at`` (rupees; inf / -inf
-        when nothing waits on that side).  The session scans bars for these
-        without entering Python per bar."""
-        nxt, hi, lo = False, float("inf"), float("-inf")
-        for o in self._open.get(symbol, ()):
-            if o.order_type == "MARKET":
-                nxt = True
-            elif o.status == "TRIGGER PENDING":
-                t = o.trigger_paise / 100
-                if o.side == "BUY":
-                    hi = min(hi, t)
-                else:
-                    lo = max(lo, t)
-            elif o.side == "BUY":
-                lo = max(lo, o.price_paise / 100)
-            else:
-                hi = min(hi, o.price_paise / 100)
-        return nxt, hi, lo
+    # watch(symbol) -> (next_bar, high_at, low_at) is compiled (PaperCore.watch): what
+    # price would make the symbol's working orders act, for the session's bar scan.
 
     def on_price(self, symbol, price, ts=None) -> list[Fill]:
         """A new LTP for ``symbol``: match working orders; listeners get the fills."""
         return self.on_bar(symbol, price, price, price, price, ts)
 
-    def on_bar(self, symbol, open, high, low, close, ts=None) -> list[Fill]:
-        """A new bar (or tick) for ``symbol``: match working orders against it."""
-        inst = self.instruments.get(symbol)
-        if inst is None:
-            return []
-        try:
-            o, h, lo, c = to_paise(open), to_paise(high), to_paise(low), to_paise(close)
-        except ValueError:
-            return []
-        if not (0 < lo <= min(o, c) and max(o, c) <= h):
-            return []
-        # one fill at a time, its listeners told before the next order is matched: the
-        # OMS cancels a bracket's other leg at once, so a wide bar cannot fill both the
-        # stop and the target (which would reverse the position)
-        fills: list[Fill] = []
-        done: set[str] = set()
-        while True:
-            with self._lock:
-                if not self._open.get(inst.symbol):
-                    break
-                got = self._match(inst.symbol, o, h, lo, c, ts, skip=done, first=True)
-            self.book.flush()
-            if not got:
-                break
-            fills += got
-            done.add(got[0].order_id)
-        return fills
+    # on_bar(symbol, open, high, low, close, ts=None) -> list[Fill] is compiled
+    # (PaperCore.on_bar): a new bar (or tick) for ``symbol`` matches its working orders,
+    # one fill at a time, the listeners told before the next order is matched.
 
-    def _slip(self, inst, side: str, px: int) -> int:
-        if not self.slippage_ticks:
-            return px
-        tick = inst.tick_paise(px)
-        slip = self.slippage_ticks * tick
-        return px + slip if side == "BUY" else max(tick, px - slip)
-
-    def _match(self, symbol: str, o: int, h: int, lo: int, c: int, ts, only=None,
-               skip=(), first: bool = False) -> list[Fill]:
-        """Fill the working orders of ``symbol`` this bar reaches (``only``: that order;
-        ``skip``: order ids already filled on this bar; ``first``: stop after one fill)."""
-        inst = self.instruments.get(symbol)
-        orders = self._open.get(symbol, [])
-        # stops first: within one bar the cautious assumption is that the stop came first
-        orders.sort(key=lambda x: x.status != "TRIGGER PENDING")
-        fills = []
-        for order in orders:
-            if (only is not None and order is not only) or order.order_id in skip \
-                    or not order.working:
-                continue
-            px = None
-            buy = order.side == "BUY"
-            if order.status == "TRIGGER PENDING":
-                t = order.trigger_paise
-                if buy and h >= t:
-                    at = max(o, t)
-                elif not buy and lo <= t:
-                    at = min(o, t)
-                else:
-                    continue
-                order.status = "OPEN"
-                if order.order_type == "SL-M":
-                    px = self._slip(inst, order.side, at)
-                elif (buy and at <= order.price_paise) or (not buy and at >= order.price_paise):
-                    px = at
-                elif (buy and lo <= order.price_paise) or (not buy and h >= order.price_paise):
-                    px = order.price_paise
-            elif order.order_type in ("MARKET", "SL-M"):
-                px = self._slip(inst, order.side, o)
-            elif buy:
-                px = o if o <= order.price_paise else order.price_paise if lo <= order.price_paise \
-                    else None
-            else:
-                px = o if o >= order.price_paise else order.price_paise if h >= order.price_paise \
-                    else None
-            if px is None:
-                continue
-            qty = order.quantity - order.filled
-            if self.max_fill_quantity is not None:
-                qty = min(qty, self.max_fill_quantity)
-            fills.append(self.book.fill(order, qty, px, ts))
-            if first:
-                break
-        self._open[symbol] = [x for x in orders if x.working]
-        return fills
+    # _match(symbol, o, h, lo, c, ts, only=None, skip=(), first=False) -> list[Fill] and
+    # _slip are compiled (PaperCore): the matching rules above, against paise prices.
 
 
 # One KiteBroker: the complete one in hftcore.kite (order tracking from order updates and
