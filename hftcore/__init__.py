@@ -7,7 +7,7 @@ Importing hftcore fails if the core is not compiled: there is no slow fallback.
 
 from hftcore_ext import bus as _bus, candles as _candles
 from hftcore_ext import indicators as _indicators, ledger as _ledger
-from hftcore_ext import lane as _lane, ticker as _ticker
+from hftcore_ext import lane as _lane, paper as _paper, ticker as _ticker
 
 from .engines import (Broker, BrokerOrder, ChargeSchedule, EmaCross, EmaTrend, KiteBroker,
                       MarketDataEngine, OrderBook, PaperBroker,
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 #: True when the compiled core is loaded (always, since import fails otherwise).
 COMPILED = all((m.__file__ or "").endswith((".so", ".pyd"))
-               for m in (_bus, _candles, _indicators, _ledger, _ticker, _lane))
+               for m in (_bus, _candles, _indicators, _ledger, _ticker, _lane, _paper))
 
 __all__ = ["COMPILED", "EventBus", "MarketDataService", "StrategyService", "ExecutionService",
            "PortfolioService", "DashboardFeed", "RiskLimits", "MarketDataEngine",

@@ -11,12 +11,13 @@ import hftcore_ext.csvscan
 import hftcore_ext.indicators
 import hftcore_ext.lane
 import hftcore_ext.ledger
+import hftcore_ext.paper
 import hftcore_ext.ticker
 
 
 def test_every_core_module_is_a_compiled_extension():
     for m in (hftcore_ext.bus, hftcore_ext.candles, hftcore_ext.indicators, hftcore_ext.ledger,
-              hftcore_ext.ticker, hftcore_ext.csvscan, hftcore_ext.lane):
+              hftcore_ext.ticker, hftcore_ext.csvscan, hftcore_ext.lane, hftcore_ext.paper):
         assert m.__file__.endswith(".so"), m.__file__
     assert hftcore.COMPILED
 
