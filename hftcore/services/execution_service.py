@@ -596,6 +596,10 @@ class ExecutionService:
         """Bracket bookkeeping from delivered fills only (what the portfolio holds):
         an entry fill adds to its bracket; an exit fill to its leg; any other fill that
         reduces the position uses up the cover of the brackets it closes, oldest first."""
+        if not self._brackets:
+            # no bracket at all (the common case): nothing to add to or cut.  A bracket
+            # registered after this read counts this fill itself (_place reads _seen)
+            return
         oid = order.order_id
         key = getattr(order, "tag", "") or self._key_of.get(oid, "")
         touched: list[str] = []
