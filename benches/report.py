@@ -239,18 +239,23 @@ NOTES = """
   bar, so without FMA it costs about one extra add latency per point. `HFTCORE_MARCH=x86-64-v3
   pip install .` builds for newer CPUs.
 * **Decision path** (tick → dashboard) and its twin: the numeric lane is sub-microsecond
-  (`on_tick`). What the services own on the event lane is compiled (`hftcore_ext.lane`: the
+  (`on_tick`). What the services own on the event lane is compiled: `hftcore_ext.lane` (the
   gate's working-order book, reserved margin and rate windows; signal fusion and the
-  strategy context; the paper broker's bar scan; the dashboard's event intake), and the twin
-  row swaps each for its plain-Python twin (`tests/twin_lane.py`). The gate alone is ~1.8 ×
-  its twin; the whole path only ~1.2 ×, because most of a decision is the glue between the
-  services: some 350 Python calls for the order and fill records, `execute`'s checks,
-  marking, the portfolio's snapshot and the events (each of `portfolio.updated` and the
-  marking is ~10 µs of an order). Below ~10 µs needs `BrokerOrder`, `Fill` and that glue
-  compiled too, while engines, brokers and portfolios stay duck-typed seams. The same glue
-  is what keeps the command and a Python `on_bar` at every close short of their targets:
-  per order ~60 µs, per decision of the default fusion ~28 µs (six Python votes and seven
-  events), per bar ~2 µs of framework around `on_bar`.
+  strategy context; the paper broker's bar scan; the dashboard's event intake),
+  `hftcore_ext.paper` (the paper broker's order records, fills and matching) and the
+  ledger's snapshot and marking. The twin row swaps the lane's pieces for their plain-Python
+  twins (`tests/twin_lane.py`). The gate alone is ~1.8 × its twin; the whole path only
+  ~1.2 ×, because most of a decision is now the services' own glue, shaped by the spec's API
+  and events: `execute`'s checks, the `order.filled` payload and its bookkeeping, the
+  `portfolio.updated` snapshot and the subscribers of each event, some 300 Python calls.
+  Compiling that glue as it is does not help: CPython 3.11's specialising interpreter runs
+  dict-and-attribute code about as fast as Cython's generic object code (the services'
+  modules compiled with Cython gave no gain, nor did the default fusion members' `on_bar`:
+  0.43–0.63 µs compiled against 0.36–0.76 µs in Python). Only typed C pays, and on this path
+  that means C records instead of the dict payloads and duck-typed objects the spec's seams
+  pass around. The same glue keeps the command and a Python `on_bar` at every close short
+  of their targets: per order ~50 µs, per decision of the default fusion ~28 µs (six Python
+  votes and seven events), per bar ~2 µs of framework around `on_bar`.
 * **Run-to-run variance**: this is a shared 2-core VM. Memory-bound rows (tick ingest at
   1,000 and 10,000 symbols) and call-bound rows move by up to ±30 % between runs of the same
   build (1,000-symbol ingest: 12–21 M ticks/s across runs). Ratios within one run are
