@@ -529,6 +529,9 @@ cdef class FeedIntake:
         if type(event) is Event:                 # the bus's own: its fields, read in C
             ev = <Event> event
             etype, payload, ts = ev.type, ev.payload, ev.ts_ns * 1e-9
+            if etype is None:
+                _dash_log.warning("DashboardFeed: ignored event with type %r", etype)
+                return
         else:
             try:
                 etype = event["type"]

@@ -44,6 +44,18 @@ cdef int _load() except -1:
     return 0
 
 
+cdef object _valid_paise(object ltp):
+    """An LTP as paise, or None if it is not a usable price (None, a bool, NaN, <= 0,
+    beyond the limit, not a number): what the gate's ``_ltp`` refuses too."""
+    if ltp is None or isinstance(ltp, bool):
+        return None
+    try:
+        p = _paise(ltp)
+    except (ValueError, TypeError):
+        return None
+    return p if p > 0 else None
+
+
 cdef inline object _paise(object x):
     """``hftcore.instruments.to_paise(x)``; a float is converted here (same rounding:
     half to even, as ``round``), anything else by ``to_paise`` itself."""
@@ -160,7 +172,7 @@ cdef class OrderBookCore:
     """The compiled half of ``OrderBook``: order records and fill bookkeeping."""
     cdef public object charges
     cdef public object clock
-    cdef public dict orders
+    cdef public object orders
     cdef public object _done
     cdef public object _listeners
     cdef public object _pending
@@ -184,6 +196,8 @@ cdef class OrderBookCore:
 
     cpdef fill(self, BrokerOrder order, quantity, price_paise, ts=None, fill_id=None):
         """Record an execution of ``quantity`` at ``price_paise`` on ``order``."""
+        if order is None:                        # a C field read of None would crash
+            raise TypeError("fill() needs a BrokerOrder, got None")
         if _Fill is None:
             _load()
         turnover = quantity * price_paise
@@ -244,10 +258,19 @@ cdef class PaperCore:
     cdef public object clock
     cdef public object id_prefix
     cdef public object fill_at
-    cdef public OrderBookCore book
+    cdef OrderBookCore _book
     cdef public object _lock
     cdef public object _seq
-    cdef public dict _open
+    cdef public object _open
+
+    @property
+    def book(self):
+        """The ``OrderBook`` (records, fill bookkeeping, listeners)."""
+        return self._book
+
+    @book.setter
+    def book(self, OrderBookCore value not None):
+        self._book = value
 
     def place_order(self, symbol, side, quantity, order_type="MARKET", price=None,
                     product="MIS", trigger_price=None, tag=None):
@@ -262,7 +285,7 @@ cdef class PaperCore:
             order = BrokerOrder(oid, str(symbol), str(side), 0, str(order_type).upper(),
                                 product=str(product).upper(), tag=str(tag or ""),
                                 ts=int(self.clock()))
-            self.book.add(order)
+            self._book.add(order)
             inst = self.instruments.get(symbol)
             shape = _check_order_shape(inst, symbol, side, quantity, order.order_type, price,
                                        trigger_price, order.product)
@@ -273,16 +296,22 @@ cdef class PaperCore:
             order.symbol, order.quantity = sym, quantity
             order.price_paise, order.trigger_paise = shape.price_paise, shape.trigger_paise
             ltp = self.price_source.get_ltp(sym)
-            if ltp is None and (order.order_type == "MARKET" or self.fill_at == "close"):
+            p = None
+            if ltp is not None and self.fill_at == "close":   # the price it fills at now
+                p = _valid_paise(ltp)
+                if p is None:
+                    order.status = "REJECTED"
+                    order.message = f"no valid price for {sym} (got {ltp!r})"
+                    return order
+            elif ltp is None and (order.order_type == "MARKET" or self.fill_at == "close"):
                 order.status, order.message = "REJECTED", f"no price for {sym}"
                 return order
             if order.order_type in ("SL", "SL-M"):
                 order.status = "TRIGGER PENDING"
             self._open.setdefault(sym, []).append(order)
-            if self.fill_at == "close":          # this order only: the others saw this price
-                p = _paise(ltp)
-                self._match_c(sym, p, p, p, p, None, order, (), False)
-        self.book.flush()
+            if p is not None:                    # this order only: the others saw this price
+                self._match(sym, p, p, p, p, None, order, (), False)
+        self._book.flush()
         return order
 
     def watch(self, symbol):
@@ -294,7 +323,10 @@ cdef class PaperCore:
         cdef BrokerOrder o
         cdef bint nxt = False
         cdef double hi = float("inf"), lo = float("-inf"), t
-        for o in self._open.get(symbol, ()):
+        for x in self._open.get(symbol, ()):
+            if x is None:
+                raise TypeError(f"a working order of {symbol!r} is None")
+            o = <BrokerOrder?>x
             if o.order_type == "MARKET":
                 nxt = True
             elif o.status == "TRIGGER PENDING":
@@ -332,30 +364,27 @@ cdef class PaperCore:
             with self._lock:
                 if not self._open.get(sym):
                     break
-                got = self._match_c(sym, o, h, lo, c, ts, None, done, True)
-            self.book.flush()
+                got = self._match(sym, o, h, lo, c, ts, None, done, True)
+            self._book.flush()
             if not got:
                 break
             fills += got
             done.add(got[0].order_id)
         return fills
 
-    def _slip(self, inst, side, px):
-        return self._slip_c(inst, side, px)
-
-    cdef object _slip_c(self, inst, side, px):
+    cpdef _slip(self, inst, side, px):
+        """``px`` moved ``slippage_ticks`` ticks against ``side`` (a subclass may override
+        it: the compiled matching calls the override)."""
         if not self.slippage_ticks:
             return px
         tick = inst.tick_paise(px)
         slip = self.slippage_ticks * tick
         return px + slip if side == "BUY" else max(tick, px - slip)
 
-    def _match(self, symbol, o, h, lo, c, ts, only=None, skip=(), first=False):
+    cpdef list _match(self, symbol, o, h, lo, c, ts, only=None, skip=(), bint first=False):
         """Fill the working orders of ``symbol`` this bar reaches (``only``: that order;
-        ``skip``: order ids already filled on this bar; ``first``: stop after one fill)."""
-        return self._match_c(symbol, o, h, lo, c, ts, only, skip, first)
-
-    cdef list _match_c(self, symbol, o, h, lo, c, ts, only, skip, bint first):
+        ``skip``: order ids already filled on this bar; ``first``: stop after one fill).
+        A subclass may override it: ``place_order`` and ``on_bar`` call the override."""
         cdef BrokerOrder order
         cdef bint buy, seen_rest = False, unsorted = False
         cdef list fills = []
@@ -363,7 +392,10 @@ cdef class PaperCore:
         orders = self._open.get(symbol, [])
         # stops first: within one bar the cautious assumption is that the stop came first
         # (a stable sort on "not a stop"; only needed when a stop follows another order)
-        for order in orders:
+        for x in orders:
+            if x is None:
+                raise TypeError(f"a working order of {symbol!r} is None")
+            order = <BrokerOrder?>x
             if order.status != "TRIGGER PENDING":
                 seen_rest = True
             elif seen_rest:
@@ -372,7 +404,8 @@ cdef class PaperCore:
         if unsorted:
             orders.sort(key=_not_pending)
         mfq = self.max_fill_quantity
-        for order in orders:
+        for x in orders:
+            order = <BrokerOrder?>x                  # none is None: checked above
             if (only is not None and order is not only) or order.order_id in skip \
                     or not _working(order):
                 continue
@@ -389,13 +422,13 @@ cdef class PaperCore:
                 order.status = "OPEN"
                 lim = order.price_paise
                 if order.order_type == "SL-M":
-                    px = self._slip_c(inst, order.side, at)
+                    px = self._slip(inst, order.side, at)
                 elif (buy and at <= lim) or (not buy and at >= lim):
                     px = at
                 elif (buy and lo <= lim) or (not buy and h >= lim):
                     px = lim
             elif order.order_type in ("MARKET", "SL-M"):
-                px = self._slip_c(inst, order.side, o)
+                px = self._slip(inst, order.side, o)
             else:
                 lim = order.price_paise
                 if buy:
@@ -407,12 +440,12 @@ cdef class PaperCore:
             qty = order.quantity - order.filled
             if mfq is not None:
                 qty = min(qty, mfq)
-            fills.append(self.book.fill(order, qty, px, ts))
+            fills.append(self._book.fill(order, qty, px, ts))
             if first:
                 break
         self._open[symbol] = [x for x in orders if _working(<BrokerOrder?>x)]
         return fills
 
 
-def _not_pending(BrokerOrder x):
+def _not_pending(BrokerOrder x not None):
     return x.status != "TRIGGER PENDING"

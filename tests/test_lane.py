@@ -329,3 +329,13 @@ def test_compiled_context_reads_equal_twin(bars):
         assert ours.prev == twin.prev
         ours._remember()
         twin._remember()
+
+
+def test_a_bus_event_without_a_type_is_ignored_with_a_warning(caplog):
+    fast = FeedIntake(deque(maxlen=5), deque(maxlen=5))
+    fast.bind(threading.Lock(), lambda _ts: 0, lambda *a: None, lambda: None)
+    fast.on_event(_event_from(None, {"ts": 5}, 5, 1))
+    assert fast.version == 0 and fast.counts == {}
+    assert "ignored event with type None" in caplog.text
+    fast.on_event(_event_from("signals.raw", {"ts": 5}, 5, 2))
+    assert fast.version == 1 and fast.market_ns == 5

@@ -441,3 +441,58 @@ def test_on_bar_refuses_and_accepts_what_the_twin_did(bar_in, fills):
         got.append(([fill_key(f) for f in made], order_key(o),
                     [x.order_id for x in b._open.get(SYM, [])]))
     assert got[0] == got[1] and bool(got[0][0]) is fills
+
+
+# ------------------------------------------------------------ found by an outside review
+
+@pytest.mark.parametrize("ltp", [float("nan"), float("inf"), True, 2**70, "abc", -5.0])
+def test_an_unusable_ltp_rejects_the_order_instead_of_raising_with_it_working(ltp):
+    """fill_at="close": the old broker raised ValueError from to_paise (or filled at Rs 1
+    for True) and left the order in its working list; now it is REJECTED, nothing works."""
+    b = PaperBroker(Prices(ltp), charges=ZERO_CHARGES, clock=lambda: 1, fill_at="close")
+    seen = []
+    b.add_listener(lambda kind, order, fill: seen.append(kind))
+    order = b.place_order(SYM, "BUY", 1)
+    assert order.status == "REJECTED" and "no valid price for SBIN" in order.message
+    assert order.fills == [] and b.open_orders() == [] and not b.has_open_orders()
+    assert seen == []
+
+
+def test_a_subclass_overriding_slip_or_match_is_the_one_the_compiled_broker_calls():
+    class Wide(PaperBroker):
+        def _slip(self, inst, side, px):
+            return px + 500 if side == "BUY" else px - 500
+
+    b = Wide(Prices(900.0), charges=ZERO_CHARGES, clock=lambda: 1, fill_at="next_open")
+    b.place_order(SYM, "BUY", 1)
+    assert [f.price_paise for f in b.on_bar(SYM, 900.0, 901.0, 899.0, 900.0)] == [90500]
+    assert b.place_order.__self__ is b
+    calls = []
+
+    class Counted(PaperBroker):
+        def _match(self, symbol, o, h, lo, c, ts, only=None, skip=(), first=False):
+            calls.append((symbol, o))
+            return super()._match(symbol, o, h, lo, c, ts, only, skip, first)
+
+    c = Counted(Prices(900.0), charges=ZERO_CHARGES, clock=lambda: 1)      # fill_at close
+    assert c.place_order(SYM, "BUY", 1).status == "COMPLETE"
+    c.place_order(SYM, "SELL", 1, "LIMIT", 950.0)
+    c.on_bar(SYM, 951.0, 952.0, 950.0, 951.0)
+    assert calls == [(SYM, 90000), (SYM, 90000), (SYM, 95100)]
+
+
+def test_none_where_an_order_or_a_book_belongs_raises_instead_of_crashing():
+    book = OrderBook(ZERO_CHARGES, lambda: 1)
+    with pytest.raises(TypeError, match="got None"):
+        book.fill(None, 1, 100)
+    b = PaperBroker(Prices(900.0), charges=ZERO_CHARGES, clock=lambda: 1, fill_at="next_open")
+    with pytest.raises(TypeError):
+        b.book = None
+    b._open[SYM] = [None]
+    with pytest.raises(TypeError, match="is None"):
+        b.watch(SYM)
+    with pytest.raises(TypeError, match="is None"):
+        b.on_bar(SYM, 900.0, 901.0, 899.0, 900.0)
+    b._open = None
+    with pytest.raises((TypeError, AttributeError)):
+        b.place_order(SYM, "BUY", 1)

@@ -3,9 +3,11 @@
 This is the paper broker as it was written in Python before its order record,
 fill bookkeeping and matching were compiled (hftcore/engines/brokers.py:
 ``BrokerOrder``, ``OrderBook``, ``PaperBroker``), copied unchanged but for the
-names.  ``tests/test_paper_core.py`` runs both on random orders and bars and
-requires the same fills, statuses and events; ``benches/test_bench_paper.py``
-times placing an order with each.
+names, and for one fix made with the compiled version: with ``fill_at="close"`` an LTP
+that is not a usable price (a bool, NaN, beyond the limit) rejects the order instead of
+raising with the order left working.  ``tests/test_paper_core.py`` runs both on random
+orders and bars and requires the same fills, statuses and events;
+``benches/test_bench_paper.py`` times placing an order with each.
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ from hftcore.instruments import InstrumentTable, to_paise
 from hftcore.orders import Fill
 
 logger = logging.getLogger(__name__)
+
+
+def _valid_paise(ltp):
+    """An LTP as paise, or None if it is not a usable price."""
+    if ltp is None or isinstance(ltp, bool):
+        return None
+    try:
+        p = to_paise(ltp)
+    except (ValueError, TypeError):
+        return None
+    return p if p > 0 else None
 
 WORKING: tuple[str, ...] = ("OPEN", "TRIGGER PENDING")
 
@@ -275,14 +288,20 @@ class TwinPaperBroker:           # was PaperBroker
             order.symbol, order.quantity = inst.symbol, quantity
             order.price_paise, order.trigger_paise = shape.price_paise, shape.trigger_paise
             ltp = self.price_source.get_ltp(inst.symbol)
-            if ltp is None and (order.order_type == "MARKET" or self.fill_at == "close"):
+            p = None
+            if ltp is not None and self.fill_at == "close":   # the price it fills at now
+                p = _valid_paise(ltp)
+                if p is None:
+                    order.status = "REJECTED"
+                    order.message = f"no valid price for {inst.symbol} (got {ltp!r})"
+                    return order
+            elif ltp is None and (order.order_type == "MARKET" or self.fill_at == "close"):
                 order.status, order.message = "REJECTED", f"no price for {inst.symbol}"
                 return order
             if order.order_type in ("SL", "SL-M"):
                 order.status = "TRIGGER PENDING"
             self._open.setdefault(inst.symbol, []).append(order)
-            if self.fill_at == "close":          # this order only: the others saw this price
-                p = to_paise(ltp)
+            if p is not None:                    # this order only: the others saw this price
                 self._match(inst.symbol, p, p, p, p, None, only=order)
         self.book.flush()
         return order
