@@ -256,6 +256,13 @@ NOTES = """
   pass around. The same glue keeps the command and a Python `on_bar` at every close short
   of their targets: per order ~50 µs, per decision of the default fusion ~28 µs (six Python
   votes and seven events), per bar ~2 µs of framework around `on_bar`.
+* **The decision-path rows inside a full run**: in the two full runs of this build the
+  compiled path measured p50 60–62 µs against its twin's 55–56 µs, while the same build run
+  alone (`pytest benches/test_bench_lane.py`, or after the backtest, dashboard, ingest or
+  Kite benchmarks) measures 41 µs against 54 µs, and the tick → dashboard row of the same
+  full run measures 41 µs on the same path. What the earlier benchmarks leave in the process
+  that slows the compiled row (and not its twin) is not found yet; a bigger heap alone slows
+  both (41 → 51 µs, twin 55 → 91 µs).
 * **Run-to-run variance**: this is a shared 2-core VM. Memory-bound rows (tick ingest at
   1,000 and 10,000 symbols) and call-bound rows move by up to ±30 % between runs of the same
   build (1,000-symbol ingest: 12–21 M ticks/s across runs). Ratios within one run are
