@@ -16,6 +16,7 @@ candles and checks every shared statistic against it.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import csv
@@ -765,14 +766,12 @@ def prepare_png(rows: int) -> bool:
     if proc is None:
         return False
     _warm_png.append(proc)
-    if len(_warm_png) == 1 and not getattr(prepare_png, "_atexit", False):
-        import atexit
-        atexit.register(_drop_warm_png)
-        prepare_png._atexit = True  # type: ignore[attr-defined]
     return True
 
 
+@atexit.register
 def _drop_warm_png() -> None:
+    """End a child ``prepare_png`` started that no report took (at exit)."""
     while _warm_png:
         proc = _warm_png.pop()
         proc.kill()
